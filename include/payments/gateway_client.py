@@ -1,0 +1,96 @@
+"""HTTP client of the payment gateway, mapping its answers onto the domain's typed failures.
+
+Every call carries an ``Idempotency-Key``: a retried call can never charge or refund twice.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import httpx
+from pydantic import BaseModel, ConfigDict
+
+from include.payments.errors import CardDeclined, GatewayRejected, GatewayUnavailable
+
+
+class GatewayCharge(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    id: str
+    status: str
+    amount: Decimal
+    currency: str
+
+
+class GatewayRefund(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    id: str
+    charge_id: str
+    amount: Decimal
+    status: str
+
+
+class GatewayClient:
+    """A thread-safe client (one connection pool) for ``POST /charges`` and ``POST /refunds``."""
+
+    def __init__(self, base_url: str, *, timeout_seconds: float = 5.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout_seconds)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def charge(
+        self,
+        *,
+        idempotency_key: str,
+        amount: Decimal,
+        currency: str,
+        card_number: str,
+        reference: str,
+    ) -> GatewayCharge:
+        """Charge a card; raises CardDeclined, GatewayUnavailable or GatewayRejected."""
+        body = {
+            "amount": str(amount),
+            "currency": currency,
+            "card_number": card_number,
+            "reference": reference,
+        }
+        data = self._post("/charges", idempotency_key, body)
+        return GatewayCharge.model_validate(data)
+
+    def refund(
+        self, *, idempotency_key: str, charge_id: str, amount: Decimal, reason: str = ""
+    ) -> GatewayRefund:
+        """Refund (part of) a charge; raises GatewayUnavailable or GatewayRejected."""
+        body = {"charge_id": charge_id, "amount": str(amount), "reason": reason}
+        return GatewayRefund.model_validate(self._post("/refunds", idempotency_key, body))
+
+    def _post(self, path: str, idempotency_key: str, body: dict[str, Any]) -> dict[str, Any]:
+        try:
+            response = self._http.post(
+                path, json=body, headers={"Idempotency-Key": idempotency_key}
+            )
+        except httpx.TransportError as exc:  # timeouts, refused connections, resets
+            raise GatewayUnavailable(f"{path}: {type(exc).__name__}: {exc}") from exc
+        if response.status_code >= 500:
+            raise GatewayUnavailable(f"{path}: HTTP {response.status_code}: {response.text[:300]}")
+        payload = _json(response)
+        if response.status_code == 402:
+            error = payload.get("error", {})
+            raise CardDeclined(error.get("decline_code", "declined"), error.get("message", ""))
+        if response.status_code >= 400:
+            raise GatewayRejected(f"{path}: HTTP {response.status_code}: {payload}")
+        return payload
+
+
+def _json(response: httpx.Response) -> dict[str, Any]:
+    try:
+        payload = response.json()
+    except ValueError:
+        payload = None
+    if not isinstance(payload, dict):
+        raise GatewayUnavailable(f"gateway answered non-JSON HTTP {response.status_code}")
+    return payload

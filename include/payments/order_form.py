@@ -1,0 +1,63 @@
+"""The order form: each input field's default and JSON-schema, for trigger forms (Airflow Params).
+
+Types only here; the business rules live in ``models.Order`` and fail the first step with the
+field's name, so one place decides what a valid order is.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+ORDER_FORM: dict[str, dict[str, Any]] = {
+    "order_id": {
+        "default": "",
+        "type": "string",
+        "title": "Order id",
+        "description": "Leave empty to derive a stable id from the run id.",
+    },
+    "customer_email": {
+        "default": "ada@example.com",
+        "type": "string",
+        "title": "Customer e-mail",
+        "description": "Where the receipt goes.",
+    },
+    "card_number": {
+        "default": "4242424242424242",
+        "type": "string",
+        "title": "Card number (test card)",
+        "description": "4242424242424242 succeeds; 4000000000000002 is declined, "
+        "4000000000009995 has insufficient funds (see include/gateway/README.md).",
+    },
+    "amount": {
+        "default": "49.99",
+        "type": "string",
+        "title": "Amount",
+        "description": "Decimal string with at most two decimals, e.g. 49.99.",
+    },
+    "currency": {"default": "USD", "type": "string", "title": "Currency (ISO 4217)"},
+    "items": {
+        "default": [{"sku": "SKU-MUG", "quantity": 2}],
+        "type": "array",
+        "title": "Line items",
+        "description": "SKUs: SKU-MUG, SKU-TEE, SKU-CAP, SKU-BOOK.",
+    },
+    "shipping_address": {
+        "default": {
+            "name": "Ada Lovelace",
+            "line1": "12 St James's Square",
+            "city": "London",
+            "postal_code": "SW1Y 4JH",
+            "country": "GB",
+        },
+        "type": "object",
+        "title": "Shipping address",
+    },
+}
+
+
+def masked(data: dict[str, Any]) -> dict[str, Any]:
+    """A copy of raw order input with the card number reduced to its last four digits."""
+    card = data.get("card_number")
+    if isinstance(card, str):
+        return {**data, "card_number": "*" * max(len(card) - 4, 0) + card[-4:]}
+    return dict(data)

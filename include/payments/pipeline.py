@@ -1,0 +1,92 @@
+"""The payment workflow as five transactional steps, for orchestrators that call them in order.
+
+Each function runs one step in its own transaction and returns JSON-safe data (Airflow XCom).
+The linear DAG calls these; the saga and event paths call the same functions in ``steps``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from segue.settings import SegueSettings, get_settings
+from segue.store.engine import session_scope
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from include.payments import steps
+from include.payments.database import payments_engine
+from include.payments.errors import OrderNotFound
+from include.payments.gateway_client import GatewayClient
+
+STEP_NAMES = ("validate", "charge", "update_inventory", "send_receipt", "notify_shipping")
+
+
+@dataclass(frozen=True)
+class PaymentDeps:
+    """What the steps need from the outside world: the business store and the gateway."""
+
+    engine: Engine
+    gateway: GatewayClient
+
+    @classmethod
+    def from_settings(cls, settings: SegueSettings) -> PaymentDeps:
+        return cls(
+            engine=payments_engine(settings.database_url),
+            gateway=GatewayClient(
+                settings.gateway_url, timeout_seconds=settings.gateway_timeout_seconds
+            ),
+        )
+
+
+@lru_cache(maxsize=1)
+def default_deps() -> PaymentDeps:
+    """The dependencies of this process, built once from its settings."""
+    return PaymentDeps.from_settings(get_settings())
+
+
+def order_id_for_run(run_id: str) -> str:
+    """A stable order id for a run that was triggered without one (same on every retry)."""
+    return "ord-" + hashlib.sha256(run_id.encode()).hexdigest()[:20]
+
+
+def validate(deps: PaymentDeps, data: Mapping[str, Any]) -> str:
+    with session_scope(deps.engine) as session:
+        return steps.validate_order(session, data).order_id
+
+
+def charge(deps: PaymentDeps, order_id: str) -> dict[str, Any]:
+    with session_scope(deps.engine) as session:
+        return steps.charge_card(session, deps.gateway, order_id).model_dump(mode="json")
+
+
+def update_inventory(deps: PaymentDeps, order_id: str) -> list[dict[str, Any]]:
+    with session_scope(deps.engine) as session:
+        return steps.update_inventory(session, order_id)
+
+
+def send_receipt(deps: PaymentDeps, order_id: str) -> str:
+    with session_scope(deps.engine) as session:
+        return steps.send_receipt(session, order_id)
+
+
+def notify_shipping(deps: PaymentDeps, order_id: str) -> dict[str, Any]:
+    with session_scope(deps.engine) as session:
+        return steps.notify_shipping(session, order_id)
+
+
+def order_payload(deps: PaymentDeps, order_id: str) -> dict[str, Any]:
+    """The recorded order with its card masked, for a dead-letter record."""
+    with session_scope(deps.engine) as session:
+        try:
+            return steps.load_order(session, order_id).public_payload()
+        except OrderNotFound:
+            return {"order_id": order_id}
+
+
+def fail_order_on_abandon(order_id: str) -> Callable[[Session, str], object]:
+    """The ``on_abandon`` hook of every step: the order is marked failed with the reason."""
+    return lambda session, reason: steps.fail_order(session, order_id, reason)

@@ -1,0 +1,1 @@
+"""Airflow-facing code of Segue, shaped like an Airflow provider (hooks, operators, ...)."""

@@ -1,0 +1,45 @@
+"""Process-wide settings for Segue, read once from the environment (prefix ``SEGUE_``).
+
+Every process (Airflow task, service, CLI, benchmark) calls :func:`get_settings` instead of
+reading ``os.environ`` itself, so configuration has one documented place.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SQLITE_PATH = Path.home() / ".segue" / "segue.db"
+
+
+class SegueSettings(BaseSettings):
+    """Configuration shared by every Segue process."""
+
+    model_config = SettingsConfigDict(env_prefix="SEGUE_", frozen=True, extra="ignore")
+
+    database_url: str = Field(
+        default=f"sqlite:///{DEFAULT_SQLITE_PATH}",
+        description="SQLAlchemy URL of the business store (orders, charges, stock, ...).",
+    )
+    gateway_url: str = Field(
+        default="http://127.0.0.1:8099", description="Base URL of the payment gateway."
+    )
+    gateway_timeout_seconds: float = Field(
+        default=5.0, gt=0, description="Per-request timeout when calling the gateway."
+    )
+    retries: int = Field(default=3, ge=0, description="Retries per pipeline step.")
+    retry_delay_seconds: float = Field(
+        default=10.0, gt=0, description="First retry delay; doubles on each retry."
+    )
+    max_retry_delay_seconds: float = Field(
+        default=300.0, gt=0, description="Upper bound on the retry delay."
+    )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> SegueSettings:
+    """The settings of this process (read from the environment on first use)."""
+    return SegueSettings()

@@ -1,0 +1,74 @@
+"""Run one workflow step with a retry budget and dead-lettering, independent of any orchestrator.
+
+A failure is *final* when the exception says it is not retryable (``retryable = False``, as the
+domain's business failures do) or when the attempt budget is spent. A final failure is recorded
+in the dead-letter table, the caller's ``on_abandon`` runs in the same transaction, and
+:class:`StepAbandoned` tells the orchestrator to stop. Anything else is re-raised for a retry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from segue.store.dead_letters import record_dead_letter
+from segue.store.engine import session_scope
+
+T = TypeVar("T")
+
+
+class StepAbandoned(Exception):
+    """The step failed for good: it was dead-lettered and must not be retried."""
+
+    def __init__(self, step: str, subject: str, attempts: int, reason: str) -> None:
+        super().__init__(f"{step} abandoned for {subject} after {attempts} attempt(s): {reason}")
+        self.step = step
+        self.subject = subject
+        self.attempts = attempts
+        self.reason = reason
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """Unknown errors (bugs, lost connections) are retried; typed ones say for themselves."""
+    return bool(getattr(exc, "retryable", True))
+
+
+def run_step(
+    action: Callable[[], T],
+    *,
+    engine: Engine,
+    workflow: str,
+    step: str,
+    subject: str,
+    payload: Any | Callable[[], Any],
+    attempt: int,
+    max_attempts: int,
+    on_abandon: Callable[[Session, str], object] | None = None,
+) -> T:
+    """Run ``action``; dead-letter and raise StepAbandoned on a final failure.
+
+    ``payload`` (what a human needs to replay the work) may be a callable, evaluated only
+    when the step is abandoned.
+    """
+    try:
+        return action()
+    except Exception as exc:
+        if is_retryable(exc) and attempt < max_attempts:
+            raise
+        reason = f"{type(exc).__name__}: {exc}"
+        with session_scope(engine) as session:
+            record_dead_letter(
+                session,
+                workflow=workflow,
+                subject=subject,
+                step=step,
+                error=reason,
+                attempts=attempt,
+                payload=payload() if callable(payload) else payload,
+            )
+            if on_abandon is not None:
+                on_abandon(session, reason)
+        raise StepAbandoned(step, subject, attempt, reason) from exc

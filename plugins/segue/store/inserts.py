@@ -1,0 +1,25 @@
+"""Insert-if-absent, the building block of idempotent effects, on PostgreSQL and SQLite."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Table
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+
+def insert_if_absent(session: Session, table: Table, values: dict[str, Any]) -> bool:
+    """Insert ``values`` unless a row with the same unique key exists; True if inserted.
+
+    Uses ``INSERT ... ON CONFLICT DO NOTHING`` so concurrent writers never raise and never
+    duplicate: the unique constraint decides who wins.
+    """
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        statement = postgresql.insert(table).values(**values).on_conflict_do_nothing()
+    elif dialect == "sqlite":
+        statement = sqlite.insert(table).values(**values).on_conflict_do_nothing()
+    else:  # pragma: no cover - only the two supported backends are tested
+        raise NotImplementedError(f"insert_if_absent does not support {dialect}")
+    return session.execute(statement).rowcount == 1
