@@ -1,0 +1,1 @@
+"""Running Segue on one machine: background processes, a local Airflow, the `segue` CLI."""

@@ -1,0 +1,134 @@
+"""A local Airflow 3 (``airflow standalone``: scheduler, dag-processor, triggerer, api-server).
+
+Used by ``segue up`` for a developer's instance and by the end-to-end tests for a throwaway one,
+so both run Airflow the same way: this project's dags/ and plugins/, LocalExecutor, metadata
+on PostgreSQL (or SQLite as a fallback for a quick look).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from segue.local import background
+from segue.local.airflow_api import AirflowApi
+
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
+COMPONENTS = ("metadatabase", "scheduler", "triggerer", "dag_processor")
+
+
+class AirflowStartError(RuntimeError):
+    """Airflow did not come up; the message carries the tail of its log."""
+
+
+@dataclass
+class AirflowStack:
+    home: Path
+    metadata_url: str
+    port: int = 8080
+    project_root: Path = PROJECT_ROOT
+    extra_env: dict[str, str] = field(default_factory=dict)
+    dag_refresh_seconds: int = 30
+
+    @property
+    def url(self) -> str:
+        return f"http://localhost:{self.port}"
+
+    @property
+    def log_path(self) -> Path:
+        return self.home / "logs" / "standalone.log"
+
+    @property
+    def pid_path(self) -> Path:
+        return self.home / "standalone.pid"
+
+    @property
+    def password_file(self) -> Path:
+        return self.home / "simple_auth_manager_passwords.json.generated"
+
+    def env(self) -> dict[str, str]:
+        """The environment of every Airflow process (and so of every task it runs)."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+        env.update(
+            {
+                "AIRFLOW_HOME": str(self.home),
+                "AIRFLOW__CORE__DAGS_FOLDER": str(self.project_root / "dags"),
+                "AIRFLOW__CORE__PLUGINS_FOLDER": str(self.project_root / "plugins"),
+                "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+                "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.metadata_url,
+                "AIRFLOW__API__PORT": str(self.port),
+                "AIRFLOW__API__BASE_URL": self.url,
+                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.url}/execution/",
+                "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": str(self.dag_refresh_seconds),
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+            }
+        )
+        env.update(self.extra_env)
+        return env
+
+    def airflow_command(self) -> list[str]:
+        return [str(Path(sys.executable).with_name("airflow")), "standalone"]
+
+    def start(self) -> int:
+        """Start ``airflow standalone`` in the background (stopping a previous one first)."""
+        self.stop()
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.log_path.write_text("")
+        return background.spawn(
+            self.airflow_command(),
+            env=self.env(),
+            log_path=self.log_path,
+            pid_path=self.pid_path,
+            cwd=self.project_root,
+        )
+
+    def stop(self) -> bool:
+        return background.stop(self.pid_path)
+
+    def running(self) -> bool:
+        return background.read_pid(self.pid_path) is not None
+
+    def admin_password(self) -> str:
+        return json.loads(self.password_file.read_text())["admin"]
+
+    def api(self) -> AirflowApi:
+        return AirflowApi(self.url, "admin", self.admin_password())
+
+    def wait_ready(self, timeout: float = 300.0, progress: bool = False) -> None:
+        """Wait until every component reports healthy; raise with the log tail otherwise."""
+        deadline = time.monotonic() + timeout
+        last = ""
+        while time.monotonic() < deadline:
+            if not self.running():
+                raise AirflowStartError(f"airflow standalone exited:\n{self.log_tail()}")
+            status = self._health()
+            healthy = status and all(status.get(c) == "healthy" for c in COMPONENTS)
+            if healthy and self.password_file.exists():
+                return
+            summary = ", ".join(f"{c}={status.get(c, '?')}" for c in COMPONENTS)
+            if progress and summary != last:
+                print(f"  waiting for Airflow: {summary}", flush=True)
+                last = summary
+            time.sleep(2.0)
+        raise AirflowStartError(f"Airflow not healthy after {timeout:.0f}s:\n{self.log_tail()}")
+
+    def _health(self) -> dict[str, str]:
+        try:
+            data = httpx.get(f"{self.url}/api/v2/monitor/health", timeout=5).json()
+        except (httpx.HTTPError, ValueError):
+            return {}
+        return {name: (part or {}).get("status", "?") for name, part in data.items()}
+
+    def log_tail(self, lines: int = 60) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return "(no log)"

@@ -1,0 +1,108 @@
+"""Shared fixtures: a fresh PostgreSQL database per test session and the real gateway process."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import Engine, text
+
+from include.gateway import admin as gateway_admin
+from include.gateway.process import GatewayProcess, start_gateway
+from include.payments.catalog import seed_catalog
+from include.payments.database import payments_engine
+from include.payments.gateway_client import GatewayClient
+from include.payments.pipeline import PaymentDeps
+from segue.store.engine import Base, session_scope
+from segue.store.postgres import drop_database, ensure_database
+
+POSTGRES = os.environ.get("SEGUE_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432")
+TEST_STOCK = 100
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A PostgreSQL database of its own for this test session, dropped afterwards."""
+    url = f"{POSTGRES}/segue_test_{os.getpid()}"
+    drop_database(url)
+    ensure_database(url)
+    yield url
+    payments_engine.cache_clear()
+    drop_database(url)
+
+
+@pytest.fixture(scope="session")
+def engine(pg_url: str) -> Engine:
+    return payments_engine(pg_url)
+
+
+def reset_tables(engine: Engine, stock: int = TEST_STOCK) -> None:
+    """Empty every business table and seed the catalog with ``stock`` units per SKU."""
+    tables = ", ".join(table.name for table in Base.metadata.sorted_tables)
+    with session_scope(engine) as session:
+        if engine.dialect.name == "postgresql":
+            session.execute(text(f"TRUNCATE {tables} RESTART IDENTITY"))
+        else:
+            for table in reversed(Base.metadata.sorted_tables):
+                session.execute(table.delete())
+        seed_catalog(session, stock=stock)
+
+
+@pytest.fixture
+def clean_db(engine: Engine) -> Engine:
+    """The business store, emptied and seeded with TEST_STOCK units of each catalog SKU."""
+    reset_tables(engine)
+    return engine
+
+
+@pytest.fixture(scope="session")
+def gateway_process() -> Iterator[GatewayProcess]:
+    """The real gateway simulator in its own process, with no random failures."""
+    with start_gateway(failure_rate="0") as process:
+        yield process
+
+
+@pytest.fixture
+def gateway_url(gateway_process: GatewayProcess) -> str:
+    """The gateway's URL, with its ledger and faults reset for this test."""
+    gateway_admin.reset(gateway_process.url)
+    return gateway_process.url
+
+
+@pytest.fixture
+def deps(clean_db: Engine, gateway_url: str) -> Iterator[PaymentDeps]:
+    client = GatewayClient(gateway_url, timeout_seconds=2.0)
+    yield PaymentDeps(engine=clean_db, gateway=client)
+    client.close()
+
+
+GOOD_CARD = "4242424242424242"
+DECLINED_CARD = "4000000000000002"
+
+
+@pytest.fixture
+def order_data() -> object:
+    """A factory of valid raw orders (as DAG conf or JSON would carry them)."""
+    counter = iter(range(1, 1_000_000))
+
+    def make(**overrides: object) -> dict[str, object]:
+        data: dict[str, object] = {
+            "order_id": f"ord-test-{os.getpid()}-{next(counter)}",
+            "customer_email": "ada@example.com",
+            "card_number": GOOD_CARD,
+            "amount": "49.99",
+            "currency": "USD",
+            "items": [{"sku": "SKU-MUG", "quantity": 2}, {"sku": "SKU-TEE", "quantity": 1}],
+            "shipping_address": {
+                "name": "Ada Lovelace",
+                "line1": "12 St James's Square",
+                "city": "London",
+                "postal_code": "SW1Y 4JH",
+                "country": "GB",
+            },
+        }
+        data.update(overrides)
+        return data
+
+    return make

@@ -1,0 +1,49 @@
+"""Every DAG file imports cleanly and every DAG carries tags, an owner, docs and retries ≥ 2."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from airflow.dag_processing.dagbag import DagBag
+
+DAGS_FOLDER = Path(__file__).resolve().parents[2] / "dags"
+DAG_FILES = sorted(p for p in DAGS_FOLDER.glob("*.py") if not p.name.startswith("_"))
+
+
+@pytest.fixture(scope="module")
+def dagbag() -> DagBag:
+    return DagBag(dag_folder=str(DAGS_FOLDER))
+
+
+@pytest.mark.parametrize("path", DAG_FILES, ids=[p.name for p in DAG_FILES])
+def test_file_imports_without_errors(dagbag, path):
+    assert str(path) not in dagbag.import_errors, dagbag.import_errors.get(str(path))
+    assert any(dag.fileloc == str(path) for dag in dagbag.dags.values()), f"no DAG in {path.name}"
+
+
+def test_there_are_dags(dagbag):
+    assert "payment_pipeline" in dagbag.dags
+
+
+@pytest.mark.parametrize("dag_id", ["payment_pipeline"])
+def test_dag_conventions(dagbag, dag_id):
+    dag = dagbag.dags[dag_id]
+    assert dag.tags, "every DAG needs tags"
+    assert dag.doc_md and dag.doc_md.strip()
+    for task in dag.tasks:
+        assert task.retries >= 2, f"{task.task_id} has {task.retries} retries"
+        assert task.owner != "airflow", f"{task.task_id} has no owner"
+
+
+def test_payment_pipeline_shape(dagbag):
+    dag = dagbag.dags["payment_pipeline"]
+    order = ["validate", "charge", "update_inventory", "send_receipt", "notify_shipping"]
+    for upstream, downstream in zip(order, order[1:], strict=False):
+        assert downstream in dag.get_task(upstream).downstream_task_ids
+    for task in dag.tasks:
+        assert task.retry_exponential_backoff
+        assert task.max_retry_delay is not None
+    params = dag.params.dump()
+    assert params["card_number"] == "4242424242424242"
+    assert params["amount"] == "49.99"
