@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -39,7 +40,7 @@ def test_dag_conventions(dagbag, dag_id):
 def test_payment_pipeline_shape(dagbag):
     dag = dagbag.dags["payment_pipeline"]
     order = ["validate", "charge", "update_inventory", "send_receipt", "notify_shipping"]
-    for upstream, downstream in zip(order, order[1:], strict=False):
+    for upstream, downstream in itertools.pairwise(order):
         assert downstream in dag.get_task(upstream).downstream_task_ids
     for task in dag.tasks:
         assert task.retry_exponential_backoff
