@@ -18,11 +18,11 @@ from datetime import timedelta
 from typing import Any
 
 from airflow.sdk import Param, dag, get_current_context, task
-from segue.airflow.steps import run_task_step
-from segue.settings import get_settings
 
 from include.payments import pipeline
 from include.payments.order_form import ORDER_FORM, masked
+from segue.airflow.steps import run_task_step
+from segue.settings import get_settings
 
 settings = get_settings()
 

@@ -57,9 +57,10 @@ def clean_db(engine: Engine) -> Engine:
 
 
 @pytest.fixture(scope="session")
-def gateway_process() -> Iterator[GatewayProcess]:
+def gateway_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
     """The real gateway simulator in its own process, with no random failures."""
-    with start_gateway(failure_rate="0") as process:
+    log_path = tmp_path_factory.mktemp("gateway") / "gateway.log"
+    with start_gateway(failure_rate=0, log_path=log_path) as process:
         yield process
 
 

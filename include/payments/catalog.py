@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from segue.store.inserts import insert_if_absent
 from sqlalchemy.orm import Session
 
 from include.payments.tables import StockRow
+from segue.store.inserts import insert_if_absent
 
 DEFAULT_STOCK = 1_000_000
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-import segue.store.dead_letters  # noqa: F401
-from segue.store.engine import build_engine, create_schema
 from sqlalchemy import Engine
 
 import include.payments.tables  # noqa: F401  (registers the tables on Base.metadata)
+import segue.store.dead_letters  # noqa: F401
+from segue.store.engine import build_engine, create_schema
 
 
 @lru_cache(maxsize=8)

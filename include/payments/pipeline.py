@@ -12,8 +12,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from segue.settings import SegueSettings, get_settings
-from segue.store.engine import session_scope
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
@@ -21,6 +19,8 @@ from include.payments import steps
 from include.payments.database import payments_engine
 from include.payments.errors import OrderNotFound
 from include.payments.gateway_client import GatewayClient
+from segue.settings import SegueSettings, get_settings
+from segue.store.engine import session_scope
 
 STEP_NAMES = ("validate", "charge", "update_inventory", "send_receipt", "notify_shipping")
 

@@ -12,7 +12,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from pydantic import ValidationError
-from segue.store.inserts import insert_if_absent
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -28,6 +27,7 @@ from include.payments.tables import (
     ShippingNoticeRow,
     StockRow,
 )
+from segue.store.inserts import insert_if_absent
 
 # Order statuses in the order they are reached; an order never moves backwards.
 PROGRESS = ("validated", "charged", "inventory_updated", "receipt_sent", "completed")

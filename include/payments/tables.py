@@ -9,7 +9,6 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from segue.store.engine import Base, utcnow
 from sqlalchemy import (
     JSON,
     CheckConstraint,
@@ -21,6 +20,8 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column
+
+from segue.store.engine import Base, utcnow
 
 MONEY = Numeric(12, 2, asdecimal=True)
 

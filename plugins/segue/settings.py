@@ -30,6 +30,10 @@ class SegueSettings(BaseSettings):
     gateway_timeout_seconds: float = Field(
         default=5.0, gt=0, description="Per-request timeout when calling the gateway."
     )
+    amqp_url: str = Field(
+        default="amqp://guest:guest@127.0.0.1:5672//",
+        description="RabbitMQ URL of the event path (choreographed services).",
+    )
     retries: int = Field(default=3, ge=0, description="Retries per pipeline step.")
     retry_delay_seconds: float = Field(
         default=10.0, gt=0, description="First retry delay; doubles on each retry."

@@ -55,6 +55,8 @@ class AirflowStack:
     def env(self) -> dict[str, str]:
         """The environment of every Airflow process (and so of every task it runs)."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+        # standalone runs its components as `airflow ...` found on PATH: this venv's first.
+        env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
         env.update(
             {
                 "AIRFLOW_HOME": str(self.home),
@@ -70,6 +72,11 @@ class AirflowStack:
                 "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
             }
         )
+        if self.metadata_url.startswith("postgresql+psycopg://"):
+            # Airflow would derive an asyncpg URL; psycopg 3 has an async driver of its own.
+            env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC"] = self.metadata_url.replace(
+                "postgresql+psycopg://", "postgresql+psycopg_async://", 1
+            )
         env.update(self.extra_env)
         return env
 

@@ -1,0 +1,54 @@
+"""The live state of one gateway process: its ledger, its fault injector and the startup faults."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from include.gateway.faults import FaultConfig, FaultDecision, FaultInjector
+from include.gateway.ledger import Ledger
+from include.gateway.settings import GatewaySettings
+
+
+class GatewayState:
+    """Shared by every request handler; fault decisions are serialised by a lock."""
+
+    def __init__(self, settings: GatewaySettings) -> None:
+        self.settings = settings
+        self.startup_faults = settings.fault_config()
+        self.ledger = Ledger()
+        self._lock = threading.Lock()
+        self._injector = FaultInjector(self.startup_faults)
+
+    @property
+    def faults(self) -> FaultConfig:
+        with self._lock:
+            return self._injector.config
+
+    def admit(self) -> FaultDecision:
+        """Decide the faults of one charge/refund request and count the injected ones."""
+        with self._lock:
+            decision = self._injector.decide()
+        if decision.failure is not None:
+            self.ledger.count("injected_failures")
+        elif decision.timeout_seconds > 0:
+            self.ledger.count("injected_timeouts")
+        return decision
+
+    def update_faults(self, patch: dict[str, Any]) -> FaultConfig:
+        """Merge ``patch`` into the live config (raises pydantic's ValidationError if invalid).
+
+        The RNG is re-seeded only when the patch names ``seed``, so other changes keep the
+        random sequence going.
+        """
+        with self._lock:
+            merged = self._injector.config.merged(patch)
+            self._injector.replace(merged, reseed="seed" in patch)
+            return self._injector.config
+
+    def reset(self) -> FaultConfig:
+        """Forget all charges, refunds, keys and counters; restore the startup faults."""
+        with self._lock:
+            self._injector.replace(self.startup_faults)
+        self.ledger.clear()
+        return self.startup_faults
