@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -85,11 +86,10 @@ DECLINED_CARD = "4000000000000002"
 @pytest.fixture
 def order_data() -> object:
     """A factory of valid raw orders (as DAG conf or JSON would carry them)."""
-    counter = iter(range(1, 1_000_000))
 
     def make(**overrides: object) -> dict[str, object]:
         data: dict[str, object] = {
-            "order_id": f"ord-test-{os.getpid()}-{next(counter)}",
+            "order_id": f"ord-test-{uuid.uuid4().hex[:16]}",
             "customer_email": "ada@example.com",
             "card_number": GOOD_CARD,
             "amount": "49.99",

@@ -39,8 +39,10 @@ class AirflowApi:
             self._token = response.json()["access_token"]
         return self._token
 
-    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        headers = {"Authorization": f"Bearer {self.token()}"}
+    def request(
+        self, method: str, path: str, headers: dict[str, str] | None = None, **kwargs: Any
+    ) -> httpx.Response:
+        headers = {**(headers or {}), "Authorization": f"Bearer {self.token()}"}
         return self._http.request(method, f"/api/v2{path}", headers=headers, **kwargs)
 
     def get(self, path: str, **params: Any) -> dict[str, Any]:
@@ -65,6 +67,14 @@ class AirflowApi:
     def task_states(self, dag_id: str, run_id: str) -> dict[str, str | None]:
         data = self.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")
         return {ti["task_id"]: ti["state"] for ti in data["task_instances"]}
+
+    def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int = 1) -> str:
+        """The task's log for one try: its structured events, as JSON text."""
+        path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}"
+        response = self.request("GET", path, params={"full_content": "true"})
+        if response.status_code != 200:
+            raise AirflowApiError(f"GET {path}: HTTP {response.status_code} {response.text}")
+        return response.text
 
     def wait_for_run(
         self, dag_id: str, run_id: str, timeout: float = 180.0, poll: float = 1.0
