@@ -22,4 +22,6 @@ def insert_if_absent(session: Session, table: Table, values: dict[str, Any]) -> 
         statement = sqlite.insert(table).values(**values).on_conflict_do_nothing()
     else:  # pragma: no cover - only the two supported backends are tested
         raise NotImplementedError(f"insert_if_absent does not support {dialect}")
-    return session.execute(statement).rowcount == 1
+    # RETURNING tells reliably whether a row was written (rowcount does not on every driver).
+    key = next(iter(table.primary_key.columns))
+    return session.execute(statement.returning(key)).first() is not None
