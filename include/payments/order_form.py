@@ -10,8 +10,8 @@ from typing import Any
 
 ORDER_FORM: dict[str, dict[str, Any]] = {
     "order_id": {
-        "default": "",
-        "type": "string",
+        "default": None,
+        "type": ["null", "string"],
         "title": "Order id",
         "description": "Leave empty to derive a stable id from the run id.",
     },
