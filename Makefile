@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install services run stop test lint lock clean
+.PHONY: install services browser run stop test lint lock clean
 
 install: $(STAMP)
 
@@ -22,13 +22,17 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 services:
 	bash scripts/ensure-services.sh
 
+# Headless Chromium + chromedriver for the browser tests (Debian packages).
+browser:
+	bash scripts/ensure-browser.sh
+
 run: install services
 	$(VENV)/bin/segue up
 
 stop:
 	$(VENV)/bin/segue down
 
-test: install services
+test: install services browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: install

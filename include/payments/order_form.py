@@ -38,6 +38,7 @@ ORDER_FORM: dict[str, dict[str, Any]] = {
     "items": {
         "default": [{"sku": "SKU-MUG", "quantity": 2}],
         "type": "array",
+        "items": {"type": "object"},  # objects make the form show a JSON editor
         "title": "Line items",
         "description": "SKUs: SKU-MUG, SKU-TEE, SKU-CAP, SKU-BOOK.",
     },
