@@ -8,6 +8,7 @@ in the dead-letter table, the caller's ``on_abandon`` runs in the same transacti
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -18,6 +19,7 @@ from segue.store.dead_letters import record_dead_letter
 from segue.store.engine import session_scope
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 class StepAbandoned(Exception):
@@ -53,12 +55,26 @@ def run_step(
     ``payload`` (what a human needs to replay the work) may be a callable, evaluated only
     when the step is abandoned.
     """
+    fields = {
+        "workflow": workflow,
+        "step": step,
+        "correlation_id": subject,
+        "attempt": attempt,
+        "max_attempts": max_attempts,
+    }
+    log.info(
+        "step %s started for %s (attempt %d/%d)", step, subject, attempt, max_attempts, extra=fields
+    )
     try:
-        return action()
+        result = action()
     except Exception as exc:
-        if is_retryable(exc) and attempt < max_attempts:
-            raise
         reason = f"{type(exc).__name__}: {exc}"
+        if is_retryable(exc) and attempt < max_attempts:
+            log.warning(
+                "step %s failed for %s, will retry: %s", step, subject, reason, extra=fields
+            )
+            raise
+        log.error("step %s abandoned for %s: %s", step, subject, reason, extra=fields)
         with session_scope(engine) as session:
             record_dead_letter(
                 session,
@@ -72,3 +88,5 @@ def run_step(
             if on_abandon is not None:
                 on_abandon(session, reason)
         raise StepAbandoned(step, subject, attempt, reason) from exc
+    log.info("step %s succeeded for %s", step, subject, extra=fields)
+    return result

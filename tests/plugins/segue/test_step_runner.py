@@ -78,3 +78,13 @@ def test_dead_letter_is_recorded_once_and_payload_is_lazy(clean_db):
     assert rows[0].payload == {"lazy": True}
     assert rows[0].workflow == "test_flow"
     assert rows[0].created_at is not None
+
+
+def test_log_records_carry_the_correlation_id(clean_db, caplog):
+    caplog.set_level("INFO", logger="segue.step_runner")
+    with pytest.raises(StepAbandoned):
+        run(clean_db, fail_with(CardDeclined("x")))
+    records = [r for r in caplog.records if r.name == "segue.step_runner"]
+    assert [r.levelname for r in records] == ["INFO", "ERROR"]
+    assert {r.correlation_id for r in records} == {"ord-1"}
+    assert {r.step for r in records} == {"charge"}
