@@ -15,22 +15,17 @@ from include.payments.catalog import seed_catalog
 from include.payments.database import payments_engine
 from include.payments.gateway_client import GatewayClient
 from include.payments.pipeline import PaymentDeps
+from segue.local.sandbox import fresh_database
 from segue.store.engine import Base, session_scope
-from segue.store.postgres import drop_database, ensure_database
 
-POSTGRES = os.environ.get("SEGUE_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432")
 TEST_STOCK = 100
 
 
 @pytest.fixture(scope="session")
 def pg_url() -> Iterator[str]:
     """A PostgreSQL database of its own for this test session, dropped afterwards."""
-    url = f"{POSTGRES}/segue_test_{os.getpid()}"
-    drop_database(url)
-    ensure_database(url)
-    yield url
-    payments_engine.cache_clear()
-    drop_database(url)
+    with fresh_database(f"segue_test_{os.getpid()}") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
