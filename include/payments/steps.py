@@ -21,6 +21,7 @@ from include.payments.models import ChargeRecord, Order, RefundRecord
 from include.payments.tables import (
     ChargeRow,
     OrderRow,
+    ReceiptCancellationRow,
     ReceiptRow,
     RefundRow,
     ReservationRow,
@@ -224,6 +225,19 @@ def refund_charge(
     }
     insert_if_absent(session, RefundRow.__table__, values)
     return RefundRecord(**values)
+
+
+def cancel_receipt(session: Session, order_id: str) -> bool:
+    """Tell the customer their receipt is void (once); False when no receipt was sent."""
+    receipt = session.scalar(select(ReceiptRow).where(ReceiptRow.order_id == order_id))
+    if receipt is None:
+        return False
+    insert_if_absent(
+        session,
+        ReceiptCancellationRow.__table__,
+        {"order_id": order_id, "email": receipt.email},
+    )
+    return True
 
 
 def release_reservation(session: Session, order_id: str) -> int:

@@ -112,6 +112,17 @@ class ReceiptRow(Base):
     created_at: Mapped[datetime] = timestamp()
 
 
+class ReceiptCancellationRow(Base):
+    """The notice that cancels a receipt already sent (the receipt's compensation)."""
+
+    __tablename__ = "receipt_cancellations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    order_id: Mapped[str] = mapped_column(String(64), unique=True)
+    email: Mapped[str] = mapped_column(String(320))
+    created_at: Mapped[datetime] = timestamp()
+
+
 class ShippingNoticeRow(Base):
     __tablename__ = "shipping_notices"
 

@@ -34,6 +34,10 @@ class SegueSettings(BaseSettings):
         default="amqp://guest:guest@127.0.0.1:5672//",
         description="RabbitMQ URL of the event path (choreographed services).",
     )
+    saga_modules: tuple[str, ...] = Field(
+        default=("include.payments.saga",),
+        description="Modules that register saga machines (for the plugin and operators).",
+    )
     retries: int = Field(default=3, ge=0, description="Retries per pipeline step.")
     retry_delay_seconds: float = Field(
         default=10.0, gt=0, description="First retry delay; doubles on each retry."

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Table
+from sqlalchemy import Connection, Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 
-def insert_if_absent(session: Session, table: Table, values: dict[str, Any]) -> bool:
+def insert_if_absent(session: Session | Connection, table: Table, values: dict[str, Any]) -> bool:
     """Insert ``values`` unless a row with the same unique key exists; True if inserted.
 
     Uses ``INSERT ... ON CONFLICT DO NOTHING`` so concurrent writers never raise and never
     duplicate: the unique constraint decides who wins.
     """
-    dialect = session.get_bind().dialect.name
+    bind = session.get_bind() if isinstance(session, Session) else session
+    dialect = bind.dialect.name
     if dialect == "postgresql":
         statement = postgresql.insert(table).values(**values).on_conflict_do_nothing()
     elif dialect == "sqlite":

@@ -1,0 +1,172 @@
+"""The payment workflow as a saga: the article's state machine, with compensations.
+
+ORDER_RECEIVED → VALIDATING → CHARGING → FULFILMENT (INVENTORY_RESERVED ∥ RECEIPT_SENT)
+→ SHIPPING_NOTIFIED → SUCCEEDED; any failure → FAILED, which cancels the receipt, releases the
+stock, refunds the charge and marks the order failed — only what was done, in reverse order
+(the UNDO_* states).
+The actions are the same domain steps the linear DAG runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from include.payments import pipeline, steps
+from include.payments.pipeline import PaymentDeps
+from segue.statemachine.definition import RetryPolicy, State, StateMachineDefinition, Transition
+from segue.statemachine.machine import ActionContext, Machine
+from segue.statemachine.registry import register
+from segue.store.engine import session_scope
+
+NAME = "payment_saga"
+GATEWAY_RETRY = RetryPolicy(
+    max_attempts=4, backoff_seconds=2, backoff_rate=2, max_delay_seconds=30, jitter=0.2
+)
+STORE_RETRY = RetryPolicy(max_attempts=3, backoff_seconds=1, backoff_rate=2, max_delay_seconds=10)
+
+
+def _next(target: str) -> tuple[Transition, ...]:
+    return (Transition(event="done", target=target), Transition(event="failed", target="FAILED"))
+
+
+PAYMENT_MACHINE = StateMachineDefinition(
+    name=NAME,
+    version=1,
+    initial="ORDER_RECEIVED",
+    description=__doc__.strip().splitlines()[0],
+    states=(
+        State(
+            name="ORDER_RECEIVED",
+            kind="task",
+            action="receive",
+            side_effects=False,
+            transitions=_next("VALIDATING"),
+            description="Parse the order's fields.",
+        ),
+        State(
+            name="VALIDATING",
+            kind="task",
+            action="validate",
+            side_effects=False,
+            retry=STORE_RETRY,
+            transitions=_next("CHARGING"),
+            description="Check the catalog and record the order.",
+        ),
+        State(
+            name="CHARGING",
+            kind="task",
+            action="charge",
+            compensation="refund",
+            retry=GATEWAY_RETRY,
+            timeout_seconds=600,
+            transitions=(*_next("FULFILMENT"), Transition(event="timeout", target="FAILED")),
+            description="Charge the card (idempotency key per order).",
+        ),
+        State(
+            name="FULFILMENT",
+            kind="parallel",
+            branches=("INVENTORY_RESERVED", "RECEIPT_SENT"),
+            transitions=_next("SHIPPING_NOTIFIED"),
+            description="Reserve stock and send the receipt, independently.",
+        ),
+        State(
+            name="INVENTORY_RESERVED",
+            kind="task",
+            action="reserve",
+            compensation="release",
+            retry=STORE_RETRY,
+            transitions=_next("SHIPPING_NOTIFIED"),
+        ),
+        State(
+            name="RECEIPT_SENT",
+            kind="task",
+            action="receipt",
+            compensation="cancel_receipt",
+            retry=STORE_RETRY,
+            transitions=_next("SHIPPING_NOTIFIED"),
+        ),
+        State(
+            name="SHIPPING_NOTIFIED",
+            kind="task",
+            action="ship",
+            pivot=True,
+            retry=STORE_RETRY,
+            transitions=_next("SUCCEEDED"),
+            description="Commit the stock and notify shipping: the point of no return.",
+        ),
+        State(name="SUCCEEDED", kind="succeed"),
+        State(name="FAILED", kind="fail"),
+    ),
+)
+
+
+def payment_machine(deps: PaymentDeps | None = None) -> Machine:
+    """The payment machine bound to ``deps`` (default: this process's settings, on first use)."""
+
+    def use() -> PaymentDeps:
+        return deps or pipeline.default_deps()
+
+    def in_transaction(work: Callable[[Session], Any]) -> Any:
+        with session_scope(use().engine) as session:
+            return work(session)
+
+    def receive(ctx: ActionContext) -> dict[str, Any]:
+        return {"order_id": steps.parse_order(ctx.data).order_id}
+
+    def validate(ctx: ActionContext) -> dict[str, Any]:
+        return {"order_id": pipeline.validate(use(), ctx.data)}
+
+    def cancel_order(ctx: ActionContext) -> None:
+        reason = ctx.error or "saga compensated"
+        in_transaction(lambda s: steps.fail_order(s, ctx.data["order_id"], reason))
+
+    def charge(ctx: ActionContext) -> dict[str, Any]:
+        return {"charge": pipeline.charge(use(), ctx.data["order_id"])}
+
+    def refund(ctx: ActionContext) -> None:
+        in_transaction(lambda s: steps.refund_charge(s, use().gateway, ctx.data["order_id"]))
+
+    def reserve(ctx: ActionContext) -> dict[str, Any]:
+        return {
+            "reserved": in_transaction(lambda s: steps.reserve_inventory(s, ctx.data["order_id"]))
+        }
+
+    def release(ctx: ActionContext) -> None:
+        in_transaction(lambda s: steps.release_reservation(s, ctx.data["order_id"]))
+
+    def receipt(ctx: ActionContext) -> None:
+        in_transaction(lambda s: steps.send_receipt(s, ctx.data["order_id"]))
+
+    def cancel_receipt(ctx: ActionContext) -> None:
+        in_transaction(lambda s: steps.cancel_receipt(s, ctx.data["order_id"]))
+
+    def ship(ctx: ActionContext) -> dict[str, Any]:
+        return {"shipping": in_transaction(lambda s: _ship(s, ctx.data["order_id"]))}
+
+    actions = {
+        fn.__name__: fn
+        for fn in (
+            receive,
+            validate,
+            cancel_order,
+            charge,
+            refund,
+            reserve,
+            release,
+            receipt,
+            cancel_receipt,
+            ship,
+        )
+    }
+    return Machine(PAYMENT_MACHINE, actions)
+
+
+def _ship(session: Session, order_id: str) -> dict[str, Any]:
+    steps.commit_inventory(session, order_id)
+    return {"shipping": steps.notify_shipping(session, order_id)}
+
+
+register(NAME, payment_machine)
