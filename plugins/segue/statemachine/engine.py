@@ -363,10 +363,15 @@ class SagaEngine:
     # --- helpers ------------------------------------------------------------------------
 
     def _call(
-        self, action_name: str | None, instance: Instance, state: str, attempt: int
+        self,
+        action_name: str | None,
+        instance: Instance,
+        state: str,
+        attempt: int,
+        error: str | None = None,
     ) -> Outcome:
         action = self.machine.actions[action_name or ""]
-        result = action(ActionContext(instance.id, state, dict(instance.data), attempt))
+        result = action(ActionContext(instance.id, state, dict(instance.data), attempt, error))
         if isinstance(result, Outcome):
             return result
         return Outcome(data=dict(result or {}))

@@ -1,0 +1,417 @@
+"""Export a declared saga to Amazon States Language, so the same definition can run on AWS Step
+Functions with its compensation spelled out as states (``UNDO_<STEP>`` chains).
+
+Mapping, mirroring the engine:
+
+- ``task`` → ``Task``: ``Resource`` from ``resource_for(action)``, ``Retry`` from its policy
+  (ASL counts retries, so ``MaxAttempts`` is ``max_attempts - 1``; seconds round up to whole
+  seconds; any jitter becomes ``JitterStrategy: FULL``, AWS's only kind), ``TimeoutSeconds``,
+  and ``Catch``: ``States.Timeout`` to the ``timeout`` target, ``States.ALL`` to the ``failed``
+  target. The action's Lambda gets the state data and returns it updated; a guard is a boolean
+  field it writes under ``$.guards`` (several or guarded ``done`` transitions become a ``Choice``
+  named ``<STATE>_DONE`` testing ``$.guards.<guard>``).
+- Every edge into a ``fail`` state goes through the compensation chain of the steps completed on
+  the way there (known statically by walking the graph from the initial state): ``UNDO_<STEP>``
+  tasks in reverse order, ending in ``COMPENSATED`` (``Fail``, error ``Compensated``); each
+  ``UNDO_`` catches to ``COMPENSATION_FAILED``. With nothing to undo the edge goes to the fail
+  state itself. A task with no ``failed`` transition still compensates what came before it.
+- ``parallel`` → ``Parallel``: one single-state branch per task (``End: true``), results kept under
+  ``$.branches.<STATE>``. Step Functions stops the sibling branches when one fails and doesn't say
+  which had finished, so a failure inside a ``Parallel`` compensates *every* compensable branch:
+  compensations must be idempotent and harmless for a step that never ran (ours are).
+- ``wait`` with only a ``timeout`` → ``Wait`` (``Seconds``). A wait for external events → a task
+  token ``Task`` on ``arn:aws:states:::sqs:sendMessage.waitForTaskToken`` (queue URL from the
+  execution input's ``event_queue_url``), ``TimeoutSeconds`` if set, result in ``$.event``; the
+  sender calls ``SendTaskSuccess`` with ``{"name": <event>}`` and a ``Choice`` ``<STATE>_EVENT``
+  routes on it (an unknown event waits again). Wiring that sender is out of scope here.
+- ``succeed`` → ``Succeed``; ``fail`` → ``Fail``.
+
+What ASL cannot express is refused with :class:`AslError` (custom events on a task, a state
+reached with different sets of completed steps, a branch task also used on its own).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from segue.statemachine.definition import RetryPolicy, State, StateMachineDefinition
+
+COMPENSATED = "COMPENSATED"
+COMPENSATION_FAILED = "COMPENSATION_FAILED"
+UNDO_PREFIX = "UNDO_"
+WAIT_FOR_EVENT_RESOURCE = "arn:aws:states:::sqs:sendMessage.waitForTaskToken"
+LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
+EVENT_QUEUE_URL_PATH = "$$.Execution.Input.event_queue_url"
+STATE_TYPES = ("Task", "Pass", "Choice", "Wait", "Succeed", "Fail", "Parallel", "Map")
+
+Stack = tuple[str, ...]
+
+
+class AslError(ValueError):
+    """The definition can't be expressed in ASL, or an ASL document is structurally broken."""
+
+
+def lambda_arn(region: str, account: str) -> Callable[[str], str]:
+    """A ``resource_for`` that maps each action to a Lambda function named after it."""
+    return lambda action: f"arn:aws:lambda:{region}:{account}:function:{action}"
+
+
+def to_asl(
+    definition: StateMachineDefinition,
+    *,
+    resource_for: Callable[[str], str],
+    retryable_errors: Sequence[str] = ("States.ALL",),
+) -> dict[str, Any]:
+    """The ASL document (a dict in a stable key order) for ``definition``; checked before return.
+
+    ``retryable_errors`` are the error names retried per the policy; Lambda reports an
+    exception's class name, so list every retryable class, not only a base class.
+    """
+    asl = _Exporter(definition, resource_for, tuple(retryable_errors)).export()
+    check_asl(asl)
+    return asl
+
+
+def to_asl_json(
+    definition: StateMachineDefinition,
+    *,
+    resource_for: Callable[[str], str],
+    retryable_errors: Sequence[str] = ("States.ALL",),
+    indent: int | None = 2,
+) -> str:
+    """:func:`to_asl` as JSON text, ready for ``CreateStateMachine``."""
+    asl = to_asl(definition, resource_for=resource_for, retryable_errors=retryable_errors)
+    return json.dumps(asl, indent=indent)
+
+
+def completed_steps(definition: StateMachineDefinition) -> dict[str, Stack]:
+    """For each state reached by transitions, the compensable steps completed on entering it
+    (oldest first); raises AslError when different paths disagree."""
+    seen: dict[str, set[Stack]] = {}
+    frontier: list[tuple[str, Stack]] = [(definition.initial, ())]
+    while frontier:
+        name, stack = frontier.pop()
+        if stack in seen.setdefault(name, set()):
+            continue
+        seen[name].add(stack)
+        state = definition.state(name)
+        for transition in state.transitions:
+            frontier.append((transition.target, _after(definition, state, transition.event, stack)))
+    result: dict[str, Stack] = {}
+    for name in definition.state_names:
+        stacks = sorted(seen.get(name, ()))
+        if len(stacks) > 1 and definition.state(name).kind != "fail":
+            raise AslError(
+                f"{name}: reached with different completed steps {stacks}; ASL needs one "
+                "static compensation path"
+            )
+        if stacks:
+            result[name] = stacks[0]
+    return result
+
+
+def _after(definition: StateMachineDefinition, state: State, event: str, stack: Stack) -> Stack:
+    """The completed compensable steps after ``state`` fired ``event``."""
+    if state.kind == "task" and event != "failed" and event != "timeout":
+        return _push(stack, [state])
+    if state.kind == "parallel":  # on failure we can't know which branches finished: all
+        return _push(stack, [definition.state(branch) for branch in state.branches])
+    return stack
+
+
+def _push(stack: Stack, states: Sequence[State]) -> Stack:
+    names = [s.name for s in states if s.compensation and s.name not in stack]
+    return (*stack, *names)
+
+
+class _Exporter:
+    """Builds the ASL states of one definition; holds the compensation chains it has emitted."""
+
+    def __init__(
+        self,
+        definition: StateMachineDefinition,
+        resource_for: Callable[[str], str],
+        retryable_errors: tuple[str, ...],
+    ) -> None:
+        self.definition = definition
+        self.resource_for = resource_for
+        self.retryable_errors = retryable_errors
+        self.states: dict[str, dict[str, Any]] = {}
+        self.extra: dict[str, dict[str, Any]] = {}
+        self.chains: dict[Stack, str] = {}
+
+    def export(self) -> dict[str, Any]:
+        definition = self.definition
+        entry = completed_steps(definition)
+        branch_only = {b for s in definition.states for b in s.branches}
+        for name in sorted(branch_only & set(entry)):
+            raise AslError(f"{name}: a parallel branch can't also be entered by a transition")
+        for state in definition.states:
+            if state.name in entry:
+                self._add(state.name, self._state(state, entry[state.name]))
+        for name, body in self.extra.items():
+            self._add(name, body)
+        comment = f"{definition.name} v{definition.version}"
+        if definition.description:
+            comment += f": {definition.description}"
+        return {"Comment": comment, "StartAt": definition.initial, "States": self.states}
+
+    def _add(self, name: str, body: dict[str, Any]) -> None:
+        if name in self.states:
+            raise AslError(f"{name}: generated state name collides with a declared state")
+        self.states[name] = body
+
+    def _state(self, state: State, stack: Stack) -> dict[str, Any]:
+        if state.kind == "succeed":
+            return {"Type": "Succeed"}
+        if state.kind == "fail":
+            cause = state.description or f"{self.definition.name} ended in {state.name}"
+            return {"Type": "Fail", "Error": state.name, "Cause": cause}
+        if state.kind == "wait":
+            return self._wait(state, stack)
+        if state.kind == "parallel":
+            body: dict[str, Any] = {"Type": "Parallel", **_comment(state)}
+            body["Branches"] = [
+                {"StartAt": b, "States": {b: self._task(self.definition.state(b), branch=True)}}
+                for b in state.branches
+            ]
+            body["ResultPath"] = f"$.branches.{state.name}"
+        else:
+            body = self._task(state, branch=False)
+            bad = {t.event for t in state.transitions} - {"done", "failed", "timeout"}
+            if bad:
+                raise AslError(f"{state.name}: custom events on a task can't be exported {bad}")
+        failed_stack = _after(self.definition, state, "failed", stack)
+        failure = self._on(state, "failed", failed_stack)
+        failure = failure or (self._chain(failed_stack) if failed_stack else None)
+        catch = []
+        timeout = self._on(state, "timeout", _after(self.definition, state, "timeout", stack))
+        if timeout:
+            catch.append(_catcher("States.Timeout", timeout))
+        if failure:
+            catch.append(_catcher("States.ALL", failure))
+        if catch:
+            body["Catch"] = catch
+        done_stack = _after(self.definition, state, "done", stack)
+        body["Next"] = self._on(state, "done", done_stack, default=failure)
+        return body
+
+    def _task(self, state: State, *, branch: bool) -> dict[str, Any]:
+        body: dict[str, Any] = {"Type": "Task", **_comment(state)}
+        body.update(self._invoke(str(state.action)))
+        if state.timeout_seconds:
+            body["TimeoutSeconds"] = math.ceil(state.timeout_seconds)
+        retry = _retry(state.retry, self.retryable_errors)
+        if retry:
+            body["Retry"] = retry
+        if branch:
+            body["End"] = True
+        return body
+
+    def _invoke(self, action: str) -> dict[str, Any]:
+        resource = self.resource_for(action)
+        if resource.startswith(LAMBDA_INVOKE):
+            return {
+                "Resource": resource,
+                "Parameters": {"FunctionName": action, "Payload.$": "$"},
+                "OutputPath": "$.Payload",
+            }
+        return {"Resource": resource}
+
+    def _wait(self, state: State, stack: Stack) -> dict[str, Any]:
+        timeout = self._on(state, "timeout", stack)
+        events = [t for t in state.transitions if t.event != "timeout"]
+        if not events:
+            if not state.timeout_seconds or not timeout:
+                raise AslError(f"{state.name}: a wait with no events needs timeout_seconds")
+            seconds = math.ceil(state.timeout_seconds)
+            return {"Type": "Wait", **_comment(state), "Seconds": seconds, "Next": timeout}
+        body: dict[str, Any] = {"Type": "Task", **_comment(state)}
+        body["Resource"] = WAIT_FOR_EVENT_RESOURCE
+        body["Parameters"] = {
+            "QueueUrl.$": EVENT_QUEUE_URL_PATH,
+            "MessageBody": {
+                "state": state.name,
+                "events": sorted({t.event for t in events}),
+                "data.$": "$",
+                "taskToken.$": "$$.Task.Token",
+            },
+        }
+        if state.timeout_seconds:
+            body["TimeoutSeconds"] = math.ceil(state.timeout_seconds)
+        body["ResultPath"] = "$.event"
+        if timeout:
+            body["Catch"] = [_catcher("States.Timeout", timeout)]
+        rules = [
+            _rule(
+                _all(_string("$.event.name", t.event), *_guard(t.guard)), self._to(t.target, stack)
+            )
+            for t in events
+        ]
+        choice = f"{state.name}_EVENT"
+        self.extra[choice] = {"Type": "Choice", "Choices": rules, "Default": state.name}
+        body["Next"] = choice
+        return body
+
+    def _on(self, state: State, event: str, stack: Stack, default: str | None = None) -> str | None:
+        """Where ``event`` leads: a target directly, or a Choice over the guards."""
+        transitions = state.targets(event)
+        if not transitions:
+            return None
+        if len(transitions) == 1 and not transitions[0].guard:
+            return self._to(transitions[0].target, stack)
+        rules = [
+            _rule(_all(*_guard(t.guard)), self._to(t.target, stack)) for t in transitions if t.guard
+        ]
+        fallback = next((t for t in transitions if not t.guard), None)
+        choice: dict[str, Any] = {"Type": "Choice", "Choices": rules}
+        if fallback or default:
+            choice["Default"] = self._to(fallback.target, stack) if fallback else default
+        name = f"{state.name}_{event.upper()}"
+        self.extra[name] = choice
+        return name
+
+    def _to(self, target: str, stack: Stack) -> str:
+        """Entering a fail state compensates first."""
+        if self.definition.state(target).kind == "fail" and stack:
+            return self._chain(stack)
+        return target
+
+    def _chain(self, stack: Stack) -> str:
+        """The head of the UNDO_ chain undoing ``stack`` newest first (memoized, shared tails)."""
+        if stack in self.chains:
+            return self.chains[stack]
+        step = self.definition.state(stack[-1])
+        following = self._chain(stack[:-1]) if len(stack) > 1 else COMPENSATED
+        name, n = f"{UNDO_PREFIX}{step.name}", 1
+        while name in self.extra or name in self.definition.state_names:
+            n += 1
+            name = f"{UNDO_PREFIX}{step.name}_{n}"
+        body: dict[str, Any] = {"Type": "Task", "Comment": f"compensate {step.name}"}
+        body.update(self._invoke(str(step.compensation)))
+        if step.timeout_seconds:
+            body["TimeoutSeconds"] = math.ceil(step.timeout_seconds)
+        body["ResultPath"] = None  # keep the saga data for the next compensation
+        body["Retry"] = _retry(step.retry or RetryPolicy(), self.retryable_errors)
+        body["Catch"] = [_catcher("States.ALL", COMPENSATION_FAILED)]
+        body["Next"] = following
+        self.extra[name] = body
+        self.chains[stack] = name
+        self.extra.setdefault(
+            COMPENSATED, {"Type": "Fail", "Error": "Compensated", "Cause": "compensation ran"}
+        )
+        self.extra.setdefault(
+            COMPENSATION_FAILED,
+            {"Type": "Fail", "Error": "CompensationFailed", "Cause": "a compensation failed"},
+        )
+        return name
+
+
+def _comment(state: State) -> dict[str, str]:
+    return {"Comment": state.description} if state.description else {}
+
+
+def _retry(policy: RetryPolicy | None, errors: tuple[str, ...]) -> list[dict[str, Any]]:
+    """One retrier from the policy (none when it allows a single attempt)."""
+    if policy is None or policy.max_attempts <= 1:
+        return []
+    retrier: dict[str, Any] = {
+        "ErrorEquals": list(errors),
+        "IntervalSeconds": max(1, math.ceil(policy.backoff_seconds)),
+        "MaxAttempts": policy.max_attempts - 1,
+        "BackoffRate": float(policy.backoff_rate),
+    }
+    if policy.max_delay_seconds >= 1:
+        retrier["MaxDelaySeconds"] = math.ceil(policy.max_delay_seconds)
+    if policy.jitter > 0:
+        retrier["JitterStrategy"] = "FULL"
+    return [retrier]
+
+
+def _catcher(error: str, target: str) -> dict[str, Any]:
+    return {"ErrorEquals": [error], "ResultPath": "$.error", "Next": target}
+
+
+def _guard(guard: str | None) -> list[dict[str, Any]]:
+    """A guard is true when ``$.guards.<guard>`` is present and true."""
+    if not guard:
+        return []
+    path = f"$.guards.{guard}"
+    return [{"Variable": path, "IsPresent": True}, {"Variable": path, "BooleanEquals": True}]
+
+
+def _string(path: str, value: str) -> dict[str, Any]:
+    return {"Variable": path, "StringEquals": value}
+
+
+def _all(*conditions: dict[str, Any]) -> dict[str, Any]:
+    return conditions[0] if len(conditions) == 1 else {"And": list(conditions)}
+
+
+def _rule(condition: dict[str, Any], target: str) -> dict[str, Any]:
+    return {**condition, "Next": target}
+
+
+def check_asl(asl: Mapping[str, Any]) -> None:
+    """Raise AslError listing every structural problem: a missing StartAt, a Next/Default/Catch
+    target that doesn't exist in its scope, a state with both or neither of Next and End, an
+    unreachable state, a duplicate name, ``States.ALL`` not alone and last."""
+    problems: list[str] = []
+    names: Counter[str] = Counter()
+    _check_scope(asl, "machine", problems, names)
+    problems += [f"state name {n!r} used {c} times" for n, c in sorted(names.items()) if c > 1]
+    if problems:
+        raise AslError("; ".join(problems))
+
+
+def _check_scope(
+    scope: Mapping[str, Any], where: str, problems: list[str], names: Counter[str]
+) -> None:
+    states = scope.get("States")
+    start = scope.get("StartAt")
+    if not isinstance(states, Mapping) or not states:
+        problems.append(f"{where}: no States")
+        return
+    if not isinstance(start, str) or start not in states:
+        problems.append(f"{where}: StartAt {start!r} is not a state")
+    graph: dict[str, list[str]] = {}
+    for name, state in states.items():
+        names[name] += 1
+        kind = state.get("Type")
+        targets = [state[k] for k in ("Next", "Default") if k in state]
+        targets += [r.get("Next") for r in state.get("Choices", ())]
+        targets += [c.get("Next") for c in state.get("Catch", ())]
+        graph[name] = [t for t in targets if isinstance(t, str)]
+        problems += [f"{name}: goes to unknown state {t!r}" for t in targets if t not in states]
+        if kind not in STATE_TYPES:
+            problems.append(f"{name}: unknown Type {kind!r}")
+        elif kind in ("Succeed", "Fail"):
+            if "Next" in state or "End" in state:
+                problems.append(f"{name}: a {kind} state has no Next or End")
+        elif kind == "Choice":
+            if not state.get("Choices") or "End" in state or "Next" in state:
+                problems.append(f"{name}: a Choice needs Choices and no Next or End")
+        elif ("Next" in state) == bool(state.get("End")):
+            problems.append(f"{name}: needs exactly one of Next or End")
+        if kind == "Task" and not state.get("Resource"):
+            problems.append(f"{name}: a Task needs a Resource")
+        for key in ("Retry", "Catch"):
+            errors = [tuple(r.get("ErrorEquals", ())) for r in state.get(key, ())]
+            for i, equals in enumerate(errors):
+                if not equals:
+                    problems.append(f"{name}: {key} entry without ErrorEquals")
+                if "States.ALL" in equals and (len(equals) > 1 or i != len(errors) - 1):
+                    problems.append(f"{name}: States.ALL must be alone in the last {key} entry")
+        for i, branch in enumerate(state.get("Branches", ())):
+            _check_scope(branch, f"{name}.Branches[{i}]", problems, names)
+    seen, frontier = set(), [start] if start in states else []
+    while frontier:
+        current = frontier.pop()
+        if current not in seen:
+            seen.add(current)
+            frontier += [t for t in graph.get(current, ()) if t in states]
+    problems += [f"{name}: unreachable from StartAt" for name in states if name not in seen]
