@@ -24,17 +24,21 @@ def test_file_imports_without_errors(dagbag, path):
 
 
 def test_there_are_dags(dagbag):
-    assert "payment_pipeline" in dagbag.dags
+    assert {"payment_pipeline", "payment_state_machine"} <= set(dagbag.dags)
 
 
-@pytest.mark.parametrize("dag_id", ["payment_pipeline"])
-def test_dag_conventions(dagbag, dag_id):
-    dag = dagbag.dags[dag_id]
-    assert dag.tags, "every DAG needs tags"
-    assert dag.doc_md and dag.doc_md.strip()
-    for task in dag.tasks:
-        assert task.retries >= 2, f"{task.task_id} has {task.retries} retries"
-        assert task.owner != "airflow", f"{task.task_id} has no owner"
+def test_dag_conventions(dagbag):
+    for dag_id, dag in dagbag.dags.items():
+        assert dag.tags, f"{dag_id} needs tags"
+        assert dag.doc_md and dag.doc_md.strip(), f"{dag_id} needs doc_md"
+        for task in dag.tasks:
+            assert task.retries >= 2, f"{dag_id}.{task.task_id} has {task.retries} retries"
+            assert task.owner != "airflow", f"{dag_id}.{task.task_id} has no owner"
+
+
+def test_saga_dag_shares_the_pipeline_form(dagbag):
+    pipeline_form = dagbag.dags["payment_pipeline"].params.dump()
+    assert dagbag.dags["payment_state_machine"].params.dump() == pipeline_form
 
 
 def test_payment_pipeline_shape(dagbag):

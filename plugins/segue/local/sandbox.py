@@ -15,7 +15,7 @@ from include.gateway.process import GatewayProcess, free_port, start_gateway
 from include.payments.catalog import seed_catalog
 from include.payments.database import payments_engine
 from segue.local.airflow_stack import AirflowStack
-from segue.store.engine import session_scope
+from segue.store.engine import session_scope, shared_engine
 from segue.store.postgres import drop_database, ensure_database
 
 POSTGRES = os.environ.get("SEGUE_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432")
@@ -30,7 +30,7 @@ def fresh_database(name: str) -> Iterator[str]:
     try:
         yield url
     finally:
-        payments_engine.cache_clear()
+        shared_engine.cache_clear()  # its pooled connections would block the DROP
         drop_database(url)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 
 from sqlalchemy import Engine, MetaData, create_engine, event, text
@@ -74,6 +75,14 @@ def create_schema(engine: Engine, metadata: MetaData = Base.metadata) -> None:
         if connection.dialect.name == "postgresql":
             connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": SCHEMA_LOCK_ID})
         metadata.create_all(connection, checkfirst=True)
+
+
+@lru_cache(maxsize=8)
+def shared_engine(url: str) -> Engine:
+    """The one engine of ``url`` in this process, with every registered table created."""
+    engine = build_engine(url)
+    create_schema(engine)
+    return engine
 
 
 @contextmanager

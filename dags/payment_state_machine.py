@@ -1,0 +1,54 @@
+"""
+### payment_state_machine: the saga path
+
+One run per order drives the payment **state machine** (`include/payments/saga.py`):
+ORDER_RECEIVED → VALIDATING → CHARGING → FULFILMENT (INVENTORY_RESERVED ∥ RECEIPT_SENT)
+→ SHIPPING_NOTIFIED → SUCCEEDED. State and data are saved after every transition, with an audit
+trail (see the *Sagas* page). When a step fails for good the machine compensates what was done,
+in reverse order (cancel receipt, release stock, refund, mark the order failed).
+
+While the saga waits (a retry backoff after a gateway error) the task **defers** instead of
+holding a worker slot. Same trigger form as `payment_pipeline`.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from airflow.sdk import Param, dag, get_current_context, task
+
+from include.payments import pipeline
+from include.payments.order_form import ORDER_FORM
+from segue.airflow.operators.saga import RunSagaOperator
+
+
+@dag(
+    dag_id="payment_state_machine",
+    schedule=None,
+    catchup=False,
+    is_paused_upon_creation=False,
+    doc_md=__doc__,
+    tags=["segue", "payments", "saga"],
+    params={name: Param(**spec) for name, spec in ORDER_FORM.items()},
+    default_args={
+        "owner": "payments",
+        "retries": 2,
+        "retry_delay": timedelta(seconds=10),
+        "retry_exponential_backoff": 2.0,
+        "max_retry_delay": timedelta(minutes=5),
+    },
+)
+def payment_state_machine() -> None:
+    @task
+    def prepare_order() -> dict[str, Any]:
+        """The order from the form, with a stable id when none was given."""
+        context = get_current_context()
+        data = dict(context["params"])
+        data["order_id"] = data.get("order_id") or pipeline.order_id_for_run(context["run_id"])
+        return data
+
+    RunSagaOperator(task_id="run_saga", machine="payment_saga", data=prepare_order())
+
+
+payment_state_machine()
