@@ -13,8 +13,10 @@ Mapping, mirroring the engine:
 - Every edge into a ``fail`` state goes through the compensation chain of the steps completed on
   the way there (known statically by walking the graph from the initial state): ``UNDO_<STEP>``
   tasks in reverse order, ending in ``COMPENSATED`` (``Fail``, error ``Compensated``); each
-  ``UNDO_`` catches to ``COMPENSATION_FAILED``. With nothing to undo the edge goes to the fail
-  state itself. A task with no ``failed`` transition still compensates what came before it.
+  ``UNDO_`` catches to ``COMPENSATION_FAILED`` once its retries (the step's policy, at least three
+  attempts, on any error, as the engine does) are spent. With nothing to undo the edge goes to the
+  fail state itself. Like the engine, an event no transition allows (no ``failed`` transition, no
+  guard true) enters the first ``fail`` state.
 - ``parallel`` → ``Parallel``: one single-state branch per task (``End: true``), results kept under
   ``$.branches.<STATE>``. Step Functions stops the sibling branches when one fails and doesn't say
   which had finished, so a failure inside a ``Parallel`` compensates *every* compensable branch:
@@ -27,7 +29,8 @@ Mapping, mirroring the engine:
 - ``succeed`` → ``Succeed``; ``fail`` → ``Fail``.
 
 What ASL cannot express is refused with :class:`AslError` (custom events on a task, a state
-reached with different sets of completed steps, a branch task also used on its own).
+reached with different sets of completed steps, a branch task also used on its own). Not
+mirrored: ``max_visits`` bounds (ASL has no visit counter).
 """
 
 from __future__ import annotations
@@ -39,10 +42,9 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from segue.statemachine.definition import RetryPolicy, State, StateMachineDefinition
+from segue.statemachine.engine import COMPENSATION_RETRY
+from segue.statemachine.machine import COMPENSATED, COMPENSATION_FAILED, undo_state
 
-COMPENSATED = "COMPENSATED"
-COMPENSATION_FAILED = "COMPENSATION_FAILED"
-UNDO_PREFIX = "UNDO_"
 WAIT_FOR_EVENT_RESOURCE = "arn:aws:states:::sqs:sendMessage.waitForTaskToken"
 LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
 EVENT_QUEUE_URL_PATH = "$$.Execution.Input.event_queue_url"
@@ -143,10 +145,11 @@ class _Exporter:
         self.states: dict[str, dict[str, Any]] = {}
         self.extra: dict[str, dict[str, Any]] = {}
         self.chains: dict[Stack, str] = {}
+        self.entry: dict[str, Stack] = {}
 
     def export(self) -> dict[str, Any]:
         definition = self.definition
-        entry = completed_steps(definition)
+        self.entry = entry = completed_steps(definition)
         branch_only = {b for s in definition.states for b in s.branches}
         for name in sorted(branch_only & set(entry)):
             raise AslError(f"{name}: a parallel branch can't also be entered by a transition")
@@ -185,19 +188,14 @@ class _Exporter:
             bad = {t.event for t in state.transitions} - {"done", "failed", "timeout"}
             if bad:
                 raise AslError(f"{state.name}: custom events on a task can't be exported {bad}")
-        failed_stack = _after(self.definition, state, "failed", stack)
-        failure = self._on(state, "failed", failed_stack)
-        failure = failure or (self._chain(failed_stack) if failed_stack else None)
+        failure = self._on(state, "failed", _after(self.definition, state, "failed", stack))
         catch = []
-        timeout = self._on(state, "timeout", _after(self.definition, state, "timeout", stack))
-        if timeout:
+        if state.targets("timeout"):
+            timeout = self._on(state, "timeout", _after(self.definition, state, "timeout", stack))
             catch.append(_catcher("States.Timeout", timeout))
-        if failure:
-            catch.append(_catcher("States.ALL", failure))
-        if catch:
-            body["Catch"] = catch
-        done_stack = _after(self.definition, state, "done", stack)
-        body["Next"] = self._on(state, "done", done_stack, default=failure)
+        catch.append(_catcher("States.ALL", failure))
+        body["Catch"] = catch
+        body["Next"] = self._on(state, "done", _after(self.definition, state, "done", stack))
         return body
 
     def _task(self, state: State, *, branch: bool) -> dict[str, Any]:
@@ -223,7 +221,7 @@ class _Exporter:
         return {"Resource": resource}
 
     def _wait(self, state: State, stack: Stack) -> dict[str, Any]:
-        timeout = self._on(state, "timeout", stack)
+        timeout = self._on(state, "timeout", stack) if state.targets("timeout") else None
         events = [t for t in state.transitions if t.event != "timeout"]
         if not events:
             if not state.timeout_seconds or not timeout:
@@ -257,23 +255,35 @@ class _Exporter:
         body["Next"] = choice
         return body
 
-    def _on(self, state: State, event: str, stack: Stack, default: str | None = None) -> str | None:
-        """Where ``event`` leads: a target directly, or a Choice over the guards."""
+    def _on(self, state: State, event: str, stack: Stack) -> str:
+        """Where ``event`` leads: a target, a Choice over the guards, or (no transition allows
+        it) the first fail state."""
         transitions = state.targets(event)
         if not transitions:
-            return None
+            return self._failing(stack)
         if len(transitions) == 1 and not transitions[0].guard:
             return self._to(transitions[0].target, stack)
         rules = [
             _rule(_all(*_guard(t.guard)), self._to(t.target, stack)) for t in transitions if t.guard
         ]
         fallback = next((t for t in transitions if not t.guard), None)
-        choice: dict[str, Any] = {"Type": "Choice", "Choices": rules}
-        if fallback or default:
-            choice["Default"] = self._to(fallback.target, stack) if fallback else default
+        default = self._to(fallback.target, stack) if fallback else self._failing(stack)
+        choice: dict[str, Any] = {"Type": "Choice", "Choices": rules, "Default": default}
         name = f"{state.name}_{event.upper()}"
         self.extra[name] = choice
         return name
+
+    def _failing(self, stack: Stack) -> str:
+        """The engine's fallback: the first fail state (compensating), else a bare failure."""
+        fail = next((s.name for s in self.definition.states if s.kind == "fail"), None)
+        if fail:
+            if not stack and fail not in self.entry:  # not reached by any transition
+                self.extra.setdefault(fail, self._state(self.definition.state(fail), ()))
+            return self._to(fail, stack)
+        if stack:
+            return self._chain(stack)
+        self.extra.setdefault("FAILED", {"Type": "Fail", "Error": "FAILED", "Cause": "failed"})
+        return "FAILED"
 
     def _to(self, target: str, stack: Stack) -> str:
         """Entering a fail state compensates first."""
@@ -287,16 +297,20 @@ class _Exporter:
             return self.chains[stack]
         step = self.definition.state(stack[-1])
         following = self._chain(stack[:-1]) if len(stack) > 1 else COMPENSATED
-        name, n = f"{UNDO_PREFIX}{step.name}", 1
+        name, n = undo_state(step.name), 1
         while name in self.extra or name in self.definition.state_names:
             n += 1
-            name = f"{UNDO_PREFIX}{step.name}_{n}"
+            name = f"{undo_state(step.name)}_{n}"
         body: dict[str, Any] = {"Type": "Task", "Comment": f"compensate {step.name}"}
         body.update(self._invoke(str(step.compensation)))
         if step.timeout_seconds:
             body["TimeoutSeconds"] = math.ceil(step.timeout_seconds)
         body["ResultPath"] = None  # keep the saga data for the next compensation
-        body["Retry"] = _retry(step.retry or RetryPolicy(), self.retryable_errors)
+        policy = step.retry or COMPENSATION_RETRY
+        attempts = max(policy.max_attempts, COMPENSATION_RETRY.max_attempts)
+        body["Retry"] = _retry(
+            policy.model_copy(update={"max_attempts": attempts}), ("States.ALL",)
+        )
         body["Catch"] = [_catcher("States.ALL", COMPENSATION_FAILED)]
         body["Next"] = following
         self.extra[name] = body

@@ -76,12 +76,16 @@ class SagaEngine:
             context=context,
             version=1,
         )
-        self.store.create(instance, self.actor)
+        if self.store.create(instance, self.actor):
+            return instance
         return self.store.load(instance_id)
 
-    def run(self, instance_id: str, max_transitions: int = 10_000) -> Instance:
-        """Advance until the instance is final or must wait (a timer, a backoff, an event)."""
-        instance = self.store.load(instance_id)
+    def run(
+        self, instance_id: str, max_transitions: int = 10_000, instance: Instance | None = None
+    ) -> Instance:
+        """Advance until the instance is final or must wait (a timer, a backoff, an event).
+        Pass the ``instance`` just loaded or started to save reading it again."""
+        instance = instance or self.store.load(instance_id)
         for _ in range(max_transitions):
             if instance.final or self.must_wait(instance):
                 return instance

@@ -3,17 +3,20 @@ trail of every transition. SQLAlchemy Core, on PostgreSQL and SQLite."""
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Connection,
     DateTime,
     Engine,
     Integer,
     String,
     Text,
+    bindparam,
     insert,
     select,
     update,
@@ -106,15 +109,57 @@ class ConcurrentTransition(RuntimeError):
     """Another worker moved the instance first (its version changed): reload and look again."""
 
 
+# Built once: the hot path only binds values (SQLAlchemy caches the compiled form).
+MOVE_INSTANCE = (
+    update(INSTANCES)
+    .where(INSTANCES.c.id == bindparam("b_id"), INSTANCES.c.version == bindparam("b_version"))
+    .values(
+        {
+            column: bindparam(column)
+            for column in (
+                "state",
+                "status",
+                "data",
+                "context",
+                "version",
+                "wake_at",
+                "error",
+                "updated_at",
+            )
+        }
+    )
+)
+RECORD_TRANSITION = insert(TRANSITIONS)
+LOAD_INSTANCE = select(INSTANCES).where(INSTANCES.c.id == bindparam("b_id"))
+
+
 class SagaStore:
+    """Loads and moves saga instances. Each thread keeps one connection for its transitions
+    (no pool checkout, ping and reset per transition: they cost more than the SQL itself)."""
+
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._local = threading.local()
         create_schema(engine)
+
+    def _connection(self) -> Connection:
+        connection: Connection | None = getattr(self._local, "connection", None)
+        if connection is None or connection.closed or connection.invalidated:
+            connection = self.engine.connect()
+            self._local.connection = connection
+        return connection
+
+    def close(self) -> None:
+        connection = getattr(self._local, "connection", None)
+        if connection is not None:
+            connection.close()
+            self._local.connection = None
 
     def create(self, instance: Instance, actor: str) -> bool:
         """Insert a new instance with its first audit record; False if the id exists."""
         now = utcnow()
-        with self.engine.begin() as connection:
+        connection = self._connection()
+        with connection.begin():
             created = insert_if_absent(
                 connection,
                 INSTANCES,
@@ -146,8 +191,9 @@ class SagaStore:
         return created
 
     def load(self, instance_id: str) -> Instance:
-        with self.engine.connect() as connection:
-            row = connection.execute(select(INSTANCES).where(INSTANCES.c.id == instance_id)).first()
+        connection = self._connection()
+        with connection.begin():
+            row = connection.execute(LOAD_INSTANCE, {"b_id": instance_id}).first()
         if row is None:
             raise KeyError(instance_id)
         return Instance(**row._asdict())
@@ -156,34 +202,39 @@ class SagaStore:
         """Persist ``move`` if nobody moved the instance since it was loaded (else raise
         ConcurrentTransition). State and audit record commit together."""
         now = utcnow()
-        with self.engine.begin() as connection:
+        connection = self._connection()
+        with connection.begin():
             changed = connection.execute(
-                update(INSTANCES)
-                .where(INSTANCES.c.id == instance.id, INSTANCES.c.version == instance.version)
-                .values(
-                    state=move.to_state,
-                    status=move.status,
-                    data=move.data,
-                    context=move.context,
-                    version=instance.version + 1,
-                    wake_at=move.wake_at,
-                    error=move.error,
-                    updated_at=now,
-                )
+                MOVE_INSTANCE,
+                {
+                    "b_id": instance.id,
+                    "b_version": instance.version,
+                    "state": move.to_state,
+                    "status": move.status,
+                    "data": move.data,
+                    "context": move.context,
+                    "version": instance.version + 1,
+                    "wake_at": move.wake_at,
+                    "error": move.error,
+                    "updated_at": now,
+                },
             ).rowcount
             if changed != 1:
                 raise ConcurrentTransition(f"{instance.id} moved past version {instance.version}")
             connection.execute(
-                insert(TRANSITIONS).values(
-                    instance_id=instance.id,
-                    from_state=move.from_state if move.from_state is not None else instance.state,
-                    to_state=move.to_state,
-                    event=move.event,
-                    attempt=move.attempt,
-                    actor=actor,
-                    error=move.error,
-                    at=now,
-                )
+                RECORD_TRANSITION,
+                {
+                    "instance_id": instance.id,
+                    "from_state": move.from_state
+                    if move.from_state is not None
+                    else instance.state,
+                    "to_state": move.to_state,
+                    "event": move.event,
+                    "attempt": move.attempt,
+                    "actor": actor,
+                    "error": move.error,
+                    "at": now,
+                },
             )
         return Instance(
             id=instance.id,
