@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -196,7 +196,7 @@ class SagaStore:
             row = connection.execute(LOAD_INSTANCE, {"b_id": instance_id}).first()
         if row is None:
             raise KeyError(instance_id)
-        return Instance(**row._asdict())
+        return _instance(row._asdict())
 
     def apply(self, instance: Instance, move: Move, actor: str) -> Instance:
         """Persist ``move`` if nobody moved the instance since it was loaded (else raise
@@ -269,4 +269,13 @@ class SagaStore:
         if status:
             query = query.where(INSTANCES.c.status == status)
         with self.engine.connect() as connection:
-            return [Instance(**row._asdict()) for row in connection.execute(query)]
+            return [_instance(row._asdict()) for row in connection.execute(query)]
+
+
+def _instance(row: dict[str, Any]) -> Instance:
+    """An Instance from a row; SQLite hands back naive datetimes, which are UTC here."""
+    for column in ("wake_at", "created_at", "updated_at"):
+        value = row.get(column)
+        if value is not None and value.tzinfo is None:
+            row[column] = value.replace(tzinfo=UTC)
+    return Instance(**row)
