@@ -19,7 +19,8 @@ NODE_W, NODE_H = 170, 42
 COL_GAP, ROW_GAP, MARGIN = 80, 26, 20
 ARC_SPACE = 46  # room above the main row for edges that go back
 BRANCH_PAD, HEADER_H = 10, 28
-MAX_LABEL = 22
+MAX_LABEL = 26
+LONG_LABEL = 18  # longer names get a smaller font to stay inside their box
 
 
 @dataclass(frozen=True)
@@ -208,7 +209,9 @@ def _edge(layout: _Layout, source: str, target: str, label: str, taken: set) -> 
     elif layout.column[target] > layout.column[source]:
         x0, y0, x1, y1 = src.right, src.cy, dst.x, dst.cy
         dx = (x1 - x0) / 2
-        path = f"M{x0:.0f},{y0:.0f} C{x0 + dx:.0f},{y0:.0f} {x1 - dx:.0f},{y1:.0f} {x1:.0f},{y1:.0f}"
+        path = (
+            f"M{x0:.0f},{y0:.0f} C{x0 + dx:.0f},{y0:.0f} {x1 - dx:.0f},{y1:.0f} {x1:.0f},{y1:.0f}"
+        )
         lx, ly, anchor = (x0 + x1) / 2, (y0 + y1) / 2 - 6, "middle"
     else:
         top = min(src.y, dst.y) - ARC_SPACE + 8
@@ -240,11 +243,12 @@ def _node(box: Box, current: str | None, visited: set[str]) -> str:
             f'text-anchor="middle">{escape(box.caption)}</text>'
         )
     current_attr = ' aria-current="step"' if box.name == current else ""
+    name_class = "name long" if len(label) > LONG_LABEL else "name"
     return (
         f'<g class="{" ".join(classes)}" id="state-{escape(box.name)}" '
         f'data-state="{escape(box.name)}"{current_attr}><title>{escape(title)}</title>'
         f'<rect x="{box.x:.0f}" y="{box.y:.0f}" width="{box.w:.0f}" height="{box.h:.0f}" '
-        f'rx="8"/><text class="name" x="{box.cx:.0f}" y="{text_y:.0f}" '
+        f'rx="8"/><text class="{name_class}" x="{box.cx:.0f}" y="{text_y:.0f}" '
         f'text-anchor="middle">{escape(label)}</text>{caption}</g>'
     )
 

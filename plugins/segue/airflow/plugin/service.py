@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import distinct, select
+from sqlalchemy import select
 
 from segue.statemachine.definition import StateMachineDefinition
 from segue.statemachine.engine import InvalidAction, SagaEngine
@@ -57,8 +57,9 @@ class SagaDetail:
         """States the instance has been in, in order of first visit."""
         seen: dict[str, None] = {}
         for row in self.trail:
-            for name in (row.get("from_state"), row.get("to_state")):
-                if name:
+            branch = row["event"].split(".")[0] if "." in row.get("event", "") else None
+            for name in (row.get("from_state"), row.get("to_state"), branch):
+                if name:  # a parallel branch shows up as a "<branch>.done" event
                     seen.setdefault(name, None)
         return list(seen)
 
@@ -88,7 +89,7 @@ class SagaService:
     def known_states(self) -> list[str]:
         """Every state some instance is in now (for the filter's suggestions)."""
         with self.store.engine.connect() as connection:
-            rows = connection.execute(select(distinct(INSTANCES.c.state)))
+            rows = connection.execute(select(INSTANCES.c.state).distinct())
             return sorted(row[0] for row in rows)
 
     def load(self, instance_id: str) -> Instance:

@@ -1,0 +1,35 @@
+"""JSON twins of the saga pages, for scripts (bearer token from Airflow's ``/auth/token``)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+
+from segue.airflow.plugin.deps import ServiceDep
+from segue.airflow.plugin.present import instance_json, trail_json
+from segue.airflow.plugin.security import authenticated
+
+router = APIRouter(dependencies=[Depends(authenticated)])
+
+
+@router.get("/sagas")
+def list_sagas(
+    service: ServiceDep,
+    state: str | None = None,
+    status: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    instances = service.list(state=state or None, status=status or None, limit=limit)
+    return {"instances": [instance_json(i) for i in instances], "count": len(instances)}
+
+
+@router.get("/sagas/{instance_id}")
+def get_saga(instance_id: str, service: ServiceDep) -> dict[str, Any]:
+    detail = service.detail(instance_id)
+    return {
+        "instance": instance_json(detail.instance),
+        "trail": trail_json(detail.trail),
+        "visited": detail.visited,
+        "machine_error": detail.machine_error,
+    }

@@ -1,0 +1,162 @@
+"""The saga pages: a filterable list, one page per instance, and its two action forms."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+from urllib.parse import quote, unquote
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from segue.airflow.plugin.deps import ServiceDep, base_path
+from segue.airflow.plugin.diagram_svg import render_svg
+from segue.airflow.plugin.present import redact
+from segue.airflow.plugin.render import render
+from segue.airflow.plugin.security import (
+    CSRF_FIELD,
+    GetUserDep,
+    actor_name,
+    authenticated,
+    cookie_path,
+    csrf_token,
+    may_edit_dag_runs,
+    remember_csrf_token,
+    verify_csrf,
+)
+from segue.airflow.plugin.service import (
+    STATUSES,
+    SagaDetail,
+    can_compensate,
+    can_retry,
+)
+from segue.statemachine.diagram import to_mermaid
+from segue.statemachine.store import Instance
+
+router = APIRouter(dependencies=[Depends(authenticated)])
+FLASH_COOKIE = "segue_flash"
+ACTION_DEPENDENCIES = [Depends(may_edit_dag_runs), Depends(verify_csrf)]
+
+
+@router.get("/", include_in_schema=False)
+def index(request: Request) -> RedirectResponse:
+    return RedirectResponse(f"{base_path(request)}/sagas", status_code=303)
+
+
+@router.get("/sagas", response_class=HTMLResponse)
+def saga_list(
+    request: Request,
+    service: ServiceDep,
+    user: GetUserDep,
+    state: str = "",
+    status: str = "",
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> Response:
+    instances = service.list(state=state or None, status=status or None, limit=limit)
+    return render(
+        request,
+        "list.html",
+        user=actor_name(user),
+        instances=instances,
+        state=state,
+        status=status,
+        limit=limit,
+        statuses=STATUSES,
+        known_states=service.known_states(),
+    )
+
+
+@router.get("/sagas/{instance_id}", response_class=HTMLResponse)
+def saga_page(
+    request: Request, instance_id: str, service: ServiceDep, user: GetUserDep
+) -> Response:
+    detail = service.detail(instance_id)
+    instance = detail.instance
+    token = csrf_token(request)
+    flash = _read_flash(request)
+    response = render(
+        request,
+        "instance.html",
+        user=actor_name(user),
+        instance=instance,
+        data=redact(instance.data),
+        context=redact(instance.context),
+        trail=detail.trail,
+        definition=detail.definition,
+        machine_error=detail.machine_error,
+        visited=detail.visited,
+        svg=_svg(detail),
+        mermaid=_mermaid(detail),
+        can_retry=can_retry(instance),
+        can_compensate=can_compensate(instance),
+        csrf_field=CSRF_FIELD,
+        csrf_token=token,
+        flash=flash,
+    )
+    remember_csrf_token(request, response, token)
+    if flash:
+        response.delete_cookie(FLASH_COOKIE, path=cookie_path(request))
+    return response
+
+
+@router.post("/sagas/{instance_id}/retry", dependencies=ACTION_DEPENDENCIES)
+def retry(request: Request, instance_id: str, service: ServiceDep, user: GetUserDep) -> Response:
+    actor = actor_name(user)
+    instance = service.retry(instance_id, actor)
+    return _back(request, instance, f"Retried from the current state by {actor}")
+
+
+@router.post("/sagas/{instance_id}/compensate", dependencies=ACTION_DEPENDENCIES)
+def compensate(
+    request: Request, instance_id: str, service: ServiceDep, user: GetUserDep
+) -> Response:
+    actor = actor_name(user)
+    instance = service.compensate(instance_id, actor)
+    return _back(request, instance, f"Compensation requested by {actor}")
+
+
+def _back(request: Request, instance: Instance, what: str) -> Response:
+    """Post/redirect/get: back to the instance page, with the outcome as a one-time flash."""
+    text = f"{what}: now {instance.state} ({instance.status})."
+    level = "error" if instance.status in ("failed", "compensation_failed") else "ok"
+    url = f"{base_path(request)}/sagas/{quote(instance.id, safe='')}"
+    response = RedirectResponse(url, status_code=303)
+    response.set_cookie(
+        FLASH_COOKIE,
+        quote(json.dumps({"level": level, "text": text})),
+        path=cookie_path(request),
+        max_age=120,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
+    return response
+
+
+def _read_flash(request: Request) -> dict[str, str] | None:
+    raw = request.cookies.get(FLASH_COOKIE)
+    if not raw:
+        return None
+    try:
+        flash = json.loads(unquote(raw))
+    except ValueError:
+        return None
+    if not isinstance(flash, dict):
+        return None
+    return {"level": str(flash.get("level", "ok")), "text": str(flash.get("text", ""))}
+
+
+def _svg(detail: SagaDetail) -> str | None:
+    if detail.definition is None:
+        return None
+    taken = [(row["from_state"], row["to_state"]) for row in detail.trail]
+    return render_svg(
+        detail.definition, current=detail.instance.state, visited=detail.visited, taken=taken
+    )
+
+
+def _mermaid(detail: SagaDetail) -> str | None:
+    """The Mermaid text of the machine, for docs and mermaid.live (the page draws the SVG)."""
+    if detail.definition is None:
+        return None
+    return to_mermaid(detail.definition, current=detail.instance.state, visited=detail.visited)
