@@ -19,6 +19,7 @@ from sqlalchemy import (
     bindparam,
     insert,
     select,
+    text,
     update,
 )
 from sqlalchemy.orm import Mapped, mapped_column
@@ -137,8 +138,13 @@ class SagaStore:
     """Loads and moves saga instances. Each thread keeps one connection for its transitions
     (no pool checkout, ping and reset per transition: they cost more than the SQL itself)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, synchronous_commit: bool = True) -> None:
+        """``synchronous_commit=False`` (PostgreSQL) stops waiting for the WAL flush on each
+        transition: a database crash may then forget the last fraction of a second of
+        transitions, and those instances redo their (idempotent) steps from an earlier state,
+        as after a worker crash. An application crash loses nothing either way."""
         self.engine = engine
+        self.synchronous_commit = synchronous_commit
         self._local = threading.local()
         create_schema(engine)
 
@@ -146,6 +152,9 @@ class SagaStore:
         connection: Connection | None = getattr(self._local, "connection", None)
         if connection is None or connection.closed or connection.invalidated:
             connection = self.engine.connect()
+            if not self.synchronous_commit and connection.dialect.name == "postgresql":
+                with connection.begin():
+                    connection.execute(text("SET synchronous_commit = off"))
             self._local.connection = connection
         return connection
 
