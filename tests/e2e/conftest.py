@@ -8,8 +8,11 @@ Retry delays are shortened to seconds so retry paths finish quickly.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from selenium import webdriver
+from selenium.webdriver.remote.webdriver import WebDriver
 
 from include.gateway.process import GatewayProcess
 from segue.local.airflow_api import AirflowApi
@@ -17,6 +20,16 @@ from segue.local.airflow_stack import AirflowStack
 from segue.local.sandbox import airflow_sandbox
 
 E2E_RETRIES = 2
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--window-size=1400,1300",
+)
 
 
 @pytest.fixture(scope="session")
@@ -39,3 +52,25 @@ def airflow_api(airflow_stack: AirflowStack) -> Iterator[AirflowApi]:
     api.wait_for_dag("payment_pipeline")
     yield api
     api.close()
+
+
+@pytest.fixture
+def artifacts() -> Path:
+    """Where browser tests save screenshots for a human to look at (gitignored)."""
+    folder = Path(__file__).resolve().parents[2] / "test-artifacts"
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[WebDriver]:
+    """Debian's headless Chromium driven through chromedriver, with a fresh profile."""
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(
+        service=webdriver.ChromeService("/usr/bin/chromedriver"), options=options
+    )
+    yield driver
+    driver.quit()

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from selenium import webdriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -32,17 +31,6 @@ from segue.statemachine.engine import SagaEngine
 from segue.statemachine.store import SagaStore
 
 pytestmark = pytest.mark.e2e
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-CHROMIUM_FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--window-size=1400,1300",
-)
 
 
 @dataclass
@@ -77,19 +65,6 @@ def sagas(airflow_stack, engine, gateway_url, order_data) -> Iterator[Sagas]:
     client.close()
 
 
-@pytest.fixture
-def browser(tmp_path) -> Iterator[WebDriver]:
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(
-        service=webdriver.ChromeService("/usr/bin/chromedriver"), options=options
-    )
-    yield driver
-    driver.quit()
-
-
 def log_in(browser: WebDriver, airflow_stack) -> None:
     """Through Airflow's own login page, as the other UI test does; Airflow sets ``_token``."""
     browser.get(f"{airflow_stack.url}/")
@@ -102,13 +77,13 @@ def log_in(browser: WebDriver, airflow_stack) -> None:
     WebDriverWait(browser, 30).until(lambda d: d.get_cookie("_token") is not None)
 
 
-def snapshot(browser: WebDriver, name: str) -> None:
+def snapshot(browser: WebDriver, path: Path) -> None:
     """A screenshot of the whole page (diagram, data and trail), not just the viewport."""
     size = browser.get_window_size()
     width, height = size["width"], size["height"]
     full = browser.execute_script("return document.documentElement.scrollHeight")
     browser.set_window_size(width, max(height, full + 140))
-    browser.save_screenshot(str(ARTIFACTS / name))
+    browser.save_screenshot(str(path))
     browser.set_window_size(width, height)
 
 
@@ -168,9 +143,8 @@ def test_json_twins_with_a_bearer_token(airflow_stack, airflow_api, sagas):
 
 
 def test_a_person_filters_inspects_retries_and_compensates(
-    browser, airflow_stack, sagas, gateway_url
+    browser, artifacts, airflow_stack, sagas, gateway_url
 ):
-    ARTIFACTS.mkdir(exist_ok=True)
     url = f"{airflow_stack.url}/segue"
 
     browser.get(f"{url}/sagas")
@@ -180,7 +154,7 @@ def test_a_person_filters_inspects_retries_and_compensates(
     browser.get(f"{url}/sagas")
     WebDriverWait(browser, 20).until(lambda d: sagas.succeeded in listed_ids(d))
     assert {sagas.succeeded, sagas.to_retry, sagas.to_compensate} <= listed_ids(browser)
-    browser.save_screenshot(str(ARTIFACTS / "saga-list.png"))
+    browser.save_screenshot(str(artifacts / "saga-list.png"))
 
     Select(browser.find_element(By.ID, "filter-status")).select_by_value("running")
     browser.find_element(By.ID, "filter-state").send_keys("CHARGING")
@@ -188,7 +162,7 @@ def test_a_person_filters_inspects_retries_and_compensates(
     WebDriverWait(browser, 20).until(lambda d: "status=running" in d.current_url)
     shown = listed_ids(browser)
     assert {sagas.to_retry, sagas.to_compensate} <= shown and sagas.succeeded not in shown
-    browser.save_screenshot(str(ARTIFACTS / "saga-list-filtered.png"))
+    browser.save_screenshot(str(artifacts / "saga-list-filtered.png"))
 
     browser.find_element(By.LINK_TEXT, sagas.to_retry).click()
     assert text_of(browser, "instance-id") == sagas.to_retry
@@ -198,14 +172,14 @@ def test_a_person_filters_inspects_retries_and_compensates(
     assert {"ORDER_RECEIVED", "VALIDATING"} <= {v.get_attribute("data-state") for v in visited}
     trail = text_of(browser, "trail")
     assert "retry" in trail and "CHARGING: " in trail  # the gateway's 503, as the engine saw it
-    snapshot(browser, "saga-instance-parked.png")
+    snapshot(browser, artifacts / "saga-instance-parked.png")
 
     browser.find_element(By.ID, "retry-button").click()
     flash = text_of(browser, "flash")
     assert flash == "Retried from the current state by admin: now SUCCEEDED (succeeded)."
     assert text_of(browser, "status") == "succeeded"
     assert "retry_now" in text_of(browser, "trail") and "admin" in text_of(browser, "trail")
-    snapshot(browser, "saga-instance-retried.png")
+    snapshot(browser, artifacts / "saga-instance-retried.png")
     instance = sagas.store.load(sagas.to_retry)
     assert (instance.state, instance.status) == ("SUCCEEDED", "succeeded")
 
@@ -220,7 +194,7 @@ def test_a_person_filters_inspects_retries_and_compensates(
     trail = sagas.store.audit_trail(sagas.to_compensate)
     assert ("compensate_now", "admin") in [(row["event"], row["actor"]) for row in trail]
     assert browser.find_element(By.ID, "compensate-button").get_attribute("disabled")
-    snapshot(browser, "saga-instance-compensated.png")
+    snapshot(browser, artifacts / "saga-instance-compensated.png")
 
     browser.get(f"{airflow_stack.url}/plugin/sagas")  # the "Sagas" entry of Airflow's nav
     WebDriverWait(browser, 30).until(
@@ -228,4 +202,4 @@ def test_a_person_filters_inspects_retries_and_compensates(
     )
     WebDriverWait(browser, 20).until(lambda d: sagas.succeeded in listed_ids(d))
     browser.switch_to.default_content()
-    browser.save_screenshot(str(ARTIFACTS / "saga-list-in-airflow-nav.png"))
+    browser.save_screenshot(str(artifacts / "saga-list-in-airflow-nav.png"))

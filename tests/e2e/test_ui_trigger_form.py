@@ -9,10 +9,8 @@ from __future__ import annotations
 import time
 import uuid
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
-from selenium import webdriver
 from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -24,30 +22,6 @@ from include.payments.tables import OrderRow
 from segue.store.engine import session_scope
 
 pytestmark = pytest.mark.e2e
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-CHROMIUM_FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--window-size=1400,1100",
-)
-
-
-@pytest.fixture
-def browser(tmp_path) -> WebDriver:
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(
-        service=webdriver.ChromeService("/usr/bin/chromedriver"), options=options
-    )
-    yield driver
-    driver.quit()
 
 
 def button(driver: WebDriver, text: str, timeout: float = 20):
@@ -67,9 +41,8 @@ def fill(driver: WebDriver, element_id: str, value: str) -> None:
 
 
 def test_order_placed_from_the_trigger_form(
-    browser, airflow_stack, airflow_api, engine, gateway_url
+    browser, artifacts, airflow_stack, airflow_api, engine, gateway_url
 ):
-    ARTIFACTS.mkdir(exist_ok=True)
     browser.get(f"{airflow_stack.url}/dags/payment_pipeline")
     username = WebDriverWait(browser, 30).until(
         ec.presence_of_element_located((By.NAME, "username"))
@@ -87,7 +60,7 @@ def test_order_placed_from_the_trigger_form(
     order_id = f"ord-ui-{uuid.uuid4().hex[:10]}"
     fill(browser, "element_order_id", order_id)
     fill(browser, "element_amount", "12.34")
-    browser.save_screenshot(str(ARTIFACTS / "trigger-form.png"))
+    browser.save_screenshot(str(artifacts / "trigger-form.png"))
     button(browser, "Trigger").click()
 
     deadline = time.monotonic() + 180
@@ -104,4 +77,4 @@ def test_order_placed_from_the_trigger_form(
     WebDriverWait(browser, 30).until(
         lambda d: "Success" in d.find_element(By.TAG_NAME, "body").text
     )
-    browser.save_screenshot(str(ARTIFACTS / "runs.png"))
+    browser.save_screenshot(str(artifacts / "runs.png"))

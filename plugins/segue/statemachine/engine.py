@@ -145,8 +145,7 @@ class SagaEngine:
         instance = self.store.load(instance_id)
         if instance.final or instance.status == COMPENSATING:
             raise InvalidAction(f"{instance_id} is {instance.status}: cannot compensate now")
-        fail_states = [s for s in self.definition.states if s.kind == "fail"]
-        target = fail_states[0].name if fail_states else "FAILED"
+        target = self._fail_state()
         move = self._failure_move(
             instance,
             target,
@@ -235,8 +234,7 @@ class SagaEngine:
                 )
         if event == "done" or event not in ("failed", "timeout"):
             error = error or f"{state.name}: no transition allows event {event!r}"
-        fail_states = [s.name for s in self.definition.states if s.kind == "fail"]
-        target = fail_states[0] if fail_states else "FAILED"
+        target = self._fail_state()
         move = self._failure_move(instance, target, event, context, data, attempt, error)
         return self.store.apply(instance, move, self.actor)
 
@@ -255,7 +253,7 @@ class SagaEngine:
         visits[name] = visits.get(name, 0) + 1
         if target.max_visits is not None and visits[name] > target.max_visits:
             error = f"{name} entered more than {target.max_visits} times"
-            fail = next((s.name for s in self.definition.states if s.kind == "fail"), "FAILED")
+            fail = self._fail_state()
             move = self._failure_move(instance, fail, event, context, data, attempt, error)
             return self.store.apply(instance, move, self.actor)
         if target.kind == "fail":
@@ -379,6 +377,10 @@ class SagaEngine:
         if isinstance(result, Outcome):
             return result
         return Outcome(data=dict(result or {}))
+
+    def _fail_state(self) -> str:
+        """Where an unhandled failure goes: the machine's first ``fail`` state."""
+        return next((s.name for s in self.definition.states if s.kind == "fail"), "FAILED")
 
     def _completed(self, context: dict[str, Any], step: State) -> None:
         completed = context.setdefault("completed", [])
