@@ -1,0 +1,137 @@
+"""The payment events of the choreography, one payload model per type and schema version.
+
+Flow: OrderPlaced -> validation -> OrderValidated | OrderInvalidated. On OrderValidated the
+inventory service reserves stock and the charge service charges the card, in parallel.
+ChargeCompleted lets inventory commit the stock (InventoryUpdated), which the receipt and
+shipping services both react to. Compensation: ChargeFailed releases a reservation
+(InventoryReleased); InventoryReservationFailed after a charge refunds it (RefundIssued).
+ChargeRequested is the command the Airflow bridge sends to the charge service alone.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import Field
+
+from include.payments.models import LineItem, Order
+from segue.events.payload import EventPayload
+from segue.events.registry import EventRegistry
+
+PREFIX = "segue.payments."
+
+OrderRef = str
+
+
+class OrderPlaced(EventPayload):
+    event_type = PREFIX + "OrderPlaced"
+    order: Order
+
+
+class OrderValidated(EventPayload):
+    event_type = PREFIX + "OrderValidated"
+    order_id: OrderRef
+    amount: Decimal
+    currency: str
+    items: list[LineItem]
+
+
+class OrderInvalidated(EventPayload):
+    event_type = PREFIX + "OrderInvalidated"
+    order_id: OrderRef
+    field: str
+    reason: str
+
+
+class ChargeRequested(EventPayload):
+    """A command: charge this (already validated) order and answer with a Charge* event."""
+
+    event_type = PREFIX + "ChargeRequested"
+    order_id: OrderRef
+
+
+# Who asked for a charge: the choreography (OrderValidated) or an orchestrator (ChargeRequested).
+ChargeTrigger = Literal["order_validated", "charge_requested"]
+
+
+class ChargeCompleted(EventPayload):
+    event_type = PREFIX + "ChargeCompleted"
+    order_id: OrderRef
+    gateway_charge_id: str
+    amount: Decimal
+    currency: str
+    requested_by: ChargeTrigger = "order_validated"
+
+
+class ChargeFailed(EventPayload):
+    event_type = PREFIX + "ChargeFailed"
+    order_id: OrderRef
+    code: str = Field(description="Why: a decline code, 'gateway_rejected' or 'order_failed'.")
+    reason: str
+    requested_by: ChargeTrigger = "order_validated"
+
+
+class InventoryReserved(EventPayload):
+    event_type = PREFIX + "InventoryReserved"
+    order_id: OrderRef
+    lines: list[LineItem]
+
+
+class InventoryReservationFailed(EventPayload):
+    event_type = PREFIX + "InventoryReservationFailed"
+    order_id: OrderRef
+    sku: str
+    requested: int
+    available: int
+
+
+class InventoryUpdated(EventPayload):
+    event_type = PREFIX + "InventoryUpdated"
+    order_id: OrderRef
+    lines: list[LineItem]
+
+
+class InventoryReleased(EventPayload):
+    event_type = PREFIX + "InventoryReleased"
+    order_id: OrderRef
+    released_lines: int
+
+
+class RefundIssued(EventPayload):
+    event_type = PREFIX + "RefundIssued"
+    order_id: OrderRef
+    gateway_refund_id: str
+    amount: Decimal
+    reason: str
+
+
+class ReceiptSent(EventPayload):
+    event_type = PREFIX + "ReceiptSent"
+    order_id: OrderRef
+    email: str
+
+
+class ShippingNotified(EventPayload):
+    event_type = PREFIX + "ShippingNotified"
+    order_id: OrderRef
+    country: str
+
+
+PAYMENT_EVENTS = EventRegistry(
+    [
+        OrderPlaced,
+        OrderValidated,
+        OrderInvalidated,
+        ChargeRequested,
+        ChargeCompleted,
+        ChargeFailed,
+        InventoryReserved,
+        InventoryReservationFailed,
+        InventoryUpdated,
+        InventoryReleased,
+        RefundIssued,
+        ReceiptSent,
+        ShippingNotified,
+    ]
+)

@@ -1,0 +1,1 @@
+"""RabbitMQ through Kombu: connection, topology, publishing, consuming, inbox, outbox and relay."""

@@ -1,0 +1,70 @@
+"""What a choreographed service is: plain handlers over typed events, free of Kombu.
+
+A handler gets the decoded event and a context holding the open database transaction. It does
+its effects through the session and announces results with ``ctx.emit``; the runtime
+(``segue.bus.consumer``) writes the inbox row, the effects and the emitted events (outbox) in
+that one transaction, commits, and only then acks the message.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from sqlalchemy.orm import Session
+
+from segue.events.envelope import Envelope
+from segue.events.payload import EventPayload
+from segue.events.registry import EventRegistry
+
+
+class NotYet(Exception):
+    """The event arrived before its turn (out of order); it is retried later, not dropped."""
+
+
+@dataclass
+class HandlerContext:
+    """One event being handled: its envelope, the transaction, and the events it emits."""
+
+    service: str
+    envelope: Envelope
+    session: Session
+    emitted: list[Envelope] = field(default_factory=list)
+
+    def emit(self, payload: EventPayload, *, subject: str | None = None) -> Envelope:
+        """Queue an event caused by this one; it is published after the transaction commits.
+
+        Its id is derived from the cause, the emitting service and the type, so handling the
+        same event again (after a rollback or a replay) emits the same event id.
+        """
+        cause = self.envelope
+        event_id = uuid.uuid5(uuid.NAMESPACE_URL, f"{cause.id}/{self.service}/{payload.event_type}")
+        envelope = Envelope.create(
+            payload,
+            source=self.service,
+            subject=subject or cause.subject,
+            caused_by=cause,
+            event_id=str(event_id),
+        )
+        self.emitted.append(envelope)
+        return envelope
+
+
+Handler = Callable[[HandlerContext, EventPayload], None]
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """A service: its name (queue ``segue.<name>``) and a handler per event type it consumes."""
+
+    name: str
+    handlers: Mapping[str, Handler]
+    registry: EventRegistry
+
+    @property
+    def routing_keys(self) -> list[str]:
+        return sorted(self.handlers)
+
+    def handler_for(self, event_type: str) -> Handler | None:
+        return self.handlers.get(event_type)

@@ -1,0 +1,1 @@
+"""The event contract: a CloudEvents 1.0 envelope, versioned payload models and their registry."""
