@@ -34,6 +34,20 @@ class SegueSettings(BaseSettings):
         default="amqp://guest:guest@127.0.0.1:5672//",
         description="RabbitMQ URL of the event path (choreographed services).",
     )
+    amqp_prefetch: int = Field(
+        default=100, ge=1, le=10_000, description="Unacked messages a service consumer may hold."
+    )
+    event_max_body_bytes: int = Field(
+        default=256 * 1024, ge=1024, description="Larger event bodies are parked, not processed."
+    )
+    relay_backlog_threshold: int = Field(
+        default=5_000,
+        ge=1,
+        description="The outbox relay pauses while a destination queue holds more messages.",
+    )
+    service_health_port: int = Field(
+        default=0, ge=0, description="Port of a service's /healthz and /readyz (0: any free port)."
+    )
     saga_modules: tuple[str, ...] = Field(
         default=("include.payments.saga",),
         description="Modules that register saga machines (for the plugin and operators).",

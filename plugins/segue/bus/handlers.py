@@ -61,10 +61,12 @@ class ServiceSpec:
     name: str
     handlers: Mapping[str, Handler]
     registry: EventRegistry
+    # Consumers of every event (the event log) bind "#" and handle all types with one handler.
+    catch_all: Handler | None = None
 
     @property
     def routing_keys(self) -> list[str]:
-        return sorted(self.handlers)
+        return ["#"] if self.catch_all is not None else sorted(self.handlers)
 
     def handler_for(self, event_type: str) -> Handler | None:
-        return self.handlers.get(event_type)
+        return self.handlers.get(event_type, self.catch_all)
