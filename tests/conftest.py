@@ -15,6 +15,7 @@ from include.payments.catalog import seed_catalog
 from include.payments.database import payments_engine
 from include.payments.gateway_client import GatewayClient
 from include.payments.pipeline import PaymentDeps
+from segue.local.broker import fresh_vhost
 from segue.local.sandbox import fresh_database
 from segue.store.engine import Base, session_scope
 
@@ -25,6 +26,20 @@ TEST_STOCK = 100
 def pg_url() -> Iterator[str]:
     """A PostgreSQL database of its own for this test session, dropped afterwards."""
     with fresh_database(f"segue_test_{os.getpid()}") as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def amqp_url() -> Iterator[str]:
+    """A RabbitMQ vhost of its own for this test session, deleted afterwards."""
+    with fresh_vhost(f"segue-test-{os.getpid()}") as url:
+        yield url
+
+
+@pytest.fixture
+def fresh_amqp_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A RabbitMQ vhost for one test, for tests whose queues must start empty (about 2 s)."""
+    with fresh_vhost(f"segue-test-{os.getpid()}-{uuid.uuid4().hex[:8]}") as url:
         yield url
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from sqlalchemy import Engine
 
 import include.payments.tables  # noqa: F401  (registers the tables on Base.metadata)
+import segue.bus.inbox
+import segue.bus.outbox
 import segue.statemachine.store
 import segue.store.dead_letters  # noqa: F401
 from segue.store.engine import shared_engine

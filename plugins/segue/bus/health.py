@@ -1,0 +1,63 @@
+"""A service's health endpoint: liveness, readiness and its queue's backlog, over plain HTTP.
+
+``/healthz`` is 200 while the worker threads live; ``/readyz`` is 200 once the consumer is
+subscribed and the relay connected; ``/metrics`` returns the counters and backlogs as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+class HealthServer:
+    """Serves ``probes`` (name -> callable returning (ok, details)) on 127.0.0.1:``port``."""
+
+    def __init__(
+        self,
+        port: int,
+        *,
+        live: Callable[[], bool],
+        ready: Callable[[], bool],
+        metrics: Callable[[], dict[str, Any]],
+        host: str = "127.0.0.1",
+    ) -> None:
+        routes = {
+            "/healthz": lambda: (live(), {"live": live()}),
+            "/readyz": lambda: (ready(), {"ready": ready()}),
+            "/metrics": lambda: (True, metrics()),
+        }
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                route = routes.get(self.path.split("?")[0])
+                if route is None:
+                    self._send(404, {"error": f"no route {self.path}"})
+                    return
+                ok, body = route()
+                self._send(200 if ok else 503, body)
+
+            def _send(self, status: int, body: dict[str, Any]) -> None:
+                data = json.dumps(body, default=str).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: object) -> None:  # quiet: probes are frequent
+                pass
+
+        self.server = ThreadingHTTPServer((host, port), Handler)
+        self.port = int(self.server.server_address[1])
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

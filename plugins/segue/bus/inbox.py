@@ -1,0 +1,32 @@
+"""The inbox: one row per (consumer, event id), written in the transaction of the effect.
+
+A duplicate delivery finds its row and is skipped, so every consumer is idempotent whatever
+the handler does.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import DateTime, String
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from segue.store.engine import Base, utcnow
+from segue.store.inserts import insert_if_absent
+
+
+class InboxRow(Base):
+    __tablename__ = "inbox"
+
+    consumer: Mapped[str] = mapped_column(String(100), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+def claim(session: Session, consumer: str, event_id: str) -> bool:
+    """Record that ``consumer`` handles ``event_id``; False when it already did (a duplicate)."""
+    return insert_if_absent(
+        session,
+        InboxRow.__table__,
+        {"consumer": consumer, "event_id": event_id, "received_at": utcnow()},
+    )

@@ -1,0 +1,140 @@
+"""The outbox relay: publishes outbox rows with confirms, in id order, then deletes them.
+
+One relay drains one source's rows at a time (a PostgreSQL advisory lock per source), so each
+order's events leave in the order they were written. A crash between the confirm and the delete
+publishes the rows again: duplicates are allowed and the consumers' inboxes absorb them.
+
+Circuit breaker: before a batch, the relay looks at the backlog of the queues it publishes into;
+while one holds more than ``backlog_threshold`` messages it stops publishing (rows wait safely in
+the outbox) and resumes as the queue drains. An event storm therefore piles up in PostgreSQL, not
+in RabbitMQ's or a consumer's memory.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import zlib
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from kombu import Connection
+from sqlalchemy import Engine, delete, func, select, text
+
+from segue.bus.outbox import OutboxRow
+from segue.bus.publisher import Publisher
+from segue.bus.topology import EVENTS, backlog
+
+log = logging.getLogger(__name__)
+
+BATCH_SIZE = 200
+BACKLOG_CHECK_SECONDS = 0.5
+
+
+@dataclass
+class BacklogBreaker:
+    """Open while any watched queue holds more than ``threshold`` ready messages."""
+
+    connection: Connection
+    threshold: int
+    queues_for: Callable[[str], Sequence[str]]
+    _checked_at: float = 0.0
+    _open_queue: str | None = None
+    opened: int = 0  # times the breaker opened (for metrics and tests)
+    backlogs: dict[str, int] = field(default_factory=dict)
+
+    def blocked_by(self, routing_keys: Iterable[str]) -> str | None:
+        """The queue that blocks publishing these routing keys now, or None."""
+        now = time.monotonic()
+        if now - self._checked_at >= BACKLOG_CHECK_SECONDS:
+            self._checked_at = now
+            queues = {queue for key in routing_keys for queue in self.queues_for(key)}
+            self.backlogs = {queue: backlog(self.connection, queue) for queue in sorted(queues)}
+            full = [queue for queue, depth in self.backlogs.items() if depth > self.threshold]
+            was_open = self._open_queue is not None
+            self._open_queue = full[0] if full else None
+            if self._open_queue and not was_open:
+                self.opened += 1
+                log.warning(
+                    "circuit open: %s holds %d messages (> %d); publishing paused",
+                    self._open_queue,
+                    self.backlogs[self._open_queue],
+                    self.threshold,
+                )
+            elif was_open and not self._open_queue:
+                log.info("circuit closed: backlogs below %d; publishing resumed", self.threshold)
+        return self._open_queue
+
+
+def lock_key(source: str) -> int:
+    return zlib.crc32(f"segue.outbox:{source}".encode())
+
+
+class OutboxRelay:
+    """Publishes one source's outbox rows; ``drain_once`` publishes at most one batch."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        connection: Connection,
+        *,
+        source: str,
+        breaker: BacklogBreaker | None = None,
+        batch_size: int = BATCH_SIZE,
+    ) -> None:
+        self.engine = engine
+        self.publisher = Publisher(connection)
+        self.source = source
+        self.breaker = breaker
+        self.batch_size = batch_size
+        self.published = 0
+        self.paused = False
+
+    def drain_once(self) -> int:
+        """Publish and delete up to one batch; the number published (0: nothing or paused)."""
+        with self.engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                locked = connection.execute(
+                    text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": lock_key(self.source)}
+                ).scalar()
+                if not locked:
+                    return 0
+            rows = connection.execute(
+                select(OutboxRow)
+                .where(OutboxRow.source == self.source)
+                .order_by(OutboxRow.id)
+                .limit(self.batch_size)
+            ).all()
+            if not rows:
+                return 0
+            if self.breaker is not None:
+                blocker = self.breaker.blocked_by({row.routing_key for row in rows})
+                self.paused = blocker is not None
+                if self.paused:
+                    return 0
+            for row in rows:
+                self.publisher.publish_raw(
+                    row.body,
+                    exchange=EVENTS,
+                    routing_key=row.routing_key,
+                    headers=row.headers,
+                    properties=row.properties,
+                )
+            connection.execute(delete(OutboxRow).where(OutboxRow.id.in_([row.id for row in rows])))
+        self.published += len(rows)
+        return len(rows)
+
+    def pending(self) -> int:
+        """Rows of this source still waiting to be published."""
+        with self.engine.connect() as connection:
+            query = select(func.count()).where(OutboxRow.source == self.source)
+            return int(connection.execute(query).scalar_one())
+
+
+def queues_by_routing_key(bindings: Mapping[str, Sequence[str]]) -> Callable[[str], list[str]]:
+    """``routing key -> queues`` from ``queue -> routing keys`` ("#" means every key)."""
+
+    def queues_for(routing_key: str) -> list[str]:
+        return [queue for queue, keys in bindings.items() if "#" in keys or routing_key in keys]
+
+    return queues_for

@@ -1,0 +1,281 @@
+"""Runs one choreographed service: consumer and outbox relay threads, health endpoint, SIGTERM.
+
+Each thread owns its Kombu connection (py-amqp is not thread-safe) and reconnects with a capped
+backoff when the broker drops it; unacked messages are then redelivered and the inbox absorbs
+the duplicates. SIGTERM stops consuming, finishes the batch in hand, drains the outbox once more
+and exits 0.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import threading
+import time
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+from kombu import Connection, Consumer
+from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
+
+import segue.bus.inbox
+import segue.bus.outbox  # noqa: F401  (registers the inbox and outbox tables)
+from segue.bus.connection import connect
+from segue.bus.consumer import BatchHandler
+from segue.bus.handlers import ServiceSpec
+from segue.bus.health import HealthServer
+from segue.bus.logs import configure_json_logging
+from segue.bus.publisher import Publisher, PublishFailed
+from segue.bus.relay import BacklogBreaker, OutboxRelay, queues_by_routing_key
+from segue.bus.topology import (
+    backlog,
+    declare_service,
+    parking_queue_name,
+    queue_name,
+    retry_queue_name,
+    service_queues,
+)
+from segue.settings import SegueSettings, get_settings
+from segue.store.engine import shared_engine
+
+log = logging.getLogger(__name__)
+
+BATCH_MAX = 50
+IDLE_WAIT_SECONDS = 0.05
+METRICS_EVERY_SECONDS = 1.0
+MAX_BACKOFF_SECONDS = 5.0
+
+
+class Backoff:
+    """0.2 s, 0.4 s, ... capped at MAX_BACKOFF_SECONDS; reset after a success."""
+
+    def __init__(self) -> None:
+        self.delay = 0.2
+
+    def sleep(self, stop: threading.Event) -> None:
+        stop.wait(self.delay)
+        self.delay = min(self.delay * 2, MAX_BACKOFF_SECONDS)
+
+    def reset(self) -> None:
+        self.delay = 0.2
+
+
+class ServiceRuntime:
+    """The threads of one service process; ``start()``/``stop()``, or ``run()`` until SIGTERM."""
+
+    def __init__(
+        self,
+        spec: ServiceSpec,
+        *,
+        engine: Engine,
+        amqp_url: str,
+        peers: Sequence[ServiceSpec] = (),
+        prefetch: int = 100,
+        max_body_bytes: int = 256 * 1024,
+        backlog_threshold: int = 5_000,
+        health_port: int = 0,
+    ) -> None:
+        self.spec = spec
+        self.engine = engine
+        self.amqp_url = amqp_url
+        self.prefetch = prefetch
+        self.max_body_bytes = max_body_bytes
+        self.backlog_threshold = backlog_threshold
+        everyone = {peer.name: peer for peer in (*peers, spec) if peer.handlers or peer.catch_all}
+        self.all_queues = {
+            name: service_queues(name, peer.routing_keys) for name, peer in everyone.items()
+        }
+        self.queues_for = queues_by_routing_key(
+            {queue_name(name): peer.routing_keys for name, peer in everyone.items()}
+        )
+        self.consumes = spec.name in everyone
+        self.stopping = threading.Event()
+        self.relay_wakeup = threading.Event()
+        self.counts: Counter[str] = Counter()
+        self.status: dict[str, Any] = {"consuming": False, "relay_connected": False}
+        self.threads = [threading.Thread(target=self._relay_forever, name="relay", daemon=True)]
+        if self.consumes:
+            self.threads.append(
+                threading.Thread(target=self._consume_forever, name="consumer", daemon=True)
+            )
+        self.health = HealthServer(
+            health_port, live=self.live, ready=self.ready, metrics=self.metrics
+        )
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.health.start()
+        for thread in self.threads:
+            thread.start()
+        log.info("%s started; health on http://127.0.0.1:%d", self.spec.name, self.health.port)
+
+    def stop(self, timeout: float = 15.0) -> None:
+        self.stopping.set()
+        self.relay_wakeup.set()
+        for thread in self.threads:
+            thread.join(timeout)
+        self.health.stop()
+        log.info("%s stopped", self.spec.name)
+
+    def run(self) -> None:
+        """Run until SIGTERM or SIGINT."""
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: self.stopping.set())
+        self.start()
+        while not self.stopping.wait(0.5):
+            if not self.live():
+                log.error("a worker thread died; exiting")
+                break
+        self.stop()
+
+    def live(self) -> bool:
+        return all(thread.is_alive() for thread in self.threads) or self.stopping.is_set()
+
+    def ready(self) -> bool:
+        consuming = self.status["consuming"] or not self.consumes
+        return bool(consuming and self.status["relay_connected"])
+
+    def metrics(self) -> dict[str, Any]:
+        return {"service": self.spec.name, "counts": dict(self.counts), **self.status}
+
+    def wake_relay(self) -> None:
+        self.relay_wakeup.set()
+
+    # --- consumer -------------------------------------------------------------------------
+
+    def _consume_forever(self) -> None:
+        backoff = Backoff()
+        while not self.stopping.is_set():
+            try:
+                with connect(self.amqp_url) as connection:
+                    self._declare(connection)
+                    self._consume(connection, backoff)
+            except (*Connection().connection_errors, OSError, PublishFailed) as exc:
+                log.warning("consumer connection lost (%r); reconnecting", exc)
+            except OperationalError as exc:
+                log.warning("database unavailable (%s); unacked messages will be redelivered", exc)
+            except Exception:
+                log.exception("consumer failed; unacked messages will be redelivered")
+            finally:
+                self.status["consuming"] = False
+            backoff.sleep(self.stopping)
+
+    def _consume(self, connection: Connection, backoff: Backoff) -> None:
+        handler = BatchHandler(
+            self.spec,
+            self.engine,
+            Publisher(connection),
+            max_body_bytes=self.max_body_bytes,
+            on_commit=self.wake_relay,
+        )
+        handler.counts = self.counts
+        buffer: list[Any] = []
+        queue = self.all_queues[self.spec.name].main
+        with Consumer(
+            connection.channel(),
+            queues=[queue],
+            on_message=buffer.append,
+            prefetch_count=self.prefetch,
+            auto_declare=False,
+        ):
+            self.status["consuming"] = True
+            backoff.reset()
+            metrics_at = 0.0
+            while not self.stopping.is_set():
+                self._fill(connection, buffer)
+                if buffer:
+                    batch = buffer[:]
+                    buffer.clear()
+                    handler.handle(batch)
+                connection.heartbeat_check()
+                if time.monotonic() - metrics_at > METRICS_EVERY_SECONDS:
+                    metrics_at = time.monotonic()
+                    self._record_backlogs(connection)
+
+    def _fill(self, connection: Connection, buffer: list[Any]) -> None:
+        """Wait briefly for a message, then take whatever else is already there."""
+        try:
+            connection.drain_events(timeout=0.2)
+            while len(buffer) < BATCH_MAX:
+                connection.drain_events(timeout=0.002)
+        except TimeoutError:
+            pass
+
+    def _record_backlogs(self, connection: Connection) -> None:
+        name = self.spec.name
+        for label, queue in (
+            ("backlog", queue_name(name)),
+            ("retrying", retry_queue_name(name)),
+            ("parked", parking_queue_name(name)),
+        ):
+            self.status[label] = backlog(connection, queue)
+
+    def _declare(self, connection: Connection) -> None:
+        for queues in self.all_queues.values():
+            declare_service(connection, queues)
+
+    # --- relay ----------------------------------------------------------------------------
+
+    def _relay_forever(self) -> None:
+        backoff = Backoff()
+        while True:
+            try:
+                with connect(self.amqp_url) as connection:
+                    self._declare(connection)
+                    self._relay(connection, backoff)
+                    return
+            except (*Connection().connection_errors, OSError, PublishFailed) as exc:
+                log.warning("relay connection lost or publish refused (%r); retrying", exc)
+            except OperationalError as exc:
+                log.warning("relay cannot read the outbox (%s); retrying", exc)
+            except Exception:
+                log.exception("relay failed; the outbox keeps the events")
+            finally:
+                self.status["relay_connected"] = False
+            if self.stopping.is_set():
+                return
+            backoff.sleep(self.stopping)
+
+    def _relay(self, connection: Connection, backoff: Backoff) -> None:
+        breaker = BacklogBreaker(connection, self.backlog_threshold, self.queues_for)
+        relay = OutboxRelay(self.engine, connection, source=self.spec.name, breaker=breaker)
+        self.status["relay_connected"] = True
+        backoff.reset()
+        read_at = time.monotonic()
+        while not self.stopping.is_set():
+            published = relay.drain_once()
+            self.counts["published"] += published
+            self.status["circuit_open"] = relay.paused
+            self.status["circuit_opened"] = breaker.opened
+            if published == 0:
+                self.relay_wakeup.wait(IDLE_WAIT_SECONDS if not relay.paused else 0.5)
+                self.relay_wakeup.clear()
+            if time.monotonic() - read_at > 1.0:  # read heartbeats from the broker
+                read_at = time.monotonic()
+                with contextlib.suppress(TimeoutError):
+                    connection.drain_events(timeout=0.01)
+                connection.heartbeat_check()
+                self.status["outbox_pending"] = relay.pending()
+        while relay.drain_once():  # stopping: publish what the last batches wrote
+            pass
+
+
+def run_service(spec: ServiceSpec, *, peers: Sequence[ServiceSpec] = ()) -> None:
+    """The ``main`` of a service process: settings from the environment, run until SIGTERM."""
+    settings: SegueSettings = get_settings()
+    configure_json_logging(spec.name)
+    runtime = ServiceRuntime(
+        spec,
+        engine=shared_engine(settings.database_url),
+        amqp_url=settings.amqp_url,
+        peers=peers,
+        prefetch=settings.amqp_prefetch,
+        max_body_bytes=settings.event_max_body_bytes,
+        backlog_threshold=settings.relay_backlog_threshold,
+        health_port=settings.service_health_port,
+    )
+    runtime.run()

@@ -1,0 +1,60 @@
+"""Throwaway RabbitMQ virtual hosts, so tests and benchmarks never share queues.
+
+Durable queues outlive the processes that declared them; a vhost per test session (or per test)
+keeps one run's messages out of another's. Needs ``rabbitmqctl`` on this machine.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from urllib.parse import quote
+
+BROKER = os.environ.get("SEGUE_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672")
+
+
+class BrokerAdminError(RuntimeError):
+    """``rabbitmqctl`` is missing or refused a command."""
+
+
+def rabbitmqctl(*args: str) -> str:
+    if shutil.which("rabbitmqctl") is None:
+        raise BrokerAdminError("rabbitmqctl is not installed; cannot create a test vhost")
+    result = subprocess.run(
+        ["rabbitmqctl", "--quiet", *args], capture_output=True, text=True, timeout=60
+    )
+    if result.returncode != 0:
+        raise BrokerAdminError(f"rabbitmqctl {' '.join(args)}: {result.stderr.strip()}")
+    return result.stdout
+
+
+def vhost_url(vhost: str) -> str:
+    return f"{BROKER}/{quote(vhost, safe='')}"
+
+
+@contextmanager
+def fresh_vhost(vhost: str, user: str = "guest") -> Iterator[str]:
+    """A new empty vhost for the block (the AMQP URL), deleted with its queues afterwards."""
+    delete_vhost(vhost)
+    rabbitmqctl("add_vhost", vhost)
+    rabbitmqctl("set_permissions", "-p", vhost, user, ".*", ".*", ".*")
+    try:
+        yield vhost_url(vhost)
+    finally:
+        delete_vhost(vhost)
+
+
+def delete_vhost(vhost: str) -> None:
+    try:
+        rabbitmqctl("delete_vhost", vhost)
+    except BrokerAdminError as exc:
+        if "does not exist" not in str(exc) and "no_such_vhost" not in str(exc):
+            raise
+
+
+def close_all_connections(reason: str = "test") -> None:
+    """Drop every client connection (a broker-side fault for the reconnect tests)."""
+    rabbitmqctl("close_all_connections", reason)
