@@ -48,6 +48,9 @@ class SegueSettings(BaseSettings):
     service_health_port: int = Field(
         default=0, ge=0, description="Port of a service's /healthz and /readyz (0: any free port)."
     )
+    intake_port: int = Field(
+        default=8097, ge=0, description="Port of the order intake's HTTP API (POST /orders)."
+    )
     saga_modules: tuple[str, ...] = Field(
         default=("include.payments.saga",),
         description="Modules that register saga machines (for the plugin and operators).",

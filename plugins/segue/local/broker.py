@@ -55,6 +55,16 @@ def delete_vhost(vhost: str) -> None:
             raise
 
 
-def close_all_connections(reason: str = "test") -> None:
-    """Drop every client connection (a broker-side fault for the reconnect tests)."""
-    rabbitmqctl("close_all_connections", reason)
+def close_all_connections(vhost: str | None = None, reason: str = "fault test") -> None:
+    """Drop every client connection of ``vhost`` (all vhosts when None): a broker-side fault."""
+    if vhost is None:
+        rabbitmqctl("close_all_connections", "--global", reason)
+    else:
+        rabbitmqctl("close_all_connections", "--vhost", vhost, "--limit", "10000", reason)
+
+
+def vhost_of(url: str) -> str:
+    """The vhost named by an AMQP URL made by ``vhost_url``."""
+    from urllib.parse import unquote
+
+    return unquote(url.rsplit("/", 1)[1])

@@ -1,0 +1,130 @@
+"""The order intake's HTTP front: ``POST /orders`` records OrderPlaced in the outbox.
+
+``python -m include.services.intake_http`` serves the API on ``SEGUE_INTAKE_PORT`` and runs the
+outbox relay (and the health endpoint) of the ``intake`` source in the same process. The
+answer is 202: the order is accepted, and its progress shows in ``GET /orders/{order_id}`` and
+in ``segue events timeline <order_id>``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import Engine
+
+from include.payments import steps
+from include.payments.database import payments_engine
+from include.payments.errors import InvalidOrder
+from include.payments.events import PAYMENT_EVENTS
+from include.payments.models import Order
+from include.payments.tables import OrderRow
+from include.services.intake import SOURCE, place_order
+from segue.bus.handlers import ServiceSpec
+from segue.bus.logs import configure_json_logging
+from segue.bus.runtime import ServiceRuntime
+from segue.settings import SegueSettings, get_settings
+from segue.store.engine import session_scope
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 64 * 1024
+INTAKE = ServiceSpec(name=SOURCE, handlers={}, registry=PAYMENT_EVENTS)
+
+
+def create_app(engine: Engine, runtime: ServiceRuntime | None = None) -> FastAPI:
+    """The API over ``engine``; ``runtime`` (the relay) starts and stops with the app."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if runtime is not None:
+            runtime.start()
+        yield
+        if runtime is not None:
+            runtime.stop()
+
+    app = FastAPI(title="Segue order intake", lifespan=lifespan)
+
+    @app.middleware("http")
+    async def limit_body(request: Request, call_next: Any) -> Any:
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
+            return JSONResponse({"detail": f"body over {MAX_BODY_BYTES} bytes"}, status_code=413)
+        return await call_next(request)
+
+    @app.post("/orders", status_code=202)
+    def post_order(order: Order) -> dict[str, str]:
+        """Accept an order for the event path (placing the same order twice is harmless)."""
+        try:
+            with session_scope(engine) as session:
+                envelope = place_order(session, order)
+        except InvalidOrder as exc:
+            raise HTTPException(409, detail=str(exc)) from exc
+        if runtime is not None:
+            runtime.wake_relay()
+        return {
+            "order_id": order.order_id,
+            "event_id": envelope.id,
+            "correlation_id": envelope.correlationid,
+        }
+
+    @app.get("/orders/{order_id}")
+    def get_order(order_id: str) -> dict[str, Any]:
+        """The order's status in the business store (absent until validation has run)."""
+        with session_scope(engine) as session:
+            row = session.get(OrderRow, order_id)
+            if row is None:
+                raise HTTPException(404, detail=f"no order {order_id!r} (yet)")
+            return {
+                "order_id": order_id,
+                "status": row.status,
+                "failure_reason": row.failure_reason,
+                "terminal": row.status in steps.TERMINAL,
+            }
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, bool]:
+        return {"live": runtime.live() if runtime is not None else True}
+
+    @app.get("/readyz")
+    def readyz() -> JSONResponse:
+        ready = runtime.ready() if runtime is not None else True
+        return JSONResponse({"ready": ready}, status_code=200 if ready else 503)
+
+    return app
+
+
+def build(settings: SegueSettings) -> tuple[FastAPI, ServiceRuntime]:
+    engine = payments_engine(settings.database_url)
+    runtime = ServiceRuntime(
+        INTAKE,
+        engine=engine,
+        amqp_url=settings.amqp_url,
+        peers=all_consumers(),
+        backlog_threshold=settings.relay_backlog_threshold,
+        health_port=settings.service_health_port,
+    )
+    return create_app(engine, runtime), runtime
+
+
+def all_consumers() -> list[ServiceSpec]:
+    from include.services import consumer_specs
+
+    return consumer_specs()
+
+
+def main() -> None:
+    settings = get_settings()
+    configure_json_logging(SOURCE)
+    app, _ = build(settings)
+    log.info("order intake on http://127.0.0.1:%d/orders", settings.intake_port)
+    uvicorn.run(app, host="127.0.0.1", port=settings.intake_port, log_level="warning")
+
+
+if __name__ == "__main__":
+    main()

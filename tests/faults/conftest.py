@@ -1,0 +1,120 @@
+"""The whole choreography as real processes: services, event log and intake on a fresh vhost.
+
+Orders go in through the intake's HTTP API; the invariants are read back from PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import Engine, func, select
+
+from include.gateway.process import free_port
+from include.payments.steps import TERMINAL
+from include.payments.tables import OrderRow, StockRow
+from include.services import SERVICE_MODULES
+from segue.local.services import ServiceProcess, start_services
+from segue.store.engine import session_scope
+from tests.conftest import DECLINED_CARD, reset_tables
+
+STOCK = 1_000_000
+SCARCE_SKU = "SKU-SCARCE"  # in the catalog with no stock: every order of it runs out of stock
+FLEET = {
+    **SERVICE_MODULES,
+    "event-log": "segue.eventlog.service",
+    "intake": "include.services.intake_http",
+}
+
+
+@dataclass
+class Choreography:
+    """The running services and a way to place orders through the intake."""
+
+    services: dict[str, ServiceProcess]
+    intake_url: str
+    engine: Engine
+
+    def place(self, order: dict[str, object]) -> str:
+        response = httpx.post(f"{self.intake_url}/orders", json=order, timeout=10)
+        assert response.status_code == 202, response.text
+        return str(order["order_id"])
+
+    def wait_terminal(self, order_ids: list[str], timeout: float = 120.0) -> dict[str, str]:
+        """Wait until every order is completed or failed; their statuses."""
+        deadline = time.monotonic() + timeout
+        statuses: dict[str, str] = {}
+        while time.monotonic() < deadline:
+            with session_scope(self.engine) as session:
+                rows = session.execute(
+                    select(OrderRow.order_id, OrderRow.status).where(
+                        OrderRow.order_id.in_(order_ids)
+                    )
+                ).all()
+            statuses = dict(rows)  # type: ignore[arg-type]
+            done = [oid for oid in order_ids if statuses.get(oid) in TERMINAL]
+            if len(done) == len(order_ids):
+                return statuses
+            time.sleep(0.25)
+        waiting = [oid for oid in order_ids if statuses.get(oid) not in TERMINAL]
+        logs = "\n".join(f"--- {s.name}\n{s.log_tail(8)}" for s in self.services.values())
+        raise AssertionError(f"{len(waiting)} orders not terminal, e.g. {waiting[:3]}\n{logs}")
+
+
+def seed_scarce_sku(engine: Engine) -> None:
+    with session_scope(engine) as session:
+        session.merge(StockRow(sku=SCARCE_SKU, name="Sold out", available=0))
+
+
+@pytest.fixture
+def choreography(
+    fresh_amqp_url: str, engine: Engine, gateway_url: str, tmp_path: Path
+) -> Iterator[Choreography]:
+    reset_tables(engine, stock=STOCK)
+    seed_scarce_sku(engine)
+    intake_port = free_port()
+    with start_services(
+        FLEET,
+        database_url=str(engine.url.render_as_string(hide_password=False)),
+        amqp_url=fresh_amqp_url,
+        gateway_url=gateway_url,
+        log_dir=tmp_path / "services",
+        extra_env={"SEGUE_INTAKE_PORT": str(intake_port)},
+    ) as services:
+        yield Choreography(services, f"http://127.0.0.1:{intake_port}", engine)
+
+
+OrderFactory = Callable[..., dict[str, object]]
+
+
+def order_mix(order_data: OrderFactory, count: int) -> dict[str, str]:
+    """``count`` orders as ``order_id -> kind``: 1 in 10 declined, 1 in 10 out of stock."""
+    kinds = {}
+    for index in range(count):
+        kind = ("declined", "out_of_stock")[index % 2] if index % 10 == 9 else "good"
+        kinds[f"ord-{kind}-{index}-{uuid.uuid4().hex[:6]}"] = kind
+    return kinds
+
+
+def raw_order(order_data: OrderFactory, order_id: str, kind: str) -> dict[str, object]:
+    if kind == "declined":
+        return order_data(order_id=order_id, card_number=DECLINED_CARD)
+    if kind == "out_of_stock":
+        return order_data(
+            order_id=order_id,
+            items=[{"sku": "SKU-MUG", "quantity": 1}, {"sku": SCARCE_SKU, "quantity": 1}],
+        )
+    return order_data(order_id=order_id)
+
+
+def count(engine: Engine, table: type, **where: object) -> int:
+    with session_scope(engine) as session:
+        query = select(func.count()).select_from(table)
+        for column, value in where.items():
+            query = query.where(getattr(table, column) == value)
+        return int(session.scalar(query) or 0)
