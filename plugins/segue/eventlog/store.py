@@ -1,0 +1,96 @@
+"""The ``event_log`` table: one row per event id, whatever service saw it first.
+
+Rows keep the CloudEvents attributes as columns (for queries) and the AMQP headers and JSON
+payload as sent, so an event can be rebuilt and republished exactly (``segue.eventlog.replay``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, DateTime, Engine, Integer, String, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from segue.events.amqp import to_amqp
+from segue.events.envelope import Envelope
+from segue.store.engine import Base, create_schema, shared_engine, utcnow
+from segue.store.inserts import insert_if_absent
+
+
+class EventLogRecord(Base):
+    """One event as it travelled: attributes, AMQP headers and payload."""
+
+    __tablename__ = "event_log"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    event_id: Mapped[str] = mapped_column(String(200), unique=True)
+    type: Mapped[str] = mapped_column(String(200), index=True)
+    schema_version: Mapped[int] = mapped_column(Integer)
+    source: Mapped[str] = mapped_column(String(200))
+    subject: Mapped[str] = mapped_column(String(200), index=True)
+    correlation_id: Mapped[str] = mapped_column(String(200), index=True)
+    causation_id: Mapped[str | None] = mapped_column(String(200))
+    traceparent: Mapped[str] = mapped_column(String(64))
+    time: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    headers: Mapped[dict[str, Any]] = mapped_column(JSON)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+    @property
+    def short_type(self) -> str:
+        return self.type.rsplit(".", 1)[-1]
+
+
+TABLE = EventLogRecord.__table__
+
+
+def eventlog_engine(url: str) -> Engine:
+    """The shared engine of ``url`` with the ``event_log`` table created if missing."""
+    engine = shared_engine(url)
+    create_schema(engine)  # idempotent; covers an engine built before this module was imported
+    return engine
+
+
+def record_event(session: Session, envelope: Envelope) -> bool:
+    """Record ``envelope`` unless its id is already logged; True if this call wrote it."""
+    values = {
+        "event_id": envelope.id,
+        "type": envelope.type,
+        "schema_version": envelope.schemaversion,
+        "source": envelope.source,
+        "subject": envelope.subject,
+        "correlation_id": envelope.correlationid,
+        "causation_id": envelope.causationid,
+        "traceparent": envelope.traceparent,
+        "time": envelope.time,
+        "recorded_at": utcnow(),
+        "headers": to_amqp(envelope).headers,
+        "payload": envelope.data.model_dump(mode="json"),
+    }
+    return insert_if_absent(session, TABLE, values)  # type: ignore[arg-type]
+
+
+def timeline(session: Session, correlation_id: str) -> list[EventLogRecord]:
+    """The events of one correlation id (an order), by event time then recording time."""
+    statement = (
+        select(EventLogRecord)
+        .where(EventLogRecord.correlation_id == correlation_id)
+        .order_by(EventLogRecord.time, EventLogRecord.recorded_at, EventLogRecord.id)
+    )
+    return list(session.scalars(statement))
+
+
+def order_timeline(session: Session, order_id: str) -> list[EventLogRecord]:
+    """The timeline of ``order_id``: by correlation id, else by subject (the order id)."""
+    found = timeline(session, order_id)
+    if found:
+        return found
+    statement = (
+        select(EventLogRecord)
+        .where(EventLogRecord.subject == order_id)
+        .order_by(EventLogRecord.time, EventLogRecord.recorded_at, EventLogRecord.id)
+    )
+    return list(session.scalars(statement))
