@@ -15,7 +15,9 @@ class EventPayload(BaseModel):
     Schemas (``schemas/events``) catch a breaking change made in place.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Tolerant reader: a field added by a newer producer is ignored, not rejected, so adding an
+    # optional field is compatible in both directions (see segue.events.schemas).
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
     event_type: ClassVar[str]
     schema_version: ClassVar[int] = 1

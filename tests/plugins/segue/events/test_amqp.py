@@ -169,11 +169,17 @@ def test_unsupported_version(version: Any) -> None:
         {"order": {"order_id": "ord-1"}},
         {},
         [],
-        {"order": json.loads(ORDER.model_dump_json()), "extra": 1},
     ],
 )
 def test_invalid_payload(data: Any) -> None:
     expect("invalid_payload", to_amqp(placed()), body=json.dumps(data).encode())
+
+
+def test_a_field_added_by_a_newer_producer_is_ignored() -> None:
+    """Tolerant reader: adding an optional field does not break older consumers."""
+    data = {"order": json.loads(ORDER.model_dump_json()), "added_later": 1}
+    envelope = decode(to_amqp(placed()), body=json.dumps(data).encode())
+    assert envelope.data == OrderPlaced(order=ORDER)
 
 
 def test_every_reason_code_has_a_test() -> None:
