@@ -1,0 +1,1 @@
+"""Airflow hooks of Segue: the RabbitMQ connection of the event path."""
