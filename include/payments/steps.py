@@ -317,3 +317,55 @@ def _refund_record(row: RefundRow) -> RefundRecord:
         amount=row.amount,
         idempotency_key=row.idempotency_key,
     )
+
+
+# --- event path: decisions taken under the order's row lock ------------------------------------
+
+
+def locked_status(session: Session, order_id: str) -> str | None:
+    """The order's status read under its row lock (None when unknown).
+
+    Services that react to the same event in parallel (inventory and charge) take this lock
+    first, so their decisions about one order happen one after the other.
+    """
+    row = session.get(OrderRow, order_id, with_for_update=True, populate_existing=True)
+    return None if row is None else row.status
+
+
+def record_failed_order(session: Session, order: Order, reason: str) -> bool:
+    """Record an order rejected at validation as ``failed``; False if its id is already taken."""
+    return insert_if_absent(
+        session,
+        OrderRow.__table__,
+        {
+            "order_id": order.order_id,
+            "status": "failed",
+            "customer_email": order.customer_email,
+            "amount": order.amount,
+            "currency": order.currency,
+            "payload": order.model_dump(mode="json"),
+            "failure_reason": reason[:2000],
+        },
+    )
+
+
+def recorded_charge(session: Session, order_id: str) -> ChargeRecord | None:
+    """The order's recorded charge, without calling the gateway; None when never charged."""
+    row = _charge_row(session, order_id)
+    return None if row is None else _charge_record(row)
+
+
+def reservation_lines(session: Session, order_id: str, statuses: tuple[str, ...]) -> int:
+    """How many of the order's reservation lines are in one of ``statuses``."""
+    return len(
+        session.scalars(
+            select(ReservationRow.id).where(
+                ReservationRow.order_id == order_id, ReservationRow.status.in_(statuses)
+            )
+        ).all()
+    )
+
+
+def stock_available(session: Session, sku: str) -> int:
+    """Units of ``sku`` available now (0 for an unknown SKU)."""
+    return session.scalar(select(StockRow.available).where(StockRow.sku == sku)) or 0

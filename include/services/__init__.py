@@ -1,0 +1,38 @@
+"""The choreographed payment services, one module each (``python -m include.services.<name>``).
+
+Each module holds plain handlers over typed events (no Kombu) and a factory of its
+``ServiceSpec``; ``segue.bus.runtime`` is the shell that consumes, dispatches and commits.
+``include.services.intake`` is not a consumer: it records OrderPlaced for the HTTP front.
+"""
+
+from __future__ import annotations
+
+from include.payments.gateway_client import GatewayClient
+from segue.bus.handlers import ServiceSpec
+
+# Every consuming service by name (its queue is ``segue.<name>``) and the module that runs it.
+SERVICE_MODULES = {
+    "validation": "include.services.validation",
+    "inventory": "include.services.inventory",
+    "charge": "include.services.charge",
+    "receipt": "include.services.receipt",
+    "shipping": "include.services.shipping",
+}
+
+
+def payment_services(gateway: GatewayClient) -> list[ServiceSpec]:
+    """The specs of every payment service, in flow order (charge calls ``gateway``)."""
+    # Imported here so ``python -m include.services.<name>`` does not import itself twice.
+    from include.services.charge import charge_service
+    from include.services.inventory import inventory_service
+    from include.services.receipt import receipt_service
+    from include.services.shipping import shipping_service
+    from include.services.validation import validation_service
+
+    return [
+        validation_service(),
+        inventory_service(),
+        charge_service(gateway),
+        receipt_service(),
+        shipping_service(),
+    ]
