@@ -36,3 +36,23 @@ def payment_services(gateway: GatewayClient) -> list[ServiceSpec]:
         receipt_service(),
         shipping_service(),
     ]
+
+
+def consumer_specs() -> list[ServiceSpec]:
+    """Every consumer of payment events (the services and the event log), for the topology.
+
+    Each service process declares all their queues, so an event published while its consumer
+    is down waits in that consumer's queue instead of being unroutable.
+    """
+    from segue.eventlog.service import event_log_service
+    from segue.settings import get_settings
+
+    gateway = GatewayClient(get_settings().gateway_url)  # only its routing keys are used here
+    return [*payment_services(gateway), event_log_service()]
+
+
+def run(spec: ServiceSpec) -> None:
+    """The ``main`` of a payment service process: runs ``spec`` until SIGTERM."""
+    from segue.bus.runtime import run_service
+
+    run_service(spec, peers=consumer_specs())

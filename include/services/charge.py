@@ -146,7 +146,7 @@ def _log(ctx: HandlerContext) -> dict[str, str]:
 
 
 def main() -> None:
-    from segue.bus.runtime import run_service  # the runtime is only needed to run for real
+    from include.services import run as run_service  # declares every consumer's queue
     from segue.settings import get_settings
 
     settings = get_settings()

@@ -125,7 +125,7 @@ def _log(ctx: HandlerContext) -> dict[str, str]:
 
 
 def main() -> None:
-    from segue.bus.runtime import run_service  # the runtime is only needed to run for real
+    from include.services import run as run_service  # declares every consumer's queue
 
     run_service(inventory_service())
 

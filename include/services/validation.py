@@ -53,7 +53,7 @@ def validation_service() -> ServiceSpec:
 
 
 def main() -> None:
-    from segue.bus.runtime import run_service  # the runtime is only needed to run for real
+    from include.services import run as run_service  # declares every consumer's queue
 
     run_service(validation_service())
 

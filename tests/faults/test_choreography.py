@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from kombu import Connection, Queue
+from kombu import Connection, Consumer, Queue
 
 from segue.bus.connection import connect
 from segue.bus.publisher import Publisher
@@ -70,7 +70,7 @@ class DuplicatingTap:
                     self.copies += 1
                 message.ack()
 
-            with connection.Consumer(connection.channel(), [tap], on_message=copy):
+            with Consumer(connection.channel(), [tap], on_message=copy):
                 self.ready.set()
                 while not self.stopping.is_set():
                     with contextlib.suppress(TimeoutError):
@@ -135,7 +135,7 @@ def test_events_of_an_order_delivered_out_of_order_end_in_the_right_state(
             headers=message.headers,
             properties={"content_type": message.content_type},
         )
-        message.ack()
+        channel.basic_ack(message.delivery_tag)
 
     inventory.restart()
     choreography.wait_terminal(list(kinds))
