@@ -19,6 +19,13 @@ SERVICE_MODULES = {
     "shipping": "include.services.shipping",
 }
 
+# Every process of the event path: the consumers above, the event log and the order intake.
+EVENT_PATH_PROCESSES = {
+    **SERVICE_MODULES,
+    "event-log": "segue.eventlog.service",
+    "intake": "include.services.intake_http",
+}
+
 
 def payment_services(gateway: GatewayClient) -> list[ServiceSpec]:
     """The specs of every payment service, in flow order (charge calls ``gateway``)."""

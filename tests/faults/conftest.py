@@ -18,18 +18,13 @@ from sqlalchemy import Engine, func, select
 from include.gateway.process import free_port
 from include.payments.steps import TERMINAL
 from include.payments.tables import OrderRow, StockRow
-from include.services import SERVICE_MODULES
+from include.services import EVENT_PATH_PROCESSES
 from segue.local.services import ServiceProcess, start_services
 from segue.store.engine import session_scope
 from tests.conftest import DECLINED_CARD, reset_tables
 
 STOCK = 1_000_000
 SCARCE_SKU = "SKU-SCARCE"  # in the catalog with no stock: every order of it runs out of stock
-FLEET = {
-    **SERVICE_MODULES,
-    "event-log": "segue.eventlog.service",
-    "intake": "include.services.intake_http",
-}
 
 
 @dataclass
@@ -79,7 +74,7 @@ def choreography(
     seed_scarce_sku(engine)
     intake_port = free_port()
     with start_services(
-        FLEET,
+        EVENT_PATH_PROCESSES,
         database_url=str(engine.url.render_as_string(hide_password=False)),
         amqp_url=fresh_amqp_url,
         gateway_url=gateway_url,

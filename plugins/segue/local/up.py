@@ -19,6 +19,7 @@ from include.payments.catalog import seed_catalog
 from include.payments.database import payments_engine
 from segue.local import background
 from segue.local.airflow_stack import PROJECT_ROOT, AirflowStack
+from segue.local.event_path import broker_reachable, start_event_path, stop_event_path
 from segue.settings import get_settings
 from segue.store.engine import session_scope
 from segue.store.postgres import ensure_database, postgres_reachable
@@ -96,6 +97,15 @@ def up(home: Path = LOCAL_HOME) -> int:
     init_business_store(databases.business_url)
     gateway_url = start_gateway(home)
     print(f"  gateway up at {gateway_url}")
+    amqp_url = get_settings().amqp_url
+    intake_url = None
+    if broker_reachable(amqp_url):
+        print("  starting the event-path services (RabbitMQ answers)")
+        intake_url = start_event_path(
+            home, database_url=databases.business_url, amqp_url=amqp_url, gateway_url=gateway_url
+        )
+    else:
+        print(f"WARNING: no RabbitMQ at {amqp_url}; the event path stays off.", file=sys.stderr)
     stack = AirflowStack(
         home=home,
         metadata_url=databases.airflow_url,
@@ -114,7 +124,12 @@ def up(home: Path = LOCAL_HOME) -> int:
         f"  DAG:         {stack.url}/dags/payment_pipeline  (Trigger -> fill the order form)\n"
         f"  Gateway:     {gateway_url}  (faults: PUT {gateway_url}/admin/faults)\n"
         f"  Business DB: {databases.business_url}\n"
-        f"  Stop with:   make stop\n"
+        + (
+            f"  Event path:  POST {intake_url}/orders  (see README: the event path)\n"
+            if intake_url
+            else ""
+        )
+        + "  Stop with:   make stop\n"
     )
     return 0
 
@@ -122,8 +137,10 @@ def up(home: Path = LOCAL_HOME) -> int:
 def down(home: Path = LOCAL_HOME) -> int:
     stopped_airflow = AirflowStack(home=home, metadata_url="").stop()
     stopped_gateway = background.stop(home / "gateway.pid")
+    stopped_services = stop_event_path(home)
     print(
         f"Airflow {'stopped' if stopped_airflow else 'was not running'}; "
-        f"gateway {'stopped' if stopped_gateway else 'was not running'}."
+        f"gateway {'stopped' if stopped_gateway else 'was not running'}; "
+        f"event-path services stopped: {', '.join(stopped_services) or 'none'}."
     )
     return 0
