@@ -13,14 +13,23 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote, unquote, urlsplit
 
 import httpx
 
 from segue.local import background
 from segue.local.airflow_api import AirflowApi
+from segue.settings import get_settings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 COMPONENTS = ("metadatabase", "scheduler", "triggerer", "dag_processor")
+
+
+def amqp_conn_uri(amqp_url: str) -> str:
+    """``AIRFLOW_CONN_SEGUE_AMQP`` for a Kombu URL: the vhost becomes the connection's schema."""
+    parts = urlsplit(amqp_url)
+    vhost = unquote(parts.path[1:]) if len(parts.path) > 1 else "/"
+    return f"amqp://{parts.netloc}/{quote(vhost, safe='')}"
 
 
 class AirflowStartError(RuntimeError):
@@ -77,6 +86,9 @@ class AirflowStack:
             env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC"] = self.metadata_url.replace(
                 "postgresql+psycopg://", "postgresql+psycopg_async://", 1
             )
+        # The bridge's Airflow connection (segue_amqp) points at the event path's broker.
+        amqp_url = self.extra_env.get("SEGUE_AMQP_URL") or env.get("SEGUE_AMQP_URL")
+        env["AIRFLOW_CONN_SEGUE_AMQP"] = amqp_conn_uri(amqp_url or get_settings().amqp_url)
         env.update(self.extra_env)
         return env
 

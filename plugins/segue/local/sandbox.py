@@ -6,6 +6,7 @@ The end-to-end tests and the benchmarks both need one; this is the single place 
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from include.gateway.process import GatewayProcess, free_port, start_gateway
 from include.payments.catalog import seed_catalog
 from include.payments.database import payments_engine
 from segue.local.airflow_stack import AirflowStack
+from segue.local.broker import fresh_vhost
 from segue.store.engine import session_scope, shared_engine
 from segue.store.postgres import drop_database, ensure_database
 
@@ -42,6 +44,16 @@ class Sandbox:
 
 
 @contextmanager
+def _sandbox_vhost() -> Iterator[dict[str, str]]:
+    """``{"SEGUE_AMQP_URL": <fresh vhost>}``, or nothing where RabbitMQ is not administrable."""
+    if shutil.which("rabbitmqctl") is None:
+        yield {}
+        return
+    with fresh_vhost(f"segue-sandbox-{os.getpid()}") as amqp_url:
+        yield {"SEGUE_AMQP_URL": amqp_url}
+
+
+@contextmanager
 def airflow_sandbox(
     home: Path,
     business_url: str,
@@ -50,10 +62,14 @@ def airflow_sandbox(
     segue_env: dict[str, str] | None = None,
 ) -> Iterator[AirflowStack]:
     """A real Airflow on a free port with its own metadata database, wired to the given
-    business store and gateway; the catalog is seeded first."""
+    business store and gateway, and to a RabbitMQ vhost of its own (``SEGUE_AMQP_URL``, also
+    the ``segue_amqp`` connection) when ``rabbitmqctl`` is here; the catalog is seeded first."""
     with session_scope(payments_engine(business_url)) as session:
         seed_catalog(session)
-    with fresh_database(f"segue_sandbox_airflow_{os.getpid()}") as metadata_url:
+    with (
+        fresh_database(f"segue_sandbox_airflow_{os.getpid()}") as metadata_url,
+        _sandbox_vhost() as amqp_env,
+    ):
         stack = AirflowStack(
             home=home,
             metadata_url=metadata_url,
@@ -62,6 +78,7 @@ def airflow_sandbox(
             extra_env={
                 "SEGUE_DATABASE_URL": business_url,
                 "SEGUE_GATEWAY_URL": gateway.url,
+                **amqp_env,
                 **(segue_env or {}),
             },
         )

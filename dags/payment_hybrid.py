@@ -1,0 +1,118 @@
+"""
+### payment_hybrid: the linear path with the charge delegated to the charge service
+
+One run per order: **validate → request_charge → await_charge → settle_charge →
+update_inventory → send_receipt → notify_shipping**, with the same form as `payment_pipeline`.
+
+`request_charge` publishes a `ChargeRequested` command on RabbitMQ (its reply queue is declared
+first, its event id is the same on every retry). `await_charge` is a deferrable sensor: it
+waits in the triggerer, not on a worker, for `ChargeCompleted` or `ChargeFailed`.
+`settle_charge` fails the order on `ChargeFailed` (dead-lettered like the pipeline does, no
+retry) and otherwise lets the remaining steps run.
+
+Needs the Airflow connection `segue_amqp` (e.g. `AIRFLOW_CONN_SEGUE_AMQP`) and the charge
+service (`python -m include.services.charge`).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from airflow.sdk import Param, dag, get_current_context, task
+
+from include.payments import followups, pipeline
+from include.payments.events import ChargeCompleted, ChargeFailed, ChargeRequested
+from include.payments.order_form import ORDER_FORM, masked
+from segue.airflow.hooks.amqp import AmqpHook
+from segue.airflow.operators.events import PublishEventOperator
+from segue.airflow.sensors.events import EventSensor
+from segue.airflow.steps import run_task_step
+from segue.settings import get_settings
+
+settings = get_settings()
+REPLIES = [ChargeCompleted.event_type, ChargeFailed.event_type]
+CHARGE_TIMEOUT_SECONDS = 900
+
+
+def _run(step: str, order_id: str, action: Any, payload: Any = None) -> Any:
+    """Run one pipeline step with dead-lettering; the order fails if the step is abandoned."""
+    deps = pipeline.default_deps()
+    return run_task_step(
+        lambda: action(deps),
+        engine=deps.engine,
+        step=step,
+        subject=order_id,
+        payload=payload or (lambda: pipeline.order_payload(deps, order_id)),
+        on_abandon=pipeline.fail_order_on_abandon(order_id),
+    )
+
+
+@dag(
+    dag_id="payment_hybrid",
+    schedule=None,
+    catchup=False,
+    is_paused_upon_creation=False,
+    doc_md=__doc__,
+    tags=["segue", "payments", "hybrid", "events"],
+    params={name: Param(**spec) for name, spec in ORDER_FORM.items()},
+    default_args={
+        "owner": "payments",
+        "retries": settings.retries,
+        "retry_delay": timedelta(seconds=settings.retry_delay_seconds),
+        "retry_exponential_backoff": 2.0,
+        "max_retry_delay": timedelta(seconds=settings.max_retry_delay_seconds),
+    },
+)
+def payment_hybrid() -> None:
+    @task
+    def validate() -> str:
+        context = get_current_context()
+        data = dict(context["params"])
+        data["order_id"] = data.get("order_id") or pipeline.order_id_for_run(context["run_id"])
+        order_id = str(data["order_id"])
+        return _run("validate", order_id, lambda d: pipeline.validate(d, data), masked(data))
+
+    order_id = validate()
+    request_charge = PublishEventOperator(
+        task_id="request_charge",
+        event_type=ChargeRequested.event_type,
+        data={"order_id": order_id},
+        subject=order_id,
+        correlation_id=order_id,
+        await_reply_types=REPLIES,
+    )
+    await_charge = EventSensor(
+        task_id="await_charge",
+        correlation_id=order_id,
+        event_types=REPLIES,
+        caused_by=request_charge.output,
+        timeout=CHARGE_TIMEOUT_SECONDS,
+    )
+
+    @task
+    def settle_charge(order_id: str, reply: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return _run("charge", order_id, lambda _: followups.settle_charge_reply(reply))
+        finally:
+            with AmqpHook() as hook:  # the reply is kept in XCom: its queue can go
+                hook.delete_reply_queue(order_id, REPLIES)
+
+    @task
+    def update_inventory(order_id: str) -> list[dict[str, Any]]:
+        return _run("update_inventory", order_id, lambda d: pipeline.update_inventory(d, order_id))
+
+    @task
+    def send_receipt(order_id: str) -> str:
+        return _run("send_receipt", order_id, lambda d: pipeline.send_receipt(d, order_id))
+
+    @task
+    def notify_shipping(order_id: str) -> dict[str, Any]:
+        return _run("notify_shipping", order_id, lambda d: pipeline.notify_shipping(d, order_id))
+
+    settled = settle_charge(order_id, await_charge.output)
+    request_charge >> await_charge
+    settled >> update_inventory(order_id) >> send_receipt(order_id) >> notify_shipping(order_id)
+
+
+payment_hybrid()
