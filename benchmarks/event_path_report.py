@@ -1,0 +1,140 @@
+"""Targets, the limit analysis and the printed summaries of benchmarks/event_path.py."""
+
+from __future__ import annotations
+
+from typing import Any
+
+TARGET_ORDERS_PER_SECOND = 300.0
+TARGET_CEILING_RATIO = 0.60
+TARGET_P99_MS = 250.0
+TARGET_OFFERED_RATE = 100.0
+# "postgres (our db backends)" is part of "postgres (all processes)": not added twice.
+NOT_SUMMED = ("postgres (our db backends)",)
+
+
+def targets(result: dict[str, Any]) -> dict[str, Any]:
+    sustained = result["throughput"].get("orders_per_second") or 0.0
+    ratio = result["ratio_sustained_to_ceiling"]
+    latency = result["latency"]
+    p99 = latency["order_placed_to_shipping_notified"].get("p99_ms")
+    rate = latency["offered_orders_per_second"]
+    return {
+        "sustained_orders_per_second": {
+            "target": f">= {TARGET_ORDERS_PER_SECOND:g}",
+            "measured": sustained,
+            "met": sustained >= TARGET_ORDERS_PER_SECOND,
+        },
+        "ratio_to_ceiling": {
+            "target": f">= {TARGET_CEILING_RATIO:.0%}",
+            "measured": ratio,
+            "met": ratio >= TARGET_CEILING_RATIO,
+        },
+        "p99_ms_at_100_per_s": {
+            "target": f"< {TARGET_P99_MS:g} ms at {TARGET_OFFERED_RATE:g} orders/s offered",
+            "measured": p99,
+            "offered": rate,
+            "met": (
+                p99 is not None
+                and p99 < TARGET_P99_MS
+                and rate >= TARGET_OFFERED_RATE
+                and latency["errors"] == 0
+            ),
+        },
+    }
+
+
+def limits(cpu: dict[str, Any], nproc: int) -> dict[str, Any]:
+    """Where the CPU went in a phase, and what that says about the limit."""
+    per_1000 = cpu["cpu_seconds_per_1000_orders"]
+    busy = cpu["cpu_percent_of_one_core"]
+    summed = {name: value for name, value in per_1000.items() if name not in NOT_SUMMED}
+    total = sum(summed.values())
+    busiest = max((n for n in busy if n not in NOT_SUMMED), key=lambda n: busy[n])
+    ranking = sorted(summed.items(), key=lambda item: item[1], reverse=True)
+    return {
+        "cpu_seconds_per_1000_orders_total": round(total, 2),
+        "cpu_bound_estimate_orders_per_second": round(1000 * nproc / total, 1) if total else None,
+        "machine_busy_percent": cpu["machine_busy_percent_of_all_cpus"],
+        "busiest_process": busiest,
+        "busiest_process_percent_of_one_core": busy[busiest],
+        "ranking_cpu_seconds_per_1000_orders": ranking,
+    }
+
+
+def _row(label: str, value: object, target: dict[str, Any] | None = None) -> str:
+    mark = ""
+    if target is not None:
+        mark = f"{target['target']:>34}  {'met' if target['met'] else 'NOT MET'}"
+    return f"  {label:<44}{value!s:>14}  {mark}"
+
+
+def _cpu_table(cpu: dict[str, Any]) -> None:
+    print(f"  {'process':<30}{'cpu s':>8}{'% core':>8}{'s/1000 orders':>15}")
+    for name, seconds in sorted(cpu["cpu_seconds"].items(), key=lambda i: -i[1]):
+        print(
+            f"  {name:<30}{seconds:>8.1f}{cpu['cpu_percent_of_one_core'][name]:>8.1f}"
+            f"{cpu['cpu_seconds_per_1000_orders'][name]:>15.2f}"
+        )
+    print(f"  machine busy: {cpu['machine_busy_percent_of_all_cpus']}% of all CPUs")
+    print(f"  PostgreSQL per order (pg_stat_database): {cpu.get('postgres_per_order')}")
+
+
+def print_summary(result: dict[str, Any]) -> None:
+    t, lat, tp, ceil = result["targets"], result["latency"], result["throughput"], result["ceiling"]
+    shipped = lat["order_placed_to_shipping_notified"]
+    print("\n=== event path summary ===")
+    print(
+        f"  machine: {result['machine']['nproc']} CPUs,"
+        f" load at start {result['machine']['loadavg_at_start']}"
+    )
+    print(f"  events per order (from the event log): {result['events_per_order']}")
+    print(_row("sustained orders/s", tp.get("orders_per_second"), t["sustained_orders_per_second"]))
+    print(_row("  completed / orders", f"{tp['completed']}/{tp['orders']}"))
+    print(_row("  wall s (first placed -> last shipped)", tp.get("wall_seconds")))
+    print(_row("confirmed publishes/s (ceiling)", ceil["confirmed_publishes_per_second"]))
+    print(_row("ceiling orders/s (publishes / events)", ceil["orders_per_second"]))
+    print(_row("sustained / ceiling", result["ratio_sustained_to_ceiling"], t["ratio_to_ceiling"]))
+    print(_row(f"latency p50 ms @ {lat['offered_orders_per_second']:g}/s", shipped.get("p50_ms")))
+    print(_row("latency p95 ms", shipped.get("p95_ms")))
+    print(_row("latency p99 ms", shipped.get("p99_ms"), t["p99_ms_at_100_per_s"]))
+    print(_row("  latency max ms", shipped.get("max_ms")))
+    print(_row("  accepted / HTTP errors", f"{lat['accepted']}/{lat['errors']}"))
+    print(_row("  HTTP POST p99 ms", lat["http_response"].get("p99_ms")))
+    print("  peak RSS (VmHWM) per service, MiB:")
+    for name, kib in result["peak_rss_kib"].items():
+        print(f"    {name:<20}{kib / 1024:8.1f}")
+    print(f"  RabbitMQ: {result['rabbitmq_memory']}")
+    print("\n  CPU during the throughput phase:")
+    _cpu_table(tp["cpu"])
+    limit = result["throughput_limits"]
+    print(
+        f"  total {limit['cpu_seconds_per_1000_orders_total']} CPU s per 1000 orders -> "
+        f"CPU-bound estimate {limit['cpu_bound_estimate_orders_per_second']} orders/s on "
+        f"{result['machine']['nproc']} CPUs; busiest process {limit['busiest_process']} at "
+        f"{limit['busiest_process_percent_of_one_core']}% of one core"
+    )
+    idle = {k: v for k, v in result["idle"]["cpu_percent_of_one_core"].items() if v}
+    print(f"\n  idle fleet, % of one core over {result['idle']['seconds']:g}s: {idle}")
+    print("\n  CPU during the latency phase:")
+    _cpu_table(lat["cpu"])
+
+
+def print_storm_summary(result: dict[str, Any]) -> None:
+    storm = result["storm"]
+    print("\n=== event path storm summary ===")
+    print(_row("orders", storm["orders"]))
+    print(_row("placed in s", storm["placed_in_seconds"]))
+    print(_row("completed (orders table)", storm["completed_in_db"]))
+    print(_row("ShippingNotified in event log", storm["shipping_notified_in_event_log"]))
+    print(_row("every order completed", storm["every_order_completed"]))
+    print(_row("orders/s (first placed -> last shipped)", storm.get("orders_per_second")))
+    print(_row("circuit breaker opened", storm["circuit_breaker_opened"]))
+    print(f"  circuit opened per relay: {storm['circuit_opened']}")
+    print(_row("max total backlog (queues + outboxes)", storm["max_total_backlog"]))
+    print(f"  max backlog per queue/outbox: {storm['max_backlog']}")
+    print("  peak RSS (VmHWM) per service, MiB:")
+    for name, kib in result["peak_rss_kib"].items():
+        print(f"    {name:<20}{kib / 1024:8.1f}")
+    print(f"  RabbitMQ max RSS seen: {storm['rabbitmq_max_rss_kib_seen'] / 1024:.1f} MiB")
+    print(f"  RabbitMQ: {result['rabbitmq_memory']}")
+    _cpu_table(storm["cpu"])
