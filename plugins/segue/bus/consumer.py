@@ -67,16 +67,19 @@ class BatchHandler:
     def handle(self, messages: list[Message]) -> None:
         """Handle, commit, then ack (or retry later / park, then ack) every message."""
         decoded = [item for item in map(self._decode, messages) if item is not None]
+        emitted = 0
         done: list[Message] = []
         later: list[tuple[Message, bool, str]] = []  # (message, out of order?, reason)
         with session_scope(self.engine) as session:
             for item in decoded:
                 try:
                     with session.begin_nested():
-                        if self._apply(session, item):
-                            self.counts["handled"] += 1
-                        else:
-                            self.counts["duplicates"] += 1
+                        count = self._apply(session, item)
+                    if count is None:
+                        self.counts["duplicates"] += 1
+                    else:
+                        self.counts["handled"] += 1
+                        emitted += count
                     done.append(item.message)
                 except NotYet as exc:
                     later.append((item.message, True, str(exc) or "not its turn yet"))
@@ -89,18 +92,19 @@ class BatchHandler:
                         extra=item.envelope.log_context(),
                     )
                     later.append((item.message, False, f"{type(exc).__name__}: {exc}"))
-        if decoded and self.on_commit is not None:
-            self.on_commit()
+        if emitted and self.on_commit is not None:
+            self.on_commit()  # wake the relay: there are new outbox rows
         for message in done:
             message.ack()
         for message, out_of_order, reason in later:
             self._later(message, out_of_order, reason)
 
-    def _apply(self, session: Session, item: Decoded) -> bool:
+    def _apply(self, session: Session, item: Decoded) -> int | None:
+        """Claim, handle, queue the emitted events; how many were emitted (None: duplicate)."""
         envelope = item.envelope
-        if not inbox.claim(session, self.spec.name, envelope.id):
+        if not self.spec.recorder and not inbox.claim(session, self.spec.name, envelope.id):
             log.info("duplicate %s ignored", envelope.type, extra=envelope.log_context())
-            return False
+            return None
         context = HandlerContext(self.spec.name, envelope, session)
         item.handler(context, envelope.data)
         for emitted in context.emitted:
@@ -111,7 +115,7 @@ class BatchHandler:
             [event.type.rsplit(".", 1)[-1] for event in context.emitted],
             extra=envelope.log_context(),
         )
-        return True
+        return len(context.emitted)
 
     def _decode(self, message: Message) -> Decoded | None:
         try:

@@ -63,6 +63,9 @@ class ServiceSpec:
     registry: EventRegistry
     # Consumers of every event (the event log) bind "#" and handle all types with one handler.
     catch_all: Handler | None = None
+    # A recorder emits nothing and is idempotent by event id on its own (the event log): it
+    # needs no inbox row and no outbox relay.
+    recorder: bool = False
 
     @property
     def routing_keys(self) -> list[str]:

@@ -44,7 +44,9 @@ from segue.store.engine import shared_engine
 log = logging.getLogger(__name__)
 
 BATCH_MAX = 50
-IDLE_WAIT_SECONDS = 0.05
+# The relay drains when a commit wrote outbox rows (it is woken) and, as a safety net for rows
+# left by a crash or written by another process of the same source, every IDLE_POLL_SECONDS.
+IDLE_POLL_SECONDS = 1.0
 METRICS_EVERY_SECONDS = 1.0
 MAX_BACKOFF_SECONDS = 5.0
 
@@ -96,7 +98,12 @@ class ServiceRuntime:
         self.relay_wakeup = threading.Event()
         self.counts: Counter[str] = Counter()
         self.status: dict[str, Any] = {"consuming": False, "relay_connected": False}
-        self.threads = [threading.Thread(target=self._relay_forever, name="relay", daemon=True)]
+        self.relays = not spec.recorder
+        self.threads = []
+        if self.relays:
+            self.threads.append(
+                threading.Thread(target=self._relay_forever, name="relay", daemon=True)
+            )
         if self.consumes:
             self.threads.append(
                 threading.Thread(target=self._consume_forever, name="consumer", daemon=True)
@@ -137,7 +144,8 @@ class ServiceRuntime:
 
     def ready(self) -> bool:
         consuming = self.status["consuming"] or not self.consumes
-        return bool(consuming and self.status["relay_connected"])
+        relaying = self.status["relay_connected"] or not self.relays
+        return bool(consuming and relaying)
 
     def metrics(self) -> dict[str, Any]:
         return {"service": self.spec.name, "counts": dict(self.counts), **self.status}
@@ -252,7 +260,7 @@ class ServiceRuntime:
             self.status["circuit_open"] = relay.paused
             self.status["circuit_opened"] = breaker.opened
             if published == 0:
-                self.relay_wakeup.wait(IDLE_WAIT_SECONDS if not relay.paused else 0.5)
+                self.relay_wakeup.wait(0.5 if relay.paused else IDLE_POLL_SECONDS)
                 self.relay_wakeup.clear()
             if time.monotonic() - read_at > 1.0:  # read heartbeats from the broker
                 read_at = time.monotonic()

@@ -20,7 +20,9 @@ def record(ctx: HandlerContext, payload: EventPayload) -> None:
 
 
 def event_log_service() -> ServiceSpec:
-    return ServiceSpec(name=SERVICE_NAME, handlers={}, registry=PAYMENT_EVENTS, catch_all=record)
+    return ServiceSpec(
+        name=SERVICE_NAME, handlers={}, registry=PAYMENT_EVENTS, catch_all=record, recorder=True
+    )
 
 
 def main() -> int:
