@@ -148,28 +148,37 @@ def test_failed_events_are_requeued_and_rejected_ones_parked_with_the_reason(wat
 
 
 def test_the_triggerer_acks_only_after_the_asset_event_is_persisted(watcher, amqp_url):
-    """Airflow's SharedStreamManager in ack mode, driven as the triggerer drives it."""
+    """Airflow's SharedStreamManager in ack mode, driven as the triggerer drives it: a first
+    triggerer stops before the persist confirmation (the message comes back), a second one
+    gets the confirmation (the message is acked and gone)."""
     name, queue, publish, _ = watcher
     sent = publish("ord-persist")
 
-    async def scenario():
+    async def one_triggerer(confirm: bool) -> str:
         manager = SharedStreamManager(ack_timeout=60)
         trigger = AmqpEventTrigger(name=name, routing_keys=KEYS, poll_seconds=0.2)
         key = trigger.shared_stream_key()
-        events = trigger.filter_shared_stream(
-            manager.subscribe(trigger_id=1, trigger=trigger, key=key)
-        )
+        stream = manager.subscribe(trigger_id=1, trigger=trigger, key=key)
+        events = trigger.filter_shared_stream(stream)
         event = await asyncio.wait_for(anext(events), 15)
-        assert event.payload["id"] == sent.id
-        seq = manager.bind_pending_event(trigger_id=1, key=key)
+        seq = manager.bind_pending_event(trigger_id=1, key=key)  # as the runner does
         assert seq is not None
-        waiting = asyncio.create_task(anext(events))  # the filter moves on to the next message
-        await asyncio.sleep(1.5)
-        assert await asyncio.to_thread(unacked, amqp_url, queue) == (0, 1)  # not persisted yet
-        manager.confirm_persisted([seq])
-        acked = await asyncio.to_thread(eventually, lambda: unacked(amqp_url, queue) == (0, 0))
-        waiting.cancel()
+        moving_on = asyncio.create_task(anext(events))  # the filter pulls the next message
+        await asyncio.sleep(0.5)
+        if confirm:
+            manager.confirm_persisted([seq])  # the supervisor stored the asset event
+            await asyncio.sleep(1.0)  # the advance pump acks
+        moving_on.cancel()
         await manager.unsubscribe(1, key)
-        return acked
+        return event.payload["id"]
 
-    assert asyncio.run(scenario())
+    def ready() -> int:
+        with Connection(amqp_url) as connection:
+            return connection.default_channel.queue_declare(queue=queue, passive=True)[1]
+
+    assert asyncio.run(one_triggerer(confirm=False)) == sent.id
+    assert eventually(lambda: ready() == 1)  # never acked: back in the queue
+    assert asyncio.run(one_triggerer(confirm=True)) == sent.id  # redelivered, same event
+    time.sleep(1.0)
+    assert ready() == 0
+    assert eventually(lambda: unacked(amqp_url, queue) == (0, 0))
