@@ -54,6 +54,13 @@ class DuplicatingTap:
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
+        try:
+            self._copy_until_stopped()
+        except Exception:
+            if not self.stopping.is_set():
+                raise
+
+    def _copy_until_stopped(self) -> None:
         with connect(self.amqp_url) as connection:
             publisher = Publisher(connection)
             tap = Queue("test.tap", exchange=EVENTS, routing_key="#", exclusive=True)
