@@ -19,11 +19,13 @@ SERVICE_MODULES = {
     "shipping": "include.services.shipping",
 }
 
-# Every process of the event path: the consumers above, the event log and the order intake.
+# Every process of the event path: the consumers above, the event log, the order intake and
+# saga-replies (hands charge replies to bridged sagas and relays their commands).
 EVENT_PATH_PROCESSES = {
     **SERVICE_MODULES,
     "event-log": "segue.eventlog.service",
     "intake": "include.services.intake_http",
+    "saga-replies": "include.services.saga_replies",
 }
 
 
@@ -51,11 +53,12 @@ def consumer_specs() -> list[ServiceSpec]:
     Each service process declares all their queues, so an event published while its consumer
     is down waits in that consumer's queue instead of being unroutable.
     """
+    from include.services.saga_replies import saga_replies_service
     from segue.eventlog.service import event_log_service
     from segue.settings import get_settings
 
     gateway = GatewayClient(get_settings().gateway_url)  # only its routing keys are used here
-    return [*payment_services(gateway), event_log_service()]
+    return [*payment_services(gateway), event_log_service(), saga_replies_service()]
 
 
 def run(spec: ServiceSpec) -> None:

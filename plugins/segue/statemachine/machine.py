@@ -27,6 +27,7 @@ class ActionContext:
     data: dict[str, Any]
     attempt: int
     error: str | None = None  # during compensation: why the saga failed
+    visit: int = 1  # how many times the instance entered ``state`` (ids of sent commands)
 
 
 @dataclass(frozen=True)

@@ -249,7 +249,9 @@ class Planner:
         error: str | None = None,
     ) -> Outcome:
         action = self.machine.actions[action_name or ""]
-        result = action(ActionContext(instance.id, state, dict(instance.data), attempt, error))
+        visit = int(instance.context.get("visits", {}).get(state, 1))
+        context = ActionContext(instance.id, state, dict(instance.data), attempt, error, visit)
+        result = action(context)
         if isinstance(result, Outcome):
             return result
         return Outcome(data=dict(result or {}))

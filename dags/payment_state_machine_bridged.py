@@ -1,0 +1,56 @@
+"""
+### payment_state_machine_bridged: the saga path, charging through the charge service
+
+One run per order drives the **bridged payment state machine** (`include/payments/saga_bridged.py`):
+the same saga as `payment_state_machine`, except that CHARGING sends the command
+`ChargeRequested` to the charge service over RabbitMQ and the instance waits in AWAITING_CHARGE
+for its reply (`charge_completed` / `charge_failed`, delivered by the `saga-replies` service),
+or for a 10-minute timeout that fails and compensates the saga.
+
+While the saga waits for the reply (or a retry backoff) the task **defers** instead of holding
+a worker slot. Needs the event path's `charge` and `saga-replies` services running. Same trigger
+form as `payment_pipeline`.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from airflow.sdk import Param, dag, get_current_context, task
+
+from include.payments import pipeline
+from include.payments.order_form import ORDER_FORM
+from include.payments.saga_bridged import NAME as BRIDGED_SAGA  # importing registers it
+from segue.airflow.operators.saga import RunSagaOperator
+
+
+@dag(
+    dag_id="payment_state_machine_bridged",
+    schedule=None,
+    catchup=False,
+    is_paused_upon_creation=False,
+    doc_md=__doc__,
+    tags=["segue", "payments", "saga", "bridge"],
+    params={name: Param(**spec) for name, spec in ORDER_FORM.items()},
+    default_args={
+        "owner": "payments",
+        "retries": 2,
+        "retry_delay": timedelta(seconds=10),
+        "retry_exponential_backoff": 2.0,
+        "max_retry_delay": timedelta(minutes=5),
+    },
+)
+def payment_state_machine_bridged() -> None:
+    @task
+    def prepare_order() -> dict[str, Any]:
+        """The order from the form, with a stable id when none was given."""
+        context = get_current_context()
+        data = dict(context["params"])
+        data["order_id"] = data.get("order_id") or pipeline.order_id_for_run(context["run_id"])
+        return data
+
+    RunSagaOperator(task_id="run_saga", machine=BRIDGED_SAGA, data=prepare_order())
+
+
+payment_state_machine_bridged()
