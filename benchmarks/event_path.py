@@ -84,7 +84,7 @@ import segue.eventlog.store  # noqa: F401  (registers event_log before the schem
 from include.gateway.process import GatewayProcess, free_port, start_gateway
 from include.payments.catalog import seed_catalog
 from include.payments.database import payments_engine
-from include.services import SERVICE_MODULES
+from include.services import EVENT_PATH_PROCESSES
 from segue.local.broker import fresh_vhost
 from segue.local.sandbox import fresh_database
 from segue.local.services import ServiceProcess, start_services
@@ -92,12 +92,8 @@ from segue.store.engine import session_scope
 
 RESULTS = Path(__file__).parent / "results"
 STOCK = 10_000_000
-FLEET = {
-    **SERVICE_MODULES,
-    "event-log": "segue.eventlog.service",
-    "intake": "include.services.intake_http",
-}
-RELAYS = len(SERVICE_MODULES) + 1  # every service and the intake publish; the event log does not
+FLEET = dict(EVENT_PATH_PROCESSES)
+RELAYS = len(EVENT_PATH_PROCESSES) - 1  # every process but the event log publishes
 STALLED_AFTER = 90.0
 
 

@@ -26,8 +26,7 @@ from include.payments.models import Order
 from include.payments.tables import OrderRow
 from include.services.intake import SOURCE, place_order
 from segue.bus.handlers import ServiceSpec
-from segue.bus.logs import configure_json_logging
-from segue.bus.runtime import ServiceRuntime
+from segue.bus.runtime import ServiceRuntime, prepare_process
 from segue.settings import SegueSettings, get_settings
 from segue.store.engine import session_scope
 
@@ -120,7 +119,7 @@ def all_consumers() -> list[ServiceSpec]:
 
 def main() -> None:
     settings = get_settings()
-    configure_json_logging(SOURCE)
+    prepare_process(SOURCE)
     app, _ = build(settings)
     log.info("order intake on http://127.0.0.1:%d/orders", settings.intake_port)
     uvicorn.run(app, host="127.0.0.1", port=settings.intake_port, log_level="warning")

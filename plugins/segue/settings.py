@@ -52,7 +52,7 @@ class SegueSettings(BaseSettings):
         default=8097, ge=0, description="Port of the order intake's HTTP API (POST /orders)."
     )
     saga_modules: tuple[str, ...] = Field(
-        default=("include.payments.saga",),
+        default=("include.payments.saga", "include.payments.saga_bridged"),
         description="Modules that register saga machines (for the plugin and operators).",
     )
     retries: int = Field(default=3, ge=0, description="Retries per pipeline step.")

@@ -40,30 +40,45 @@ class BacklogBreaker:
     queues_for: Callable[[str], Sequence[str]]
     _checked_at: float = 0.0
     _open_queue: str | None = None
+    _sent: int = 0  # published since the last backlog reading
     opened: int = 0  # times the breaker opened (for metrics and tests)
     backlogs: dict[str, int] = field(default_factory=dict)
 
+    @property
+    def open_queue(self) -> str | None:
+        """The queue holding the circuit open (None: closed)."""
+        return self._open_queue
+
     def blocked_by(self, routing_keys: Iterable[str]) -> str | None:
-        """The queue that blocks publishing these routing keys now, or None."""
+        """The queue that blocks publishing these routing keys now, or None.
+
+        Backlogs are read from the broker at most every BACKLOG_CHECK_SECONDS; in between, what
+        this relay published since the last reading counts as backlog, so the overshoot past
+        the threshold stays within one batch.
+        """
+        queues = sorted({queue for key in routing_keys for queue in self.queues_for(key)})
         now = time.monotonic()
         if now - self._checked_at >= BACKLOG_CHECK_SECONDS:
             self._checked_at = now
-            queues = {queue for key in routing_keys for queue in self.queues_for(key)}
-            self.backlogs = {queue: backlog(self.connection, queue) for queue in sorted(queues)}
-            full = [queue for queue, depth in self.backlogs.items() if depth > self.threshold]
-            was_open = self._open_queue is not None
-            self._open_queue = full[0] if full else None
-            if self._open_queue and not was_open:
-                self.opened += 1
-                log.warning(
-                    "circuit open: %s holds %d messages (> %d); publishing paused",
-                    self._open_queue,
-                    self.backlogs[self._open_queue],
-                    self.threshold,
-                )
-            elif was_open and not self._open_queue:
-                log.info("circuit closed: backlogs below %d; publishing resumed", self.threshold)
+            self._sent = 0
+            self.backlogs = {queue: backlog(self.connection, queue) for queue in queues}
+        full = [q for q in queues if self.backlogs.get(q, 0) + self._sent > self.threshold]
+        before = self._open_queue
+        self._open_queue = full[0] if full else None
+        if self._open_queue and self._open_queue != before:
+            self.opened += before is None
+            log.warning(
+                "circuit open: %s holds about %d messages (> %d); publishing paused",
+                self._open_queue,
+                self.backlogs.get(self._open_queue, 0) + self._sent,
+                self.threshold,
+            )
+        elif before and not self._open_queue:
+            log.info("circuit closed: backlogs below %d; publishing resumed", self.threshold)
         return self._open_queue
+
+    def record_published(self, count: int) -> None:
+        self._sent += count
 
 
 def lock_key(source: str) -> int:
@@ -121,6 +136,8 @@ class OutboxRelay:
                     properties=row.properties,
                 )
             connection.execute(delete(OutboxRow).where(OutboxRow.id.in_([row.id for row in rows])))
+        if self.breaker is not None:
+            self.breaker.record_published(len(rows))
         self.published += len(rows)
         return len(rows)
 

@@ -9,6 +9,7 @@ and exits 0.
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import logging
 import signal
 import threading
@@ -259,6 +260,7 @@ class ServiceRuntime:
             self.counts["published"] += published
             self.status["circuit_open"] = relay.paused
             self.status["circuit_opened"] = breaker.opened
+            self.status["circuit_blocked_by"] = breaker.open_queue
             if published == 0:
                 self.relay_wakeup.wait(0.5 if relay.paused else IDLE_POLL_SECONDS)
                 self.relay_wakeup.clear()
@@ -272,10 +274,16 @@ class ServiceRuntime:
             pass
 
 
+def prepare_process(service: str) -> None:
+    """JSON logs tagged with ``service``; ``kill -USR1 <pid>`` prints every thread's stack."""
+    configure_json_logging(service)
+    faulthandler.register(signal.SIGUSR1)
+
+
 def run_service(spec: ServiceSpec, *, peers: Sequence[ServiceSpec] = ()) -> None:
     """The ``main`` of a service process: settings from the environment, run until SIGTERM."""
     settings: SegueSettings = get_settings()
-    configure_json_logging(spec.name)
+    prepare_process(spec.name)
     runtime = ServiceRuntime(
         spec,
         engine=shared_engine(settings.database_url),
