@@ -65,10 +65,10 @@ def _positive(text: str) -> int:
 def _timeline(args: argparse.Namespace) -> int:
     from segue.eventlog.render import render_timeline
     from segue.eventlog.store import eventlog_engine, order_timeline
-    from segue.settings import get_settings
+    from segue.local.up import local_business_url
     from segue.store.engine import session_scope
 
-    with session_scope(eventlog_engine(get_settings().database_url)) as session:
+    with session_scope(eventlog_engine(local_business_url())) as session:
         records = order_timeline(session, args.order_id)
         print(render_timeline(args.order_id, records))
     return 0 if records else 1
@@ -95,9 +95,10 @@ def _replay(args: argparse.Namespace) -> int:
         print("--limit/--dry-run apply to --from-parking only", file=sys.stderr)
         return 2
     from segue.eventlog.store import eventlog_engine
+    from segue.local.up import local_business_url
     from segue.store.engine import session_scope
 
-    engine = eventlog_engine(settings.database_url)
+    engine = eventlog_engine(local_business_url())
     with session_scope(engine) as session, connect(settings.amqp_url) as connection:
         count = replay.replay_from_log(
             session,

@@ -39,6 +39,17 @@ class LocalDatabases:
     on_postgres: bool
 
 
+def local_business_url(home: Path = LOCAL_HOME) -> str:
+    """The business store ``segue up`` uses: ``SEGUE_DATABASE_URL`` if set, else the local
+    PostgreSQL's ``segue`` database when one answers, else ``.airflow/segue.db``."""
+    settings = get_settings()
+    if "database_url" in settings.model_fields_set:
+        return settings.database_url
+    if postgres_reachable(f"{LOCAL_POSTGRES}/postgres"):
+        return f"{LOCAL_POSTGRES}/segue"
+    return f"sqlite:///{home / 'segue.db'}"
+
+
 def choose_databases(home: Path = LOCAL_HOME) -> LocalDatabases:
     """PostgreSQL if reachable (creating the databases), else SQLite files with a warning."""
     settings = get_settings()
