@@ -48,6 +48,16 @@ class OrderRow(Base):
     )
 
 
+class OrderPlacementRow(Base):
+    """What the event path's intake accepted under an order id (one row per id, kept)."""
+
+    __tablename__ = "order_placements"
+
+    order_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = timestamp()
+
+
 class StockRow(Base):
     """The catalog and its available stock; ``available`` never goes negative."""
 

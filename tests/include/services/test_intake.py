@@ -74,3 +74,15 @@ def test_another_order_under_a_validated_id_is_rejected(bus, clean_db, make_orde
         place(clean_db, make_order(order_id=order.order_id, amount="1.00"))
     place(clean_db, order)  # the same order again: absorbed, nothing queued
     assert outbox_rows(clean_db) == []
+
+
+def test_another_order_under_a_published_but_not_yet_validated_id_is_rejected(clean_db, make_order):
+    """The relay has published and deleted the outbox row; validation has not run yet."""
+    order = make_order()
+    place(clean_db, order)
+    with session_scope(clean_db) as session:
+        session.execute(delete(OutboxRow))
+    with pytest.raises(InvalidOrder):
+        place(clean_db, make_order(order_id=order.order_id, amount="1.00"))
+    place(clean_db, order)  # the same order again: absorbed, nothing queued
+    assert outbox_rows(clean_db) == []
