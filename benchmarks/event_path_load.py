@@ -5,6 +5,7 @@ PostgreSQL (orders table for progress, event_log for throughput and latency).
 
 from __future__ import annotations
 
+import json
 import statistics
 import threading
 import time
@@ -12,6 +13,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,28 +24,14 @@ from include.payments.models import Order
 from include.services.intake import place_order
 from segue.store.engine import session_scope
 
-GOOD_CARD = "4242424242424242"
+EXAMPLE_ORDER = json.loads((Path(__file__).parents[1] / "examples" / "order.json").read_text())
 PLACED = OrderPlaced.event_type
 SHIPPED = ShippingNotified.event_type
 
 
 def order_data(order_id: str) -> dict[str, Any]:
-    """A valid order that completes (good card, catalog SKUs in stock), as JSON would carry it."""
-    return {
-        "order_id": order_id,
-        "customer_email": "ada@example.com",
-        "card_number": GOOD_CARD,
-        "amount": "49.99",
-        "currency": "USD",
-        "items": [{"sku": "SKU-MUG", "quantity": 2}, {"sku": "SKU-TEE", "quantity": 1}],
-        "shipping_address": {
-            "name": "Ada Lovelace",
-            "line1": "12 St James's Square",
-            "city": "London",
-            "postal_code": "SW1Y 4JH",
-            "country": "GB",
-        },
-    }
+    """The README's example order (good card, catalog SKUs in stock) under ``order_id``."""
+    return {**EXAMPLE_ORDER, "order_id": order_id}
 
 
 def place_batch(engine: Engine, order_ids: list[str]) -> None:

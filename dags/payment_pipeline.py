@@ -17,27 +17,14 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import dag, task
 
+from include.payment_dags import order_from_params, order_params, run_payment_step
 from include.payments import pipeline
-from include.payments.order_form import ORDER_FORM, masked
-from segue.airflow.steps import run_task_step
+from include.payments.order_form import masked
 from segue.settings import get_settings
 
 settings = get_settings()
-
-
-def _run(step: str, order_id: str, action: Any, payload: Any = None) -> Any:
-    """Run one pipeline step with dead-lettering; the order fails if the step is abandoned."""
-    deps = pipeline.default_deps()
-    return run_task_step(
-        lambda: action(deps),
-        engine=deps.engine,
-        step=step,
-        subject=order_id,
-        payload=payload or (lambda: pipeline.order_payload(deps, order_id)),
-        on_abandon=pipeline.fail_order_on_abandon(order_id),
-    )
 
 
 @dag(
@@ -47,7 +34,7 @@ def _run(step: str, order_id: str, action: Any, payload: Any = None) -> Any:
     is_paused_upon_creation=False,
     doc_md=__doc__,
     tags=["segue", "payments", "linear"],
-    params={name: Param(**spec) for name, spec in ORDER_FORM.items()},
+    params=order_params(),
     default_args={
         "owner": "payments",
         "retries": settings.retries,
@@ -59,27 +46,33 @@ def _run(step: str, order_id: str, action: Any, payload: Any = None) -> Any:
 def payment_pipeline() -> None:
     @task
     def validate() -> str:
-        context = get_current_context()
-        data = dict(context["params"])
-        data["order_id"] = data.get("order_id") or pipeline.order_id_for_run(context["run_id"])
+        data = order_from_params()
         order_id = str(data["order_id"])
-        return _run("validate", order_id, lambda d: pipeline.validate(d, data), masked(data))
+        return run_payment_step(
+            "validate", order_id, lambda d: pipeline.validate(d, data), masked(data)
+        )
 
     @task
     def charge(order_id: str) -> dict[str, Any]:
-        return _run("charge", order_id, lambda d: pipeline.charge(d, order_id))
+        return run_payment_step("charge", order_id, lambda d: pipeline.charge(d, order_id))
 
     @task
     def update_inventory(order_id: str) -> list[dict[str, Any]]:
-        return _run("update_inventory", order_id, lambda d: pipeline.update_inventory(d, order_id))
+        return run_payment_step(
+            "update_inventory", order_id, lambda d: pipeline.update_inventory(d, order_id)
+        )
 
     @task
     def send_receipt(order_id: str) -> str:
-        return _run("send_receipt", order_id, lambda d: pipeline.send_receipt(d, order_id))
+        return run_payment_step(
+            "send_receipt", order_id, lambda d: pipeline.send_receipt(d, order_id)
+        )
 
     @task
     def notify_shipping(order_id: str) -> dict[str, Any]:
-        return _run("notify_shipping", order_id, lambda d: pipeline.notify_shipping(d, order_id))
+        return run_payment_step(
+            "notify_shipping", order_id, lambda d: pipeline.notify_shipping(d, order_id)
+        )
 
     order_id = validate()
     charged = charge(order_id)

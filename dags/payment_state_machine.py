@@ -16,10 +16,9 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import dag, task
 
-from include.payments import pipeline
-from include.payments.order_form import ORDER_FORM
+from include.payment_dags import order_from_params, order_params
 from segue.airflow.operators.saga import RunSagaOperator
 
 
@@ -30,7 +29,7 @@ from segue.airflow.operators.saga import RunSagaOperator
     is_paused_upon_creation=False,
     doc_md=__doc__,
     tags=["segue", "payments", "saga"],
-    params={name: Param(**spec) for name, spec in ORDER_FORM.items()},
+    params=order_params(),
     default_args={
         "owner": "payments",
         "retries": 2,
@@ -43,10 +42,7 @@ def payment_state_machine() -> None:
     @task
     def prepare_order() -> dict[str, Any]:
         """The order from the form, with a stable id when none was given."""
-        context = get_current_context()
-        data = dict(context["params"])
-        data["order_id"] = data.get("order_id") or pipeline.order_id_for_run(context["run_id"])
-        return data
+        return order_from_params()
 
     RunSagaOperator(task_id="run_saga", machine="payment_saga", data=prepare_order())
 
