@@ -15,7 +15,8 @@ import signal
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 from kombu import Connection, Consumer
@@ -102,13 +103,11 @@ class ServiceRuntime:
         self.relays = not spec.recorder
         self.threads = []
         if self.relays:
-            self.threads.append(
-                threading.Thread(target=self._relay_forever, name="relay", daemon=True)
-            )
+            relay = partial(self._reconnecting, "relay", self._relay, "relay_connected")
+            self.threads.append(threading.Thread(target=relay, name="relay", daemon=True))
         if self.consumes:
-            self.threads.append(
-                threading.Thread(target=self._consume_forever, name="consumer", daemon=True)
-            )
+            consume = partial(self._reconnecting, "consumer", self._consume, "consuming")
+            self.threads.append(threading.Thread(target=consume, name="consumer", daemon=True))
         self.health = HealthServer(
             health_port, live=self.live, ready=self.ready, metrics=self.metrics
         )
@@ -154,24 +153,32 @@ class ServiceRuntime:
     def wake_relay(self) -> None:
         self.relay_wakeup.set()
 
-    # --- consumer -------------------------------------------------------------------------
+    def _reconnecting(
+        self, role: str, work: Callable[[Connection, Backoff], None], flag: str
+    ) -> None:
+        """Run ``work`` on a fresh connection until it returns on stop; reconnect after failures.
 
-    def _consume_forever(self) -> None:
+        Nothing is lost on a failure: unacked messages are redelivered and outbox rows stay.
+        """
         backoff = Backoff()
-        while not self.stopping.is_set():
+        while True:
             try:
                 with connect(self.amqp_url) as connection:
                     self._declare(connection)
-                    self._consume(connection, backoff)
+                    work(connection, backoff)
             except (*Connection().connection_errors, OSError, PublishFailed) as exc:
-                log.warning("consumer connection lost (%r); reconnecting", exc)
+                log.warning("%s: broker connection lost or publish refused (%r)", role, exc)
             except OperationalError as exc:
-                log.warning("database unavailable (%s); unacked messages will be redelivered", exc)
+                log.warning("%s: database unavailable (%s)", role, exc)
             except Exception:
-                log.exception("consumer failed; unacked messages will be redelivered")
+                log.exception("%s failed", role)
             finally:
-                self.status["consuming"] = False
+                self.status[flag] = False
+            if self.stopping.is_set():
+                return
             backoff.sleep(self.stopping)
+
+    # --- consumer -------------------------------------------------------------------------
 
     def _consume(self, connection: Connection, backoff: Backoff) -> None:
         handler = BatchHandler(
@@ -228,26 +235,6 @@ class ServiceRuntime:
             declare_service(connection, queues)
 
     # --- relay ----------------------------------------------------------------------------
-
-    def _relay_forever(self) -> None:
-        backoff = Backoff()
-        while True:
-            try:
-                with connect(self.amqp_url) as connection:
-                    self._declare(connection)
-                    self._relay(connection, backoff)
-                    return
-            except (*Connection().connection_errors, OSError, PublishFailed) as exc:
-                log.warning("relay connection lost or publish refused (%r); retrying", exc)
-            except OperationalError as exc:
-                log.warning("relay cannot read the outbox (%s); retrying", exc)
-            except Exception:
-                log.exception("relay failed; the outbox keeps the events")
-            finally:
-                self.status["relay_connected"] = False
-            if self.stopping.is_set():
-                return
-            backoff.sleep(self.stopping)
 
     def _relay(self, connection: Connection, backoff: Backoff) -> None:
         breaker = BacklogBreaker(connection, self.backlog_threshold, self.queues_for)
