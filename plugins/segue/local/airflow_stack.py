@@ -7,6 +7,9 @@ on PostgreSQL (or SQLite as a fallback for a quick look).
 
 from __future__ import annotations
 
+import base64
+import configparser
+import hashlib
 import json
 import os
 import sys
@@ -30,6 +33,25 @@ def amqp_conn_uri(amqp_url: str) -> str:
     parts = urlsplit(amqp_url)
     vhost = unquote(parts.path[1:]) if len(parts.path) > 1 else "/"
     return f"amqp://{parts.netloc}/{quote(vhost, safe='')}"
+
+
+def local_fernet_keys(metadata_url: str, home: Path) -> str:
+    """``AIRFLOW__CORE__FERNET_KEY`` for a local stack: a key derived from the metadata database,
+    then the key ``airflow standalone`` generated in ``home`` earlier, if any.
+
+    Airflow encrypts trigger kwargs (the AssetWatcher's trigger lives in the database for good)
+    with this key. A key generated per ``AIRFLOW_HOME`` would be lost with ``.airflow/`` or in
+    another checkout while the database stays, and the triggerer then dies on InvalidToken.
+    Local development only: a real deployment sets its own secret key.
+    """
+    digest = hashlib.sha256(f"segue-local-fernet:{metadata_url}".encode()).digest()
+    keys = [base64.urlsafe_b64encode(digest).decode()]
+    config = configparser.ConfigParser(interpolation=None)
+    config.read(home / "airflow.cfg")
+    generated = config.get("core", "fernet_key", fallback="").strip()
+    if generated and generated not in keys:
+        keys.append(generated)  # still decrypts what was written with it
+    return ",".join(keys)
 
 
 class AirflowStartError(RuntimeError):
@@ -79,6 +101,7 @@ class AirflowStack:
                 "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.url}/execution/",
                 "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": str(self.dag_refresh_seconds),
                 "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+                "AIRFLOW__CORE__FERNET_KEY": local_fernet_keys(self.metadata_url, self.home),
             }
         )
         if self.metadata_url.startswith("postgresql+psycopg://"):
