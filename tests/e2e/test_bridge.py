@@ -79,7 +79,10 @@ def test_hybrid_run_defers_while_the_charge_service_works_and_succeeds(
     assert run["state"] == "success", states
     assert set(states.values()) == {"success"}
     ti = api.get(f"/dags/{HYBRID}/dagRuns/{run_id}/taskInstances/await_charge")
-    assert ti["try_number"] == 1  # resumed from the triggerer, not retried
+    # Resumed from the triggerer, not retried; only Airflow's own stale-event race
+    # (apache/airflow#72716, logged as "state mismatch") may add a try, which peeks the reply again.
+    mismatches = api.state_mismatches(HYBRID, run_id, "await_charge")
+    assert ti["try_number"] == 1 + len(mismatches), mismatches
     assert "deferring" in api.task_log(HYBRID, run_id, "await_charge")
     reply = api.get(
         f"/dags/{HYBRID}/dagRuns/{run_id}/taskInstances/await_charge/xcomEntries/return_value"

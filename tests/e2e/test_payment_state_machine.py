@@ -47,9 +47,12 @@ def test_saga_defers_during_a_gateway_backoff_and_resumes(
     run, run_id = run_order(airflow_api, conf)
     assert run["state"] == "success", airflow_api.task_states(DAG_ID, run_id)
     ti = airflow_api.get(f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/run_saga")
-    assert ti["try_number"] == 1  # resumed after deferral, not retried
-    log = airflow_api.task_log(DAG_ID, run_id, "run_saga")
-    assert "deferring" in log and "resumed saga" in log
+    # Resumed after deferral, not retried; only Airflow's own stale-event race
+    # (apache/airflow#72716, logged as "state mismatch") may add a try, which resumes the saga.
+    mismatches = airflow_api.state_mismatches(DAG_ID, run_id, "run_saga")
+    assert ti["try_number"] == 1 + len(mismatches), mismatches
+    first_try = airflow_api.task_log(DAG_ID, run_id, "run_saga")
+    assert "deferring" in first_try and ("resumed saga" in first_try or mismatches)
     events = [row["event"] for row in SagaStore(engine).audit_trail(conf["order_id"])]
     assert "retry" in events
     assert count(engine, ChargeRow, conf["order_id"]) == 1

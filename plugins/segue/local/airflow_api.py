@@ -76,6 +76,16 @@ class AirflowApi:
             raise AirflowApiError(f"GET {path}: HTTP {response.status_code} {response.text}")
         return response.text
 
+    def state_mismatches(self, dag_id: str, run_id: str, task_id: str) -> list[dict[str, Any]]:
+        """The scheduler's "state mismatch" audit-log entries for one task of one run.
+
+        Airflow 3.3's scheduler can fail a deferred task whose trigger fired before it drained
+        the executor's success from the defer exit (apache/airflow#72716): the try ends with
+        this entry and the task is retried. Tests use it to tell that race from a real failure.
+        """
+        params = {"dag_id": dag_id, "run_id": run_id, "task_id": task_id, "event": "state mismatch"}
+        return self.get("/eventLogs", **params)["event_logs"]
+
     def wait_for_run(
         self, dag_id: str, run_id: str, timeout: float = 180.0, poll: float = 1.0
     ) -> dict[str, Any]:
