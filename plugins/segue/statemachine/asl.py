@@ -37,10 +37,11 @@ from __future__ import annotations
 
 import json
 import math
-from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from segue.statemachine.asl_check import AslError, check_asl
+from segue.statemachine.asl_paths import Stack, completed_steps, steps_after
 from segue.statemachine.definition import RetryPolicy, State, StateMachineDefinition
 from segue.statemachine.engine import COMPENSATION_RETRY
 from segue.statemachine.machine import COMPENSATED, COMPENSATION_FAILED, undo_state
@@ -48,13 +49,6 @@ from segue.statemachine.machine import COMPENSATED, COMPENSATION_FAILED, undo_st
 WAIT_FOR_EVENT_RESOURCE = "arn:aws:states:::sqs:sendMessage.waitForTaskToken"
 LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
 EVENT_QUEUE_URL_PATH = "$$.Execution.Input.event_queue_url"
-STATE_TYPES = ("Task", "Pass", "Choice", "Wait", "Succeed", "Fail", "Parallel", "Map")
-
-Stack = tuple[str, ...]
-
-
-class AslError(ValueError):
-    """The definition can't be expressed in ASL, or an ASL document is structurally broken."""
 
 
 def lambda_arn(region: str, account: str) -> Callable[[str], str]:
@@ -88,46 +82,6 @@ def to_asl_json(
     """:func:`to_asl` as JSON text, ready for ``CreateStateMachine``."""
     asl = to_asl(definition, resource_for=resource_for, retryable_errors=retryable_errors)
     return json.dumps(asl, indent=indent)
-
-
-def completed_steps(definition: StateMachineDefinition) -> dict[str, Stack]:
-    """For each state reached by transitions, the compensable steps completed on entering it
-    (oldest first); raises AslError when different paths disagree."""
-    seen: dict[str, set[Stack]] = {}
-    frontier: list[tuple[str, Stack]] = [(definition.initial, ())]
-    while frontier:
-        name, stack = frontier.pop()
-        if stack in seen.setdefault(name, set()):
-            continue
-        seen[name].add(stack)
-        state = definition.state(name)
-        for transition in state.transitions:
-            frontier.append((transition.target, _after(definition, state, transition.event, stack)))
-    result: dict[str, Stack] = {}
-    for name in definition.state_names:
-        stacks = sorted(seen.get(name, ()))
-        if len(stacks) > 1 and definition.state(name).kind != "fail":
-            raise AslError(
-                f"{name}: reached with different completed steps {stacks}; ASL needs one "
-                "static compensation path"
-            )
-        if stacks:
-            result[name] = stacks[0]
-    return result
-
-
-def _after(definition: StateMachineDefinition, state: State, event: str, stack: Stack) -> Stack:
-    """The completed compensable steps after ``state`` fired ``event``."""
-    if state.kind == "task" and event != "failed" and event != "timeout":
-        return _push(stack, [state])
-    if state.kind == "parallel":  # on failure we can't know which branches finished: all
-        return _push(stack, [definition.state(branch) for branch in state.branches])
-    return stack
-
-
-def _push(stack: Stack, states: Sequence[State]) -> Stack:
-    names = [s.name for s in states if s.compensation and s.name not in stack]
-    return (*stack, *names)
 
 
 class _Exporter:
@@ -188,14 +142,16 @@ class _Exporter:
             bad = {t.event for t in state.transitions} - {"done", "failed", "timeout"}
             if bad:
                 raise AslError(f"{state.name}: custom events on a task can't be exported {bad}")
-        failure = self._on(state, "failed", _after(self.definition, state, "failed", stack))
+        failure = self._on(state, "failed", steps_after(self.definition, state, "failed", stack))
         catch = []
         if state.targets("timeout"):
-            timeout = self._on(state, "timeout", _after(self.definition, state, "timeout", stack))
+            timeout = self._on(
+                state, "timeout", steps_after(self.definition, state, "timeout", stack)
+            )
             catch.append(_catcher("States.Timeout", timeout))
         catch.append(_catcher("States.ALL", failure))
         body["Catch"] = catch
-        body["Next"] = self._on(state, "done", _after(self.definition, state, "done", stack))
+        body["Next"] = self._on(state, "done", steps_after(self.definition, state, "done", stack))
         return body
 
     def _task(self, state: State, *, branch: bool) -> dict[str, Any]:
@@ -368,64 +324,3 @@ def _all(*conditions: dict[str, Any]) -> dict[str, Any]:
 
 def _rule(condition: dict[str, Any], target: str) -> dict[str, Any]:
     return {**condition, "Next": target}
-
-
-def check_asl(asl: Mapping[str, Any]) -> None:
-    """Raise AslError listing every structural problem: a missing StartAt, a Next/Default/Catch
-    target that doesn't exist in its scope, a state with both or neither of Next and End, an
-    unreachable state, a duplicate name, ``States.ALL`` not alone and last."""
-    problems: list[str] = []
-    names: Counter[str] = Counter()
-    _check_scope(asl, "machine", problems, names)
-    problems += [f"state name {n!r} used {c} times" for n, c in sorted(names.items()) if c > 1]
-    if problems:
-        raise AslError("; ".join(problems))
-
-
-def _check_scope(
-    scope: Mapping[str, Any], where: str, problems: list[str], names: Counter[str]
-) -> None:
-    states = scope.get("States")
-    start = scope.get("StartAt")
-    if not isinstance(states, Mapping) or not states:
-        problems.append(f"{where}: no States")
-        return
-    if not isinstance(start, str) or start not in states:
-        problems.append(f"{where}: StartAt {start!r} is not a state")
-    graph: dict[str, list[str]] = {}
-    for name, state in states.items():
-        names[name] += 1
-        kind = state.get("Type")
-        targets = [state[k] for k in ("Next", "Default") if k in state]
-        targets += [r.get("Next") for r in state.get("Choices", ())]
-        targets += [c.get("Next") for c in state.get("Catch", ())]
-        graph[name] = [t for t in targets if isinstance(t, str)]
-        problems += [f"{name}: goes to unknown state {t!r}" for t in targets if t not in states]
-        if kind not in STATE_TYPES:
-            problems.append(f"{name}: unknown Type {kind!r}")
-        elif kind in ("Succeed", "Fail"):
-            if "Next" in state or "End" in state:
-                problems.append(f"{name}: a {kind} state has no Next or End")
-        elif kind == "Choice":
-            if not state.get("Choices") or "End" in state or "Next" in state:
-                problems.append(f"{name}: a Choice needs Choices and no Next or End")
-        elif ("Next" in state) == bool(state.get("End")):
-            problems.append(f"{name}: needs exactly one of Next or End")
-        if kind == "Task" and not state.get("Resource"):
-            problems.append(f"{name}: a Task needs a Resource")
-        for key in ("Retry", "Catch"):
-            errors = [tuple(r.get("ErrorEquals", ())) for r in state.get(key, ())]
-            for i, equals in enumerate(errors):
-                if not equals:
-                    problems.append(f"{name}: {key} entry without ErrorEquals")
-                if "States.ALL" in equals and (len(equals) > 1 or i != len(errors) - 1):
-                    problems.append(f"{name}: States.ALL must be alone in the last {key} entry")
-        for i, branch in enumerate(state.get("Branches", ())):
-            _check_scope(branch, f"{name}.Branches[{i}]", problems, names)
-    seen, frontier = set(), [start] if start in states else []
-    while frontier:
-        current = frontier.pop()
-        if current not in seen:
-            seen.add(current)
-            frontier += [t for t in graph.get(current, ()) if t in states]
-    problems += [f"{name}: unreachable from StartAt" for name in states if name not in seen]
