@@ -70,4 +70,4 @@ def test_out_of_stock_compensates_and_fails_the_task(airflow_api, engine, gatewa
     assert count(engine, RefundRow, conf["order_id"]) == 1
     with session_scope(engine) as session:
         assert session.get(OrderRow, conf["order_id"]).status == "failed"
-    assert "compensated" in airflow_api.task_log(DAG_ID, run_id, "run_saga")
+    assert "compensated" in airflow_api.task_logs(DAG_ID, run_id, "run_saga")

@@ -53,7 +53,7 @@ def test_the_bridged_saga_defers_on_the_charge_reply_and_succeeds(
     run = api.wait_for_run(DAG_ID, run_id, timeout=240)
     states = api.task_states(DAG_ID, run_id)
     assert run["state"] == "success", states
-    log = api.task_log(DAG_ID, run_id, "run_saga")
+    log = api.task_logs(DAG_ID, run_id, "run_saga")
     assert "AWAITING_CHARGE" in log and "deferring" in log
     assert charges_and_status(engine, conf["order_id"]) == (1, "completed")
 
@@ -65,5 +65,5 @@ def test_a_declined_card_fails_the_run_and_compensates(
     run_id = api.trigger_dag_run(DAG_ID, conf)
     run = api.wait_for_run(DAG_ID, run_id, timeout=240)
     assert run["state"] == "failed"
-    assert "compensated" in api.task_log(DAG_ID, run_id, "run_saga")
+    assert "compensated" in api.task_logs(DAG_ID, run_id, "run_saga")
     assert charges_and_status(engine, conf["order_id"]) == (0, "failed")

@@ -76,6 +76,12 @@ class AirflowApi:
             raise AirflowApiError(f"GET {path}: HTTP {response.status_code} {response.text}")
         return response.text
 
+    def task_logs(self, dag_id: str, run_id: str, task_id: str) -> str:
+        """The logs of every try of the task so far, first try first."""
+        ti = self.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}")
+        tries = range(1, max(1, ti["try_number"]) + 1)
+        return "\n".join(self.task_log(dag_id, run_id, task_id, n) for n in tries)
+
     def state_mismatches(self, dag_id: str, run_id: str, task_id: str) -> list[dict[str, Any]]:
         """The scheduler's "state mismatch" audit-log entries for one task of one run.
 
