@@ -1,10 +1,14 @@
 """The consumer shell around a service's handlers: decode, validate, dispatch, commit, ack.
 
-Messages are taken in small batches (bounded by the prefetch). Each message gets a savepoint in
-one transaction holding its inbox row, its effects and its outbox rows; the transaction commits
-and only then are the messages acked. A message that cannot be handled now is republished to
-the delay queue (out of order, transient failure) or parked with its reason (not an event, no
-handler, retries exhausted) before its ack, so nothing is dropped silently.
+Messages are taken in small batches (bounded by the prefetch) and handled in one transaction
+holding their inbox rows, their effects and their outbox rows; the transaction commits and only
+then are the messages acked. A batch is first tried the cheap way: the inbox rows of the whole
+batch claimed with one statement, the handlers run without savepoints, the emitted events
+written with one statement. If any handler raises, that transaction is rolled back and the batch
+is redone one message at a time, each in a savepoint, so a failing message only affects itself.
+A message that cannot be handled now is republished to the delay queue (out of order, transient
+failure) or parked with its reason (not an event, no handler, retries exhausted) before its ack,
+so nothing is dropped silently.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from kombu.message import Message
 from sqlalchemy import Engine
@@ -20,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from segue.bus import inbox
 from segue.bus.handlers import Handler, HandlerContext, NotYet, ServiceSpec
-from segue.bus.outbox import add_to_outbox
+from segue.bus.outbox import add_many_to_outbox, add_to_outbox
 from segue.bus.parking import attempt_of, park, retry_later
 from segue.bus.publisher import Publisher
 from segue.events.amqp import MAX_BODY_BYTES, attributes_from_headers, from_amqp
@@ -39,6 +43,19 @@ class Decoded:
     message: Message
     envelope: Envelope
     handler: Handler
+
+
+@dataclass
+class Outcome:
+    """What a batch's transaction did, acted upon after its commit."""
+
+    done: list[Message] = field(default_factory=list)
+    later: list[tuple[Message, bool, str]] = field(default_factory=list)  # (msg, NotYet?, why)
+    emitted: int = 0
+
+
+class BatchFailed(Exception):
+    """A handler raised in the savepoint-free pass: the batch is redone message by message."""
 
 
 class BatchHandler:
@@ -67,22 +84,78 @@ class BatchHandler:
     def handle(self, messages: list[Message]) -> None:
         """Handle, commit, then ack (or retry later / park, then ack) every message."""
         decoded = [item for item in map(self._decode, messages) if item is not None]
-        emitted = 0
-        done: list[Message] = []
-        later: list[tuple[Message, bool, str]] = []  # (message, out of order?, reason)
+        if not decoded:
+            return
+        try:
+            outcome = self._handle_together(decoded)
+        except BatchFailed:
+            self.counts["batches_redone"] += 1
+            outcome = self._handle_one_by_one(decoded)
+        if outcome.emitted and self.on_commit is not None:
+            self.on_commit()  # wake the relay: there are new outbox rows
+        for message in outcome.done:
+            message.ack()
+        for message, out_of_order, reason in outcome.later:
+            self._later(message, out_of_order, reason)
+
+    def _handle_together(self, decoded: list[Decoded]) -> Outcome:
+        """The whole batch in one transaction, no savepoints; BatchFailed if a handler raised.
+
+        Set-based where it can be: one INSERT claims every inbox row, one INSERT queues every
+        emitted event (ids in handling order), and a recorder's batch hook records them all.
+        A commit failure is not BatchFailed: it propagates, nothing is acked, all is redelivered.
+        """
+        outcome = Outcome()
+        emitted: list[Envelope] = []
+        with session_scope(self.engine) as session:
+            try:
+                fresh, duplicates = self._claim_together(session, decoded)
+                if self.spec.catch_all_batch is not None:
+                    self.spec.catch_all_batch(session, [item.envelope for item in fresh])
+                else:
+                    for item in fresh:
+                        emitted.extend(self._run_handler(session, item))
+                add_many_to_outbox(session, emitted)
+            except Exception as exc:
+                raise BatchFailed from exc
+        for item in duplicates:
+            self._duplicate(item)
+        self.counts["handled"] += len(fresh)
+        outcome.done.extend(item.message for item in (*duplicates, *fresh))
+        outcome.emitted = len(emitted)
+        return outcome
+
+    def _claim_together(
+        self, session: Session, decoded: list[Decoded]
+    ) -> tuple[list[Decoded], list[Decoded]]:
+        """(to handle: first delivery of their event id, duplicates) with one inbox INSERT."""
+        if self.spec.recorder:
+            return decoded, []  # idempotent by event id on its own
+        claimed = inbox.claim_many(session, self.spec.name, [d.envelope.id for d in decoded])
+        fresh: list[Decoded] = []
+        duplicates: list[Decoded] = []
+        for item in decoded:
+            if item.envelope.id in claimed:
+                claimed.discard(item.envelope.id)  # a second copy in this batch is a duplicate
+                fresh.append(item)
+            else:
+                duplicates.append(item)
+        return fresh, duplicates
+
+    def _handle_one_by_one(self, decoded: list[Decoded]) -> Outcome:
+        """Each message in a savepoint: a failure rolls back that message alone."""
+        outcome = Outcome()
         with session_scope(self.engine) as session:
             for item in decoded:
                 try:
                     with session.begin_nested():
                         count = self._apply(session, item)
-                    if count is None:
-                        self.counts["duplicates"] += 1
-                    else:
+                    if count is not None:
                         self.counts["handled"] += 1
-                        emitted += count
-                    done.append(item.message)
+                        outcome.emitted += count
+                    outcome.done.append(item.message)
                 except NotYet as exc:
-                    later.append((item.message, True, str(exc) or "not its turn yet"))
+                    outcome.later.append((item.message, True, str(exc) or "not its turn yet"))
                 except Exception as exc:
                     log.warning(
                         "%s failed on %s: %r",
@@ -91,31 +164,37 @@ class BatchHandler:
                         exc,
                         extra=item.envelope.log_context(),
                     )
-                    later.append((item.message, False, f"{type(exc).__name__}: {exc}"))
-        if emitted and self.on_commit is not None:
-            self.on_commit()  # wake the relay: there are new outbox rows
-        for message in done:
-            message.ack()
-        for message, out_of_order, reason in later:
-            self._later(message, out_of_order, reason)
+                    outcome.later.append((item.message, False, f"{type(exc).__name__}: {exc}"))
+        return outcome
 
     def _apply(self, session: Session, item: Decoded) -> int | None:
         """Claim, handle, queue the emitted events; how many were emitted (None: duplicate)."""
         envelope = item.envelope
         if not self.spec.recorder and not inbox.claim(session, self.spec.name, envelope.id):
-            log.info("duplicate %s ignored", envelope.type, extra=envelope.log_context())
+            self._duplicate(item)
             return None
+        emitted = self._run_handler(session, item)
+        for event in emitted:
+            add_to_outbox(session, event)
+        return len(emitted)
+
+    def _run_handler(self, session: Session, item: Decoded) -> list[Envelope]:
+        """Run the message's handler in ``session``; the events it emitted."""
+        envelope = item.envelope
         context = HandlerContext(self.spec.name, envelope, session)
         item.handler(context, envelope.data)
-        for emitted in context.emitted:
-            add_to_outbox(session, emitted)
-        log.info(
-            "handled %s, emitted %s",
-            envelope.type,
-            [event.type.rsplit(".", 1)[-1] for event in context.emitted],
-            extra=envelope.log_context(),
-        )
-        return len(context.emitted)
+        if log.isEnabledFor(logging.DEBUG):  # one line per message: too dear at INFO
+            log.debug(
+                "handled %s, emitted %s",
+                envelope.type,
+                [event.type.rsplit(".", 1)[-1] for event in context.emitted],
+                extra=envelope.log_context(),
+            )
+        return context.emitted
+
+    def _duplicate(self, item: Decoded) -> None:
+        self.counts["duplicates"] += 1
+        log.info("duplicate %s ignored", item.envelope.type, extra=item.envelope.log_context())
 
     def _decode(self, message: Message) -> Decoded | None:
         try:

@@ -9,7 +9,7 @@ that one transaction, commits, and only then acks the message.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session
@@ -52,6 +52,8 @@ class HandlerContext:
 
 
 Handler = Callable[[HandlerContext, EventPayload], None]
+# A recorder's catch-all for a whole batch at once (one statement instead of one per event).
+BatchRecorder = Callable[[Session, Sequence[Envelope]], None]
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,14 @@ class ServiceSpec:
     # A recorder emits nothing and is idempotent by event id on its own (the event log): it
     # needs no inbox row and no outbox relay.
     recorder: bool = False
+    # Optional for a recorder: ``catch_all`` for every message of a batch in one call. The
+    # runtime uses it when the batch goes through cleanly and falls back to ``catch_all`` per
+    # message (each in a savepoint) when it fails.
+    catch_all_batch: BatchRecorder | None = None
+
+    def __post_init__(self) -> None:
+        if self.catch_all_batch is not None and not (self.recorder and self.catch_all):
+            raise ValueError("catch_all_batch needs a recorder with a catch_all handler")
 
     @property
     def routing_keys(self) -> list[str]:

@@ -8,6 +8,7 @@ its reason while the next message is processed, out-of-order events retried unti
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Callable
 
@@ -86,7 +87,10 @@ def test_the_same_event_twice_has_one_effect(
     wait_for(lambda: runtime.counts["handled"] + runtime.counts["duplicates"] == 4)
     assert sorted(seen) == ["o-2", "o-3"]
     assert runtime.counts["duplicates"] == 2
-    emitted = wait_for(lambda: take_all(broker, probe.name))
+    emitted: list = []
+    wait_for(lambda: emitted.extend(take_all(broker, probe.name)) or len(emitted) >= 2)
+    time.sleep(0.5)  # a third (duplicate) publication would arrive by now
+    emitted.extend(take_all(broker, probe.name))
     assert len(emitted) == 2
 
 
@@ -146,7 +150,10 @@ def test_an_event_before_its_turn_is_retried_until_it_can_be_handled(
     Publisher(broker).publish_event(event("early"))
 
     wait_for(lambda: seen == ["early"], timeout=30, what="the retried event")
-    assert runtime.counts["not_yet"] == 2
+    # The toy counts calls, not deliveries: a delivery whose handler raised runs it twice (the
+    # batch is redone with savepoints), so two refusals may take one or two delayed retries.
+    assert 1 <= runtime.counts["not_yet"] <= 2
+    assert runtime.counts["handled"] == 1
 
 
 def test_a_handler_that_keeps_failing_parks_the_message_after_bounded_retries(

@@ -1,0 +1,258 @@
+"""BatchHandler's two passes on real PostgreSQL: the set-based one and the per-message redo.
+
+A batch goes through in one transaction without savepoints (one inbox INSERT, one outbox
+INSERT); when a handler raises, the batch is redone with a savepoint per message. These tests
+check what that must not change: effects once per event id, a failing message retried or parked
+alone, duplicates (within a batch and across batches) skipped, outbox ids in handling order, and
+acks only for what was committed or handed to the delay/parking queues.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, select
+
+from include.payments.events import PAYMENT_EVENTS, OrderInvalidated, ReceiptSent
+from segue.bus.consumer import BatchHandler
+from segue.bus.handlers import HandlerContext, NotYet, ServiceSpec
+from segue.bus.inbox import InboxRow
+from segue.bus.outbox import OutboxRow
+from segue.bus.parking import ATTEMPT, PARKED_CODE, PARKED_REASON
+from segue.bus.topology import DEAD, RETRY
+from segue.events.amqp import to_amqp
+from segue.events.envelope import Envelope
+from segue.store.engine import session_scope
+
+INPUT = OrderInvalidated.event_type
+
+
+@dataclass
+class FakeMessage:
+    """What BatchHandler reads of a Kombu message, and whether it was acked."""
+
+    body: bytes
+    headers: dict[str, Any]
+    properties: dict[str, Any]
+    content_type: str
+    delivery_info: dict[str, Any] = field(default_factory=lambda: {"routing_key": INPUT})
+    acks: int = 0
+
+    def ack(self) -> None:
+        self.acks += 1
+
+
+@dataclass
+class FakePublisher:
+    """Records what the handler sent to the delay and parking exchanges."""
+
+    sent: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+    def publish_raw(self, body: bytes, *, exchange: Any, routing_key: str, **kw: Any) -> None:
+        self.sent.append((str(getattr(exchange, "name", exchange)), kw.get("headers") or {}))
+
+
+def event(order_id: str) -> Envelope:
+    payload = OrderInvalidated(order_id=order_id, field="items", reason="empty")
+    return Envelope.create(payload, source="test", subject=order_id, correlation_id=order_id)
+
+
+def message(envelope: Envelope, **headers: Any) -> FakeMessage:
+    amqp = to_amqp(envelope)
+    return FakeMessage(
+        body=amqp.body,
+        headers={**amqp.headers, **headers},
+        properties=dict(amqp.properties),
+        content_type=amqp.properties["content_type"],
+    )
+
+
+def toy_spec(behaviour: Callable[[str], None] = lambda order_id: None) -> ServiceSpec:
+    """Emits ReceiptSent for each order, after ``behaviour`` (which may raise) ran."""
+
+    def handle(ctx: HandlerContext, event: OrderInvalidated) -> None:
+        ctx.emit(ReceiptSent(order_id=event.order_id, email="a@example.com"))
+        behaviour(event.order_id)  # raising here must also drop what was emitted
+
+    return ServiceSpec(name="toy", handlers={INPUT: handle}, registry=PAYMENT_EVENTS)
+
+
+def outbox_subjects(engine: Engine) -> list[str]:
+    with session_scope(engine) as session:
+        return list(session.scalars(select(OutboxRow.subject).order_by(OutboxRow.id)))
+
+
+def inbox_count(engine: Engine) -> int:
+    with session_scope(engine) as session:
+        return len(session.scalars(select(InboxRow.event_id)).all())
+
+
+@pytest.fixture
+def publisher() -> FakePublisher:
+    return FakePublisher()
+
+
+def test_a_clean_batch_is_handled_in_one_pass_with_outbox_ids_in_handling_order(
+    clean_db: Engine, publisher: FakePublisher
+) -> None:
+    handler = BatchHandler(toy_spec(), clean_db, publisher)  # type: ignore[arg-type]
+    orders = [f"o-{n}" for n in (3, 1, 2, 5, 4)]
+    messages = [message(event(order_id)) for order_id in orders]
+
+    handler.handle(messages)  # type: ignore[arg-type]
+
+    assert outbox_subjects(clean_db) == orders
+    assert inbox_count(clean_db) == 5
+    assert [m.acks for m in messages] == [1] * 5
+    assert handler.counts["handled"] == 5
+    assert handler.counts["batches_redone"] == 0
+    assert publisher.sent == []
+
+
+def test_one_failing_message_is_retried_alone_and_the_others_are_committed_once(
+    clean_db: Engine, publisher: FakePublisher
+) -> None:
+    def behaviour(order_id: str) -> None:
+        if order_id == "o-bad":
+            raise RuntimeError("gateway down")
+
+    handler = BatchHandler(toy_spec(behaviour), clean_db, publisher)  # type: ignore[arg-type]
+    messages = [message(event(order_id)) for order_id in ("o-1", "o-bad", "o-2")]
+
+    handler.handle(messages)  # type: ignore[arg-type]
+
+    assert outbox_subjects(clean_db) == ["o-1", "o-2"]  # once each; nothing of o-bad
+    assert inbox_count(clean_db) == 2  # o-bad is not claimed: its retry will be handled
+    assert [m.acks for m in messages] == [1, 1, 1]  # o-bad acked after its retry was sent
+    assert handler.counts["batches_redone"] == 1
+    assert handler.counts["handled"] == 2
+    assert handler.counts["retried"] == 1
+    [(exchange, headers)] = publisher.sent
+    assert exchange == RETRY.name
+    assert headers[ATTEMPT] == 1
+
+
+def test_a_message_out_of_retries_is_parked_with_its_reason_among_good_ones(
+    clean_db: Engine, publisher: FakePublisher
+) -> None:
+    def behaviour(order_id: str) -> None:
+        if order_id == "o-bad":
+            raise ValueError("no such card")
+
+    handler = BatchHandler(toy_spec(behaviour), clean_db, publisher, retry_limit=2)  # type: ignore[arg-type]
+    bad = message(event("o-bad"), **{ATTEMPT: 2})
+    messages = [message(event("o-1")), bad, message(event("o-2"))]
+
+    handler.handle(messages)  # type: ignore[arg-type]
+
+    assert outbox_subjects(clean_db) == ["o-1", "o-2"]
+    [(exchange, headers)] = publisher.sent
+    assert exchange == DEAD.name
+    assert headers[PARKED_CODE] == "retries_exhausted"
+    assert "ValueError: no such card" in headers[PARKED_REASON]
+    assert bad.acks == 1
+    assert handler.counts["parked"] == 1
+
+
+def test_not_yet_in_a_batch_goes_to_the_delay_queue_and_is_handled_later(
+    clean_db: Engine, publisher: FakePublisher
+) -> None:
+    ready: set[str] = set()
+
+    def behaviour(order_id: str) -> None:
+        if order_id == "o-late" and order_id not in ready:
+            raise NotYet("its reservation is not there yet")
+
+    handler = BatchHandler(toy_spec(behaviour), clean_db, publisher)  # type: ignore[arg-type]
+    late = event("o-late")
+    handler.handle([message(event("o-1")), message(late)])  # type: ignore[list-item]
+    assert outbox_subjects(clean_db) == ["o-1"]
+    assert handler.counts["not_yet"] == 1
+    assert [exchange for exchange, _ in publisher.sent] == [RETRY.name]
+
+    ready.add("o-late")
+    handler.handle([message(late, **{ATTEMPT: 1})])  # type: ignore[list-item]
+    assert outbox_subjects(clean_db) == ["o-1", "o-late"]
+    assert handler.counts["batches_redone"] == 1  # only the first batch needed the redo
+
+
+def test_duplicates_within_a_batch_and_across_batches_have_one_effect(
+    clean_db: Engine, publisher: FakePublisher
+) -> None:
+    handler = BatchHandler(toy_spec(), clean_db, publisher)  # type: ignore[arg-type]
+    first, second = event("o-1"), event("o-2")
+    handler.handle([message(first)])  # type: ignore[list-item]
+
+    messages = [message(second), message(first), message(second), message(event("o-3"))]
+    handler.handle(messages)  # type: ignore[arg-type]
+
+    assert outbox_subjects(clean_db) == ["o-1", "o-2", "o-3"]
+    assert inbox_count(clean_db) == 3
+    assert [m.acks for m in messages] == [1, 1, 1, 1]
+    assert handler.counts["duplicates"] == 2
+    assert handler.counts["handled"] == 3
+    assert handler.counts["batches_redone"] == 0
+
+
+def test_duplicates_in_a_redone_batch_are_still_skipped_and_counted_once(
+    clean_db: Engine, publisher: FakePublisher
+) -> None:
+    def behaviour(order_id: str) -> None:
+        if order_id == "o-bad":
+            raise RuntimeError("boom")
+
+    handler = BatchHandler(toy_spec(behaviour), clean_db, publisher)  # type: ignore[arg-type]
+    good = event("o-1")
+    messages = [message(good), message(event("o-bad")), message(good)]
+
+    handler.handle(messages)  # type: ignore[arg-type]
+
+    assert outbox_subjects(clean_db) == ["o-1"]
+    assert handler.counts["duplicates"] == 1
+    assert handler.counts["handled"] == 1
+    assert [m.acks for m in messages] == [1, 1, 1]
+
+
+def test_a_recorder_with_a_batch_hook_records_the_batch_in_one_call(
+    clean_db: Engine, publisher: FakePublisher
+) -> None:
+    calls: list[list[str]] = []
+    singles: list[str] = []
+
+    def record(ctx: HandlerContext, payload: object) -> None:
+        singles.append(ctx.envelope.subject)
+
+    def record_batch(session: object, envelopes: list[Envelope]) -> None:
+        calls.append([envelope.subject for envelope in envelopes])
+
+    spec = ServiceSpec(
+        name="recorder",
+        handlers={},
+        registry=PAYMENT_EVENTS,
+        catch_all=record,
+        catch_all_batch=record_batch,
+        recorder=True,
+    )
+    handler = BatchHandler(spec, clean_db, publisher)  # type: ignore[arg-type]
+    messages = [message(event(order_id)) for order_id in ("o-1", "o-2", "o-3")]
+
+    handler.handle(messages)  # type: ignore[arg-type]
+
+    assert calls == [["o-1", "o-2", "o-3"]]
+    assert singles == []
+    assert [m.acks for m in messages] == [1, 1, 1]
+    assert inbox_count(clean_db) == 0  # a recorder keeps no inbox
+
+
+def test_a_batch_hook_needs_a_recorder() -> None:
+    with pytest.raises(ValueError, match="recorder"):
+        ServiceSpec(
+            name="x",
+            handlers={},
+            registry=PAYMENT_EVENTS,
+            catch_all=lambda ctx, payload: None,
+            catch_all_batch=lambda session, envelopes: None,
+        )
