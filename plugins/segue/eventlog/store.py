@@ -6,6 +6,7 @@ payload as sent, so an event can be rebuilt and republished exactly (``segue.eve
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -15,7 +16,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from segue.events.amqp import to_amqp
 from segue.events.envelope import Envelope
 from segue.store.engine import Base, create_schema, shared_engine, utcnow
-from segue.store.inserts import insert_if_absent
+from segue.store.inserts import insert_if_absent, insert_many_if_absent
 
 
 class EventLogRecord(Base):
@@ -56,7 +57,17 @@ def eventlog_engine(url: str) -> Engine:
 
 def record_event(session: Session, envelope: Envelope) -> bool:
     """Record ``envelope`` unless its id is already logged; True if this call wrote it."""
-    values = {
+    return insert_if_absent(session, TABLE, _values(envelope))  # type: ignore[arg-type]
+
+
+def record_events(session: Session, envelopes: Sequence[Envelope]) -> int:
+    """Record several envelopes with one statement (logged ids skipped); how many were new."""
+    rows = [_values(envelope) for envelope in envelopes]
+    return len(insert_many_if_absent(session, TABLE, rows, key="event_id"))  # type: ignore[arg-type]
+
+
+def _values(envelope: Envelope) -> dict[str, Any]:
+    return {
         "event_id": envelope.id,
         "type": envelope.type,
         "schema_version": envelope.schemaversion,
@@ -70,7 +81,6 @@ def record_event(session: Session, envelope: Envelope) -> bool:
         "headers": to_amqp(envelope).headers,
         "payload": envelope.data.model_dump(mode="json"),
     }
-    return insert_if_absent(session, TABLE, values)  # type: ignore[arg-type]
 
 
 def timeline(session: Session, correlation_id: str) -> list[EventLogRecord]:

@@ -13,7 +13,13 @@ from segue.bus.handlers import HandlerContext
 from segue.eventlog.render import key_fields, offset, render_timeline
 from segue.eventlog.replay import envelope_of
 from segue.eventlog.service import SERVICE_NAME, event_log_service, record
-from segue.eventlog.store import EventLogRecord, order_timeline, record_event, timeline
+from segue.eventlog.store import (
+    EventLogRecord,
+    order_timeline,
+    record_event,
+    record_events,
+    timeline,
+)
 from segue.events.amqp import PREFIX
 from segue.events.envelope import Envelope
 from segue.store.engine import session_scope
@@ -48,6 +54,23 @@ def test_record_event_is_idempotent_on_event_id(log_engine: Engine, order_events
         assert row.headers[PREFIX + "id"] == placed.id
         assert row.payload["order"]["amount"] == "49.99"  # money kept as a string
         assert envelope_of(row) == placed, "a logged event rebuilds to the same envelope"
+
+
+def test_record_events_writes_a_batch_once_skipping_logged_and_repeated_ids(
+    log_engine: Engine, order_events: Chain
+) -> None:
+    events = order_events()
+    with session_scope(log_engine) as session:
+        assert record_events(session, events[:1]) == 1
+    with session_scope(log_engine) as session:
+        # already logged, repeated within the batch, and new ones: each id once
+        assert record_events(session, [events[0], *events[1:], events[1]]) == len(events) - 1
+        assert record_events(session, []) == 0
+    assert count(log_engine) == len(events)
+    with session_scope(log_engine) as session:
+        rows = {row.event_id: row for row in session.scalars(select(EventLogRecord))}
+    for envelope in events:
+        assert envelope_of(rows[envelope.id]) == envelope, "the batch form stores the same row"
 
 
 def test_timeline_orders_by_event_time_then_recorded_at(
