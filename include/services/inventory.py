@@ -62,7 +62,7 @@ def on_order_validated(ctx: HandlerContext, event: OrderValidated) -> None:
             )
         )
         return
-    logger.info("stock reserved for order %s", order_id, extra=_log(ctx))
+    logger.debug("stock reserved for order %s", order_id, extra=_log(ctx))
     ctx.emit(InventoryReserved(order_id=order_id, lines=[LineItem(**line) for line in lines]))
 
 
@@ -78,7 +78,7 @@ def on_charge_completed(ctx: HandlerContext, event: ChargeCompleted) -> None:
         raise NotYet(f"order {order_id} is charged but its stock is not reserved yet")
     steps.commit_inventory(session, order_id)
     order = steps.load_order(session, order_id)
-    logger.info("stock committed for order %s", order_id, extra=_log(ctx))
+    logger.debug("stock committed for order %s", order_id, extra=_log(ctx))
     ctx.emit(InventoryUpdated(order_id=order_id, lines=order.items))
 
 

@@ -18,7 +18,7 @@ logger = logging.getLogger(__name__)
 def on_inventory_updated(ctx: HandlerContext, event: InventoryUpdated) -> None:
     notice = steps.notify_shipping(ctx.session, event.order_id)
     country = str(notice["address"]["country"])
-    logger.info(
+    logger.debug(
         "shipping notified for order %s (%s)",
         event.order_id,
         country,

@@ -33,7 +33,7 @@ def on_order_placed(ctx: HandlerContext, event: OrderPlaced) -> None:
         )
         ctx.emit(OrderInvalidated(order_id=order.order_id, field=exc.field, reason=exc.message))
         return
-    logger.info("order %s validated", order.order_id, extra=ctx.envelope.log_context())
+    logger.debug("order %s validated", order.order_id, extra=ctx.envelope.log_context())
     ctx.emit(
         OrderValidated(
             order_id=order.order_id,
