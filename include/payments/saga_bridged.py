@@ -10,6 +10,11 @@ The command is written to the outbox (source ``saga-replies``: that process rela
 own transaction just before the saga saves the transition; its event id is derived from
 instance, state and visit, so a retry or a crash before the save re-sends the same id and the
 charge service's inbox absorbs it.
+
+A charge that arrives after the saga gave up (the timeout fired, or the compensation ran while
+the command was still queued) is refunded by saga-replies when its ChargeCompleted finds the
+instance failed: with the compensation's own idempotency key, so it is refunded exactly once
+whichever comes first (see ``include.services.saga_replies``).
 """
 
 from __future__ import annotations
