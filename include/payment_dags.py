@@ -28,7 +28,11 @@ def order_from_params() -> dict[str, Any]:
 
 
 def run_payment_step(step: str, order_id: str, action: Any, payload: Any = None) -> Any:
-    """Run one pipeline step with dead-lettering; the order fails if the step is abandoned."""
+    """Run one pipeline step with dead-lettering; the order fails if the step is abandoned.
+
+    An abandoned order with no recorded charge is reconciled with the gateway (a charge whose
+    answer was lost is refunded) before the task fails.
+    """
     deps = pipeline.default_deps()
     return run_task_step(
         lambda: action(deps),
@@ -36,5 +40,5 @@ def run_payment_step(step: str, order_id: str, action: Any, payload: Any = None)
         step=step,
         subject=order_id,
         payload=payload or (lambda: pipeline.order_payload(deps, order_id)),
-        on_abandon=pipeline.fail_order_on_abandon(order_id),
+        on_abandon=pipeline.fail_and_reconcile_on_abandon(deps, order_id),
     )

@@ -1,6 +1,7 @@
 """HTTP client of the payment gateway, mapping its answers onto the domain's typed failures.
 
-Every call carries an ``Idempotency-Key``: a retried call can never charge or refund twice.
+Every charge and refund carries an ``Idempotency-Key``: a retried call can never charge or refund
+twice. Reads (``list_charges``, used to reconcile a failed order) are safe to repeat.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ class GatewayCharge(BaseModel):
     status: str
     amount: Decimal
     currency: str
+    reference: str | None = None
+    amount_refunded: Decimal = Decimal("0.00")
 
 
 class GatewayRefund(BaseModel):
@@ -33,7 +36,7 @@ class GatewayRefund(BaseModel):
 
 
 class GatewayClient:
-    """A thread-safe client (one connection pool) for ``POST /charges`` and ``POST /refunds``."""
+    """A thread-safe client (one connection pool) of ``/charges`` and ``POST /refunds``."""
 
     def __init__(self, base_url: str, *, timeout_seconds: float = 5.0) -> None:
         self.base_url = base_url.rstrip("/")
@@ -67,6 +70,24 @@ class GatewayClient:
         """Refund (part of) a charge; raises GatewayUnavailable or GatewayRejected."""
         body = {"charge_id": charge_id, "amount": str(amount), "reason": reason}
         return GatewayRefund.model_validate(self._post("/refunds", idempotency_key, body))
+
+    def list_charges(self, *, reference: str) -> list[GatewayCharge]:
+        """Every charge attempt the gateway holds under ``reference`` (declined ones too)."""
+        try:
+            response = self._http.get("/charges", params={"reference": reference})
+        except httpx.TransportError as exc:
+            raise GatewayUnavailable(f"/charges: {type(exc).__name__}: {exc}") from exc
+        if response.status_code >= 500:
+            raise GatewayUnavailable(f"/charges: HTTP {response.status_code}")
+        if response.status_code >= 400:
+            raise GatewayRejected(f"/charges: HTTP {response.status_code}: {response.text[:300]}")
+        try:
+            items = response.json()
+        except ValueError:
+            items = None
+        if not isinstance(items, list):
+            raise GatewayUnavailable("/charges: the gateway answered something other than a list")
+        return [GatewayCharge.model_validate(item) for item in items]
 
     def _post(self, path: str, idempotency_key: str, body: dict[str, Any]) -> dict[str, Any]:
         try:

@@ -7,6 +7,7 @@ The linear DAG calls these; the saga and event paths call the same functions in 
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -15,12 +16,14 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from include.payments import steps
+from include.payments import reconcile, steps
 from include.payments.database import payments_engine
-from include.payments.errors import OrderNotFound
+from include.payments.errors import OrderNotFound, PaymentError
 from include.payments.gateway_client import GatewayClient
 from segue.settings import SegueSettings, get_settings
 from segue.store.engine import session_scope
+
+log = logging.getLogger(__name__)
 
 STEP_NAMES = ("validate", "charge", "update_inventory", "send_receipt", "notify_shipping")
 
@@ -90,3 +93,39 @@ def order_payload(deps: PaymentDeps, order_id: str) -> dict[str, Any]:
 def fail_order_on_abandon(order_id: str) -> Callable[[Session, str], object]:
     """The ``on_abandon`` hook of every step: the order is marked failed with the reason."""
     return lambda session, reason: steps.fail_order(session, order_id, reason)
+
+
+def fail_and_reconcile_on_abandon(
+    deps: PaymentDeps, order_id: str
+) -> Callable[[Session, str], object]:
+    """``fail_order_on_abandon``, then refund what the gateway charged that was never recorded.
+
+    A charge step that ran out of retries on timeouts may have charged at the gateway every
+    time it lost the answer (one charge: the key is the same). The refund is best effort, in
+    a savepoint: if the gateway is still unreachable the order stays failed with its dead
+    letter, and ``reconcile_failed_order`` can be run again later.
+    """
+
+    def abandon(session: Session, reason: str) -> None:
+        steps.fail_order(session, order_id, reason)
+        if steps.recorded_charge(session, order_id) is not None:
+            return  # a recorded charge: the linear path leaves it to a human (no compensation)
+        try:
+            with session.begin_nested():
+                reconcile.refund_unrecorded_charges(session, deps.gateway, order_id)
+        except PaymentError as exc:
+            log.warning(
+                "order %s: gateway not reconciled after the abandon: %s",
+                order_id,
+                exc,
+                extra={"correlation_id": order_id},
+            )
+
+    return abandon
+
+
+def reconcile_failed_order(deps: PaymentDeps, order_id: str) -> list[dict[str, Any]]:
+    """Refund a failed order's unrecorded gateway charges now (a no-op for other orders)."""
+    with session_scope(deps.engine) as session:
+        refunds = reconcile.refund_unrecorded_charges(session, deps.gateway, order_id)
+        return [refund.model_dump(mode="json") for refund in refunds]

@@ -210,6 +210,11 @@ def refund_charge(
     charge = _charge_row(session, order_id)
     if charge is None:
         return None
+    reconciled = session.scalar(  # refunded by include.payments.reconcile, under its own key
+        select(RefundRow).where(RefundRow.gateway_charge_id == charge.gateway_charge_id)
+    )
+    if reconciled is not None:
+        return _refund_record(reconciled)
     refund = gateway.refund(
         idempotency_key=refund_key(order_id),
         charge_id=charge.gateway_charge_id,

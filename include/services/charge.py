@@ -1,30 +1,36 @@
 """The charge service: charges on OrderValidated or ChargeRequested, refunds on out-of-stock.
 
 OrderValidated (the choreography): under the order's row lock, which inventory takes too, an
-order already failed (out of stock came first) is not charged and nothing is emitted:
-InventoryReservationFailed already closed it. Otherwise the card is charged once
-(ChargeCompleted); a decline or a rejected request fails the order (ChargeFailed), and inventory
-releases what it held. A charge that is already recorded is announced again as it was.
+order already failed (out of stock came first) is not charged. If no charge of it is recorded,
+the gateway is asked whether an earlier attempt charged anyway (see below) and what it finds is
+refunded and announced (RefundIssued, again on every redelivery). Otherwise the card is charged
+once (ChargeCompleted); a decline or a rejected request fails the order (ChargeFailed), and
+inventory releases what it held. A charge that is already recorded is announced again as it was
+(a failed order's is InventoryReservationFailed's to refund).
 
 ChargeRequested (a command of the Airflow bridge): the orchestrator owns the order, so the
 answer is only a typed reply (ChargeCompleted / ChargeFailed with ``requested_by =
 "charge_requested"``); the order row is not failed here, and inventory ignores these replies.
 
-InventoryReservationFailed: refunds the charge if there is one (RefundIssued), else emits
-nothing. No charge can be in flight then: inventory failed the order under the row lock that
-the charge holds from its status check to its commit, so either the charge was committed
-before (and is refunded) or the order was already failed when the charge looked (no charge).
+InventoryReservationFailed: refunds the recorded charge if there is one (RefundIssued). With
+none recorded it reconciles with the gateway: inventory failed the order under the row lock that
+the charge holds from its status check to its commit, so no charge of ours is being recorded,
+but an attempt that rolled back may still have charged at the gateway.
 
 GatewayUnavailable (an outage or timeout) is not caught: the transaction rolls back and the
-runtime redelivers later; the idempotency key makes the retry return the same charge.
+runtime redelivers later; the idempotency key makes the retry return the same charge. If the
+gateway charged and only its answer was lost, and the order fails before the retry, the charge
+exists only at the gateway: ``reconcile.refund_unrecorded_charges`` finds it by the order's
+reference, records it and refunds it once, on either of the two events above.
 """
 
 from __future__ import annotations
 
 import logging
+import uuid
 from functools import partial
 
-from include.payments import steps
+from include.payments import reconcile, steps
 from include.payments.errors import CardDeclined, GatewayRejected, OrderNotFound
 from include.payments.events import (
     PAYMENT_EVENTS,
@@ -37,8 +43,9 @@ from include.payments.events import (
     RefundIssued,
 )
 from include.payments.gateway_client import GatewayClient
-from include.payments.models import ChargeRecord
+from include.payments.models import ChargeRecord, RefundRecord
 from segue.bus.handlers import HandlerContext, ServiceSpec
+from segue.events.envelope import Envelope
 
 NAME = "charge"
 logger = logging.getLogger(__name__)
@@ -50,9 +57,14 @@ def on_order_validated(gateway: GatewayClient, ctx: HandlerContext, event: Order
     if status is None:  # validation records the order before anyone hears of it
         raise OrderNotFound(order_id)
     charge = steps.recorded_charge(session, order_id)
-    if charge is None and status == "failed":
-        logger.info("order %s already failed: not charged", order_id, extra=_log(ctx))
-        return
+    if status == "failed":
+        if charge is None:
+            reconcile.refund_unrecorded_charges(session, gateway, order_id)
+        refunds = reconcile.orphan_refunds(session, order_id)
+        if charge is None or refunds:
+            logger.info("order %s already failed: not charged", order_id, extra=_log(ctx))
+            _announce(ctx, refunds, [refund.reason for refund in refunds])
+            return
     _charge(gateway, ctx, order_id, "order_validated", fail_order=True)
 
 
@@ -80,19 +92,46 @@ def on_inventory_reservation_failed(
     order_id = event.order_id
     steps.locked_status(ctx.session, order_id)
     reason = f"out of stock: {event.sku} (requested {event.requested}, available {event.available})"
-    refund = steps.refund_charge(ctx.session, gateway, order_id, reason=reason)
-    if refund is None:
+    # Refunds of a lost charge recorded earlier (this event redelivered, or OrderValidated's
+    # redelivery reconciled first) are announced again with this event's reason.
+    orphans = reconcile.orphan_refunds(ctx.session, order_id)
+    if not orphans:
+        refund = steps.refund_charge(ctx.session, gateway, order_id, reason=reason)
+        if refund is not None:
+            logger.info("charge of order %s refunded", order_id, extra=_log(ctx))
+            _announce(ctx, [refund], [reason])
+            return
+        orphans = reconcile.refund_unrecorded_charges(ctx.session, gateway, order_id)
+    if not orphans:
         logger.info("order %s was not charged: nothing to refund", order_id, extra=_log(ctx))
-        return
-    logger.info("charge of order %s refunded", order_id, extra=_log(ctx))
-    ctx.emit(
-        RefundIssued(
-            order_id=order_id,
+    _announce(ctx, orphans, [reason] * len(orphans))
+
+
+def _announce(ctx: HandlerContext, refunds: list[RefundRecord], reasons: list[str]) -> None:
+    """RefundIssued per refund; ids derived from the cause, so a redelivery repeats them."""
+    first: Envelope | None = None
+    for refund, reason in zip(refunds, reasons, strict=True):
+        payload = RefundIssued(
+            order_id=refund.order_id,
             gateway_refund_id=refund.gateway_refund_id,
             amount=refund.amount,
             reason=reason,
         )
-    )
+        if first is None:
+            first = ctx.emit(payload)
+            continue
+        # Several refunds for one event (the gateway held more than one charge under the
+        # order's reference): ctx.emit's id would repeat, so the refund id is mixed into it.
+        event_id = uuid.uuid5(uuid.NAMESPACE_URL, f"{first.id}/{refund.gateway_refund_id}")
+        ctx.emitted.append(
+            Envelope.create(
+                payload,
+                source=ctx.service,
+                subject=ctx.envelope.subject,
+                caused_by=ctx.envelope,
+                event_id=str(event_id),
+            )
+        )
 
 
 def _charge(
