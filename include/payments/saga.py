@@ -3,7 +3,8 @@
 ORDER_RECEIVED → VALIDATING → CHARGING → FULFILMENT (INVENTORY_RESERVED ∥ RECEIPT_SENT)
 → SHIPPING_NOTIFIED → SUCCEEDED; any failure → FAILED, which cancels the receipt, releases the
 stock, refunds the charge and marks the order failed — only what was done, in reverse order
-(the UNDO_* states).
+(the UNDO_* states). Failing the order also refunds a charge only the gateway knows of (its
+answer was lost), see ``include.payments.reconcile``.
 The actions are the same domain steps the linear DAG runs.
 """
 
@@ -14,7 +15,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from include.payments import pipeline, steps
+from include.payments import pipeline, reconcile, steps
 from include.payments.pipeline import PaymentDeps
 from segue.statemachine.definition import RetryPolicy, State, StateMachineDefinition, Transition
 from segue.statemachine.machine import ActionContext, Machine
@@ -120,8 +121,16 @@ def payment_machine(deps: PaymentDeps | None = None) -> Machine:
         return {"order_id": pipeline.validate(use(), ctx.data)}
 
     def cancel_order(ctx: ActionContext) -> None:
-        reason = ctx.error or "saga compensated"
-        in_transaction(lambda s: steps.fail_order(s, ctx.data["order_id"], reason))
+        """Fail the order, then refund what the gateway charged that was never recorded (a
+        CHARGING that timed out on every attempt may have charged): runs last, after the
+        ``refund`` of a recorded charge, and retries per policy while the gateway is down."""
+        order_id, reason = ctx.data["order_id"], ctx.error or "saga compensated"
+
+        def cancel(session: Session) -> None:
+            steps.fail_order(session, order_id, reason)
+            reconcile.refund_unrecorded_charges(session, use().gateway, order_id)
+
+        in_transaction(cancel)
 
     def charge(ctx: ActionContext) -> dict[str, Any]:
         return {"charge": pipeline.charge(use(), ctx.data["order_id"])}
