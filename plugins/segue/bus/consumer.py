@@ -58,6 +58,20 @@ class BatchFailed(Exception):
     """A handler raised in the savepoint-free pass: the batch is redone message by message."""
 
 
+def ack_together(messages: list[Message]) -> None:
+    """Ack ``messages`` with one ``basic.ack multiple=True`` frame instead of one each.
+
+    Only for a whole batch that is settled: the ack covers every delivery on the channel up to
+    the highest tag, and every earlier delivery is either in this batch or was settled before
+    (batches are handled in delivery order; messages parked at decoding were acked already).
+    """
+    last = max(messages, key=lambda message: message.delivery_tag)
+    if len(messages) == 1:
+        last.ack()
+    else:
+        last.ack(multiple=True)
+
+
 class BatchHandler:
     """Handles batches of raw messages for one service (no connection management here)."""
 
@@ -93,10 +107,13 @@ class BatchHandler:
             outcome = self._handle_one_by_one(decoded)
         if outcome.emitted and self.on_commit is not None:
             self.on_commit()  # wake the relay: there are new outbox rows
-        for message in outcome.done:
-            message.ack()
-        for message, out_of_order, reason in outcome.later:
-            self._later(message, out_of_order, reason)
+        if outcome.later:
+            for message in outcome.done:
+                message.ack()
+            for message, out_of_order, reason in outcome.later:
+                self._later(message, out_of_order, reason)  # republished, then acked
+        elif outcome.done:
+            ack_together(outcome.done)
 
     def _handle_together(self, decoded: list[Decoded]) -> Outcome:
         """The whole batch in one transaction, no savepoints; BatchFailed if a handler raised.

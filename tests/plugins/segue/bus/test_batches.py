@@ -32,17 +32,48 @@ INPUT = OrderInvalidated.event_type
 
 @dataclass
 class FakeMessage:
-    """What BatchHandler reads of a Kombu message, and whether it was acked."""
+    """What BatchHandler reads of a Kombu message; acks are settled by its channel."""
 
     body: bytes
     headers: dict[str, Any]
     properties: dict[str, Any]
     content_type: str
+    delivery_tag: int
+    channel: FakeChannel
     delivery_info: dict[str, Any] = field(default_factory=lambda: {"routing_key": INPUT})
     acks: int = 0
 
-    def ack(self) -> None:
-        self.acks += 1
+    def ack(self, multiple: bool = False) -> None:
+        self.channel.ack(self.delivery_tag, multiple)
+
+
+@dataclass
+class FakeChannel:
+    """Deliveries with increasing tags; ``ack(multiple=True)`` settles every tag up to one."""
+
+    delivered: list[FakeMessage] = field(default_factory=list)
+    ack_frames: int = 0
+
+    def deliver(self, envelope: Envelope, **headers: Any) -> FakeMessage:
+        amqp = to_amqp(envelope)
+        message = FakeMessage(
+            body=amqp.body,
+            headers={**amqp.headers, **headers},
+            properties=dict(amqp.properties),
+            content_type=amqp.properties["content_type"],
+            delivery_tag=len(self.delivered) + 1,
+            channel=self,
+        )
+        self.delivered.append(message)
+        return message
+
+    def ack(self, tag: int, multiple: bool) -> None:
+        self.ack_frames += 1
+        for message in self.delivered:
+            if message.delivery_tag == tag or (multiple and message.delivery_tag < tag):
+                if multiple and message.acks:
+                    continue  # settled before: a multiple ack does not ack it again
+                message.acks += 1
 
 
 @dataclass
@@ -58,16 +89,6 @@ class FakePublisher:
 def event(order_id: str) -> Envelope:
     payload = OrderInvalidated(order_id=order_id, field="items", reason="empty")
     return Envelope.create(payload, source="test", subject=order_id, correlation_id=order_id)
-
-
-def message(envelope: Envelope, **headers: Any) -> FakeMessage:
-    amqp = to_amqp(envelope)
-    return FakeMessage(
-        body=amqp.body,
-        headers={**amqp.headers, **headers},
-        properties=dict(amqp.properties),
-        content_type=amqp.properties["content_type"],
-    )
 
 
 def toy_spec(behaviour: Callable[[str], None] = lambda order_id: None) -> ServiceSpec:
@@ -95,38 +116,45 @@ def publisher() -> FakePublisher:
     return FakePublisher()
 
 
+@pytest.fixture
+def channel() -> FakeChannel:
+    return FakeChannel()
+
+
 def test_a_clean_batch_is_handled_in_one_pass_with_outbox_ids_in_handling_order(
-    clean_db: Engine, publisher: FakePublisher
+    clean_db: Engine, publisher: FakePublisher, channel: FakeChannel
 ) -> None:
     handler = BatchHandler(toy_spec(), clean_db, publisher)  # type: ignore[arg-type]
     orders = [f"o-{n}" for n in (3, 1, 2, 5, 4)]
-    messages = [message(event(order_id)) for order_id in orders]
+    messages = [channel.deliver(event(order_id)) for order_id in orders]
 
     handler.handle(messages)  # type: ignore[arg-type]
 
     assert outbox_subjects(clean_db) == orders
     assert inbox_count(clean_db) == 5
     assert [m.acks for m in messages] == [1] * 5
+    assert channel.ack_frames == 1  # one multiple ack for the settled batch
     assert handler.counts["handled"] == 5
     assert handler.counts["batches_redone"] == 0
     assert publisher.sent == []
 
 
 def test_one_failing_message_is_retried_alone_and_the_others_are_committed_once(
-    clean_db: Engine, publisher: FakePublisher
+    clean_db: Engine, publisher: FakePublisher, channel: FakeChannel
 ) -> None:
     def behaviour(order_id: str) -> None:
         if order_id == "o-bad":
             raise RuntimeError("gateway down")
 
     handler = BatchHandler(toy_spec(behaviour), clean_db, publisher)  # type: ignore[arg-type]
-    messages = [message(event(order_id)) for order_id in ("o-1", "o-bad", "o-2")]
+    messages = [channel.deliver(event(order_id)) for order_id in ("o-1", "o-bad", "o-2")]
 
     handler.handle(messages)  # type: ignore[arg-type]
 
     assert outbox_subjects(clean_db) == ["o-1", "o-2"]  # once each; nothing of o-bad
     assert inbox_count(clean_db) == 2  # o-bad is not claimed: its retry will be handled
     assert [m.acks for m in messages] == [1, 1, 1]  # o-bad acked after its retry was sent
+    assert channel.ack_frames == 3  # one by one: o-bad's ack must wait for its republish
     assert handler.counts["batches_redone"] == 1
     assert handler.counts["handled"] == 2
     assert handler.counts["retried"] == 1
@@ -136,15 +164,15 @@ def test_one_failing_message_is_retried_alone_and_the_others_are_committed_once(
 
 
 def test_a_message_out_of_retries_is_parked_with_its_reason_among_good_ones(
-    clean_db: Engine, publisher: FakePublisher
+    clean_db: Engine, publisher: FakePublisher, channel: FakeChannel
 ) -> None:
     def behaviour(order_id: str) -> None:
         if order_id == "o-bad":
             raise ValueError("no such card")
 
     handler = BatchHandler(toy_spec(behaviour), clean_db, publisher, retry_limit=2)  # type: ignore[arg-type]
-    bad = message(event("o-bad"), **{ATTEMPT: 2})
-    messages = [message(event("o-1")), bad, message(event("o-2"))]
+    bad = channel.deliver(event("o-bad"), **{ATTEMPT: 2})
+    messages = [channel.deliver(event("o-1")), bad, channel.deliver(event("o-2"))]
 
     handler.handle(messages)  # type: ignore[arg-type]
 
@@ -158,7 +186,7 @@ def test_a_message_out_of_retries_is_parked_with_its_reason_among_good_ones(
 
 
 def test_not_yet_in_a_batch_goes_to_the_delay_queue_and_is_handled_later(
-    clean_db: Engine, publisher: FakePublisher
+    clean_db: Engine, publisher: FakePublisher, channel: FakeChannel
 ) -> None:
     ready: set[str] = set()
 
@@ -168,25 +196,30 @@ def test_not_yet_in_a_batch_goes_to_the_delay_queue_and_is_handled_later(
 
     handler = BatchHandler(toy_spec(behaviour), clean_db, publisher)  # type: ignore[arg-type]
     late = event("o-late")
-    handler.handle([message(event("o-1")), message(late)])  # type: ignore[list-item]
+    handler.handle([channel.deliver(event("o-1")), channel.deliver(late)])  # type: ignore[list-item]
     assert outbox_subjects(clean_db) == ["o-1"]
     assert handler.counts["not_yet"] == 1
     assert [exchange for exchange, _ in publisher.sent] == [RETRY.name]
 
     ready.add("o-late")
-    handler.handle([message(late, **{ATTEMPT: 1})])  # type: ignore[list-item]
+    handler.handle([channel.deliver(late, **{ATTEMPT: 1})])  # type: ignore[list-item]
     assert outbox_subjects(clean_db) == ["o-1", "o-late"]
     assert handler.counts["batches_redone"] == 1  # only the first batch needed the redo
 
 
 def test_duplicates_within_a_batch_and_across_batches_have_one_effect(
-    clean_db: Engine, publisher: FakePublisher
+    clean_db: Engine, publisher: FakePublisher, channel: FakeChannel
 ) -> None:
     handler = BatchHandler(toy_spec(), clean_db, publisher)  # type: ignore[arg-type]
     first, second = event("o-1"), event("o-2")
-    handler.handle([message(first)])  # type: ignore[list-item]
+    handler.handle([channel.deliver(first)])  # type: ignore[list-item]
 
-    messages = [message(second), message(first), message(second), message(event("o-3"))]
+    messages = [
+        channel.deliver(second),
+        channel.deliver(first),
+        channel.deliver(second),
+        channel.deliver(event("o-3")),
+    ]
     handler.handle(messages)  # type: ignore[arg-type]
 
     assert outbox_subjects(clean_db) == ["o-1", "o-2", "o-3"]
@@ -198,7 +231,7 @@ def test_duplicates_within_a_batch_and_across_batches_have_one_effect(
 
 
 def test_duplicates_in_a_redone_batch_are_still_skipped_and_counted_once(
-    clean_db: Engine, publisher: FakePublisher
+    clean_db: Engine, publisher: FakePublisher, channel: FakeChannel
 ) -> None:
     def behaviour(order_id: str) -> None:
         if order_id == "o-bad":
@@ -206,7 +239,7 @@ def test_duplicates_in_a_redone_batch_are_still_skipped_and_counted_once(
 
     handler = BatchHandler(toy_spec(behaviour), clean_db, publisher)  # type: ignore[arg-type]
     good = event("o-1")
-    messages = [message(good), message(event("o-bad")), message(good)]
+    messages = [channel.deliver(good), channel.deliver(event("o-bad")), channel.deliver(good)]
 
     handler.handle(messages)  # type: ignore[arg-type]
 
@@ -217,7 +250,7 @@ def test_duplicates_in_a_redone_batch_are_still_skipped_and_counted_once(
 
 
 def test_a_recorder_with_a_batch_hook_records_the_batch_in_one_call(
-    clean_db: Engine, publisher: FakePublisher
+    clean_db: Engine, publisher: FakePublisher, channel: FakeChannel
 ) -> None:
     calls: list[list[str]] = []
     singles: list[str] = []
@@ -237,7 +270,7 @@ def test_a_recorder_with_a_batch_hook_records_the_batch_in_one_call(
         recorder=True,
     )
     handler = BatchHandler(spec, clean_db, publisher)  # type: ignore[arg-type]
-    messages = [message(event(order_id)) for order_id in ("o-1", "o-2", "o-3")]
+    messages = [channel.deliver(event(order_id)) for order_id in ("o-1", "o-2", "o-3")]
 
     handler.handle(messages)  # type: ignore[arg-type]
 

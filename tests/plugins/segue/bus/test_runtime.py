@@ -170,3 +170,20 @@ def test_a_handler_that_keeps_failing_parks_the_message_after_bounded_retries(
     assert parked.headers[PARKED_CODE] == "retries_exhausted"
     assert "bug in the handler" in parked.headers[PARKED_REASON]
     assert runtime.counts["retried"] == 5
+
+
+def test_a_handled_batch_is_acked_so_a_restart_gets_nothing_back(
+    run_service: Callable[..., ServiceRuntime], broker: Connection
+) -> None:
+    seen: list[str] = []
+    first = run_service(toy_service(seen))
+    publisher = Publisher(broker)
+    for n in range(40):
+        publisher.publish_event(event(f"o-{n}"))
+    wait_for(lambda: first.counts["handled"] == 40, what="40 events handled")
+    first.stop()  # closes its channel: anything not acked would be delivered again
+
+    second = run_service(toy_service(seen))
+    time.sleep(2)
+    assert second.counts["handled"] + second.counts["duplicates"] == 0
+    assert sorted(seen) == sorted(f"o-{n}" for n in range(40))
