@@ -1,5 +1,8 @@
 """The outbox relay: publishes outbox rows with confirms, in id order, then deletes them.
 
+A batch is published in one go and its confirms awaited together (``Publisher.publish_many``);
+only when the broker confirmed every message are the rows deleted.
+
 One relay drains one source's rows at a time (a PostgreSQL advisory lock per source), so each
 order's events leave in the order they were written. A crash between the confirm and the delete
 publishes the rows again: duplicates are allowed and the consumers' inboxes absorb them.
@@ -22,7 +25,7 @@ from kombu import Connection
 from sqlalchemy import Engine, delete, func, select, text
 
 from segue.bus.outbox import OutboxRow
-from segue.bus.publisher import Publisher
+from segue.bus.publisher import Outgoing, Publisher
 from segue.bus.topology import EVENTS, backlog
 
 log = logging.getLogger(__name__)
@@ -127,14 +130,10 @@ class OutboxRelay:
                 self.paused = blocker is not None
                 if self.paused:
                     return 0
-            for row in rows:
-                self.publisher.publish_raw(
-                    row.body,
-                    exchange=EVENTS,
-                    routing_key=row.routing_key,
-                    headers=row.headers,
-                    properties=row.properties,
-                )
+            self.publisher.publish_many(
+                [Outgoing(row.body, row.routing_key, row.headers, row.properties) for row in rows],
+                EVENTS,
+            )  # in id order, all confirmed before the rows are deleted
             connection.execute(delete(OutboxRow).where(OutboxRow.id.in_([row.id for row in rows])))
         if self.breaker is not None:
             self.breaker.record_published(len(rows))

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from kombu import Connection
 from sqlalchemy import Engine, func, select
 
 from include.payments.events import ReceiptSent
 from segue.bus.outbox import OutboxRow, add_to_outbox
+from segue.bus.publisher import Outgoing, Publisher, PublishFailed
 from segue.bus.relay import BacklogBreaker, OutboxRelay
 from segue.bus.topology import backlog, declare_service, queue_name, service_queues
 from segue.events.envelope import Envelope
@@ -74,3 +76,39 @@ def test_the_breaker_pauses_publishing_into_a_full_queue_and_resumes_as_it_drain
 
     assert breaker.open_queue is None and breaker.opened >= 1
     assert len(delivered) == 30
+
+
+def test_an_unroutable_batch_is_kept_in_the_outbox_and_published_once_a_queue_is_bound(
+    broker: Connection, clean_db: Engine
+) -> None:
+    ids = queue_events(clean_db, 7)
+    relay = OutboxRelay(clean_db, broker, source="src", batch_size=5)
+
+    with pytest.raises(PublishFailed, match=r"NO_ROUTE|312"):
+        relay.drain_once()  # nobody is bound to ReceiptSent yet: the broker returns them
+    assert pending(clean_db) == 7, "rows stay until every message of the batch is confirmed"
+
+    declare_service(broker, service_queues(SINK, [ReceiptSent.event_type]))
+    while relay.drain_once():  # the same publisher: a fresh confirm channel, numbering anew
+        pass
+
+    delivered = take_all(broker, queue_name(SINK))
+    assert [message.headers["cloudEvents:id"] for message in delivered] == ids
+    assert pending(clean_db) == 0
+
+
+def test_publish_many_awaits_every_confirm_over_successive_batches(broker: Connection) -> None:
+    declare_service(broker, service_queues(SINK, [ReceiptSent.event_type]))
+    publisher = Publisher(broker)
+    bodies = []
+    for batch in range(4):  # confirm tags keep counting on the same channel across batches
+        outgoing = [
+            Outgoing(f"{batch}-{n}".encode(), ReceiptSent.event_type, {"n": n}, {})
+            for n in range(1 + batch * 30)
+        ]
+        publisher.publish_many(outgoing, confirm_timeout=5)
+        bodies += [message.body for message in outgoing]
+
+    delivered = take_all(broker, queue_name(SINK))
+    assert [message.body for message in delivered] == bodies
+    assert all(message.properties["delivery_mode"] == 2 for message in delivered)
