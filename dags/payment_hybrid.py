@@ -10,6 +10,11 @@ waits in the triggerer, not on a worker, for `ChargeCompleted` or `ChargeFailed`
 `settle_charge` fails the order on `ChargeFailed` (dead-lettered like the pipeline does, no
 retry) and otherwise lets the remaining steps run.
 
+No reply within `SEGUE_CHARGE_REPLY_TIMEOUT_SECONDS` (900 s by default) fails `await_charge`;
+its failure callback dead-letters the charge step and fails the order. The command may still
+be in the charge service's queue: the service then answers `ChargeFailed` (`order_failed`)
+without charging, and a charge it made just before is refunded by the callback.
+
 Needs the Airflow connection `segue_amqp` (e.g. `AIRFLOW_CONN_SEGUE_AMQP`) and the charge
 service (`python -m include.services.charge`).
 """
@@ -21,7 +26,12 @@ from typing import Any
 
 from airflow.sdk import dag, task
 
-from include.payment_dags import order_from_params, order_params, run_payment_step
+from include.payment_dags import (
+    dead_letter_failed_task,
+    order_from_params,
+    order_params,
+    run_payment_step,
+)
 from include.payments import followups, pipeline
 from include.payments.events import ChargeCompleted, ChargeFailed, ChargeRequested
 from include.payments.order_form import masked
@@ -32,7 +42,6 @@ from segue.settings import get_settings
 
 settings = get_settings()
 REPLIES = [ChargeCompleted.event_type, ChargeFailed.event_type]
-CHARGE_TIMEOUT_SECONDS = 900
 
 
 @dag(
@@ -49,6 +58,7 @@ CHARGE_TIMEOUT_SECONDS = 900
         "retry_delay": timedelta(seconds=settings.retry_delay_seconds),
         "retry_exponential_backoff": 2.0,
         "max_retry_delay": timedelta(seconds=settings.max_retry_delay_seconds),
+        "on_failure_callback": dead_letter_failed_task,
     },
 )
 def payment_hybrid() -> None:
@@ -74,7 +84,7 @@ def payment_hybrid() -> None:
         correlation_id=order_id,
         event_types=REPLIES,
         caused_by=request_charge.output,
-        timeout=CHARGE_TIMEOUT_SECONDS,
+        timeout=settings.charge_reply_timeout_seconds,
     )
 
     @task

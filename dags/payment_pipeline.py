@@ -19,7 +19,12 @@ from typing import Any
 
 from airflow.sdk import dag, task
 
-from include.payment_dags import order_from_params, order_params, run_payment_step
+from include.payment_dags import (
+    dead_letter_failed_task,
+    order_from_params,
+    order_params,
+    run_payment_step,
+)
 from include.payments import pipeline
 from include.payments.order_form import masked
 from segue.settings import get_settings
@@ -41,6 +46,7 @@ settings = get_settings()
         "retry_delay": timedelta(seconds=settings.retry_delay_seconds),
         "retry_exponential_backoff": 2.0,
         "max_retry_delay": timedelta(seconds=settings.max_retry_delay_seconds),
+        "on_failure_callback": dead_letter_failed_task,
     },
 )
 def payment_pipeline() -> None:

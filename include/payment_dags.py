@@ -1,10 +1,12 @@
-"""What the payment DAGs share: the trigger form, the order read from it, a dead-lettered step.
+"""What the payment DAGs share: the trigger form, the order read from it, a dead-lettered step
+and the failure callback that dead-letters a task whatever ended it.
 
 Airflow-facing glue kept out of ``include/payments`` (which stays free of Airflow imports).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from airflow.sdk import Param, get_current_context
@@ -12,6 +14,7 @@ from airflow.sdk import Param, get_current_context
 from include.payments import pipeline
 from include.payments.order_form import ORDER_FORM
 from segue.airflow.steps import run_task_step
+from segue.step_runner import abandon_step
 
 
 def order_params() -> dict[str, Param]:
@@ -19,9 +22,13 @@ def order_params() -> dict[str, Param]:
     return {name: Param(**spec) for name, spec in ORDER_FORM.items()}
 
 
-def order_from_params() -> dict[str, Any]:
-    """The running task's order from the form, with a stable id when none was given."""
-    context = get_current_context()
+# Tasks that do part of another step: the hybrid DAG's charge is three tasks.
+STEP_OF_TASK = {"request_charge": "charge", "await_charge": "charge", "settle_charge": "charge"}
+
+
+def order_from_params(context: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The task's order from the form, with a stable id when none was given."""
+    context = context if context is not None else get_current_context()
     data = dict(context["params"])
     data["order_id"] = data.get("order_id") or pipeline.order_id_for_run(context["run_id"])
     return data
@@ -41,4 +48,31 @@ def run_payment_step(step: str, order_id: str, action: Any, payload: Any = None)
         subject=order_id,
         payload=payload or (lambda: pipeline.order_payload(deps, order_id)),
         on_abandon=pipeline.fail_and_reconcile_on_abandon(deps, order_id),
+    )
+
+
+def dead_letter_failed_task(
+    context: Mapping[str, Any], deps: pipeline.PaymentDeps | None = None
+) -> None:
+    """``on_failure_callback`` of the payment tasks: whatever ended the task for good (its last
+    try SIGKILLed and failed by the scheduler, a sensor's timeout, a broker that stayed down),
+    the step is dead-lettered and the order failed, as ``run_payment_step`` does for the
+    failures it sees. A step that already did this keeps its first record. An abandoned charge
+    step also has its charge undone: a charge recorded after the DAG gave up is refunded.
+    """
+    ti = context["ti"]
+    step = STEP_OF_TASK.get(ti.task_id, ti.task_id)
+    order_id = str(order_from_params(context)["order_id"])
+    deps = deps or pipeline.default_deps()
+    abandon_step(
+        deps.engine,
+        workflow=ti.dag_id,
+        step=step,
+        subject=order_id,
+        reason=f"task {ti.task_id} failed: {context.get('exception') or 'killed or timed out'}",
+        attempts=ti.try_number,
+        payload=lambda: pipeline.order_payload(deps, order_id),
+        on_abandon=pipeline.fail_and_reconcile_on_abandon(
+            deps, order_id, undo_charge=step == "charge"
+        ),
     )

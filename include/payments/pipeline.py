@@ -90,29 +90,31 @@ def order_payload(deps: PaymentDeps, order_id: str) -> dict[str, Any]:
             return {"order_id": order_id}
 
 
-def fail_order_on_abandon(order_id: str) -> Callable[[Session, str], object]:
-    """The ``on_abandon`` hook of every step: the order is marked failed with the reason."""
-    return lambda session, reason: steps.fail_order(session, order_id, reason)
-
-
 def fail_and_reconcile_on_abandon(
-    deps: PaymentDeps, order_id: str
+    deps: PaymentDeps, order_id: str, *, undo_charge: bool = False
 ) -> Callable[[Session, str], object]:
-    """``fail_order_on_abandon``, then refund what the gateway charged that was never recorded.
+    """The ``on_abandon`` hook of every DAG step: fail the order with the reason, then refund
+    what the gateway charged that was never recorded.
 
     A charge step that ran out of retries on timeouts may have charged at the gateway every
-    time it lost the answer (one charge: the key is the same). The refund is best effort, in
-    a savepoint: if the gateway is still unreachable the order stays failed with its dead
-    letter, and ``reconcile_failed_order`` can be run again later.
+    time it lost the answer (one charge: the key is the same). With ``undo_charge`` (the
+    charge step itself was abandoned, e.g. its reply never came in time) a recorded charge is
+    refunded too; otherwise the linear path leaves a recorded charge to a human (it has no
+    compensation). The refund is best effort, in a savepoint: if the gateway is unreachable the
+    order stays failed with its dead letter, and ``reconcile_failed_order`` can be run later.
     """
 
     def abandon(session: Session, reason: str) -> None:
         steps.fail_order(session, order_id, reason)
-        if steps.recorded_charge(session, order_id) is not None:
-            return  # a recorded charge: the linear path leaves it to a human (no compensation)
+        recorded = steps.recorded_charge(session, order_id) is not None
+        if recorded and not undo_charge:
+            return
         try:
             with session.begin_nested():
-                reconcile.refund_unrecorded_charges(session, deps.gateway, order_id)
+                if recorded:
+                    steps.refund_charge(session, deps.gateway, order_id)
+                else:
+                    reconcile.refund_unrecorded_charges(session, deps.gateway, order_id)
         except PaymentError as exc:
             log.warning(
                 "order %s: gateway not reconciled after the abandon: %s",

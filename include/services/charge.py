@@ -11,6 +11,8 @@ inventory releases what it held. A charge that is already recorded is announced 
 ChargeRequested (a command of the Airflow bridge): the orchestrator owns the order, so the
 answer is only a typed reply (ChargeCompleted / ChargeFailed with ``requested_by =
 "charge_requested"``); the order row is not failed here, and inventory ignores these replies.
+A command for an order that has already failed (its orchestrator gave up waiting) is refused
+with ChargeFailed ``order_failed`` and nothing is charged.
 
 InventoryReservationFailed: refunds the recorded charge if there is one (RefundIssued). With
 none recorded it reconciles with the gateway: inventory failed the order under the row lock that
@@ -72,18 +74,20 @@ def on_charge_requested(
     gateway: GatewayClient, ctx: HandlerContext, event: ChargeRequested
 ) -> None:
     order_id = event.order_id
-    if steps.locked_status(ctx.session, order_id) is None:
-        logger.info("charge requested for unknown order %s", order_id, extra=_log(ctx))
-        ctx.emit(
-            ChargeFailed(
-                order_id=order_id,
-                code="order_not_found",
-                reason=f"order {order_id} is not recorded",
-                requested_by="charge_requested",
-            )
-        )
-        return
-    _charge(gateway, ctx, order_id, "charge_requested", fail_order=False)
+    status = steps.locked_status(ctx.session, order_id)
+    if status is None:
+        _refuse(ctx, order_id, "order_not_found", f"order {order_id} is not recorded")
+    elif status == "failed":  # the orchestrator gave up (e.g. its reply timed out): no charge
+        _refuse(ctx, order_id, "order_failed", f"order {order_id} has failed: not charged")
+    else:
+        _charge(gateway, ctx, order_id, "charge_requested", fail_order=False)
+
+
+def _refuse(ctx: HandlerContext, order_id: str, code: str, reason: str) -> None:
+    logger.info("charge of order %s refused: %s", order_id, reason, extra=_log(ctx))
+    ctx.emit(
+        ChargeFailed(order_id=order_id, code=code, reason=reason, requested_by="charge_requested")
+    )
 
 
 def on_inventory_reservation_failed(

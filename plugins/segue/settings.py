@@ -56,6 +56,12 @@ class SegueSettings(BaseSettings):
         description="Modules that register saga machines (for the plugin and operators).",
     )
     retries: int = Field(default=3, ge=0, description="Retries per pipeline step.")
+    charge_reply_timeout_seconds: float = Field(
+        default=900.0,
+        gt=0,
+        description="How long payment_hybrid waits for the charge service's reply before it "
+        "fails the order (and refunds a charge that comes later).",
+    )
     retry_delay_seconds: float = Field(
         default=10.0, gt=0, description="First retry delay; doubles on each retry."
     )

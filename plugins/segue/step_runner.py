@@ -75,18 +75,45 @@ def run_step(
             )
             raise
         log.error("step %s abandoned for %s: %s", step, subject, reason, extra=fields)
-        with session_scope(engine) as session:
-            record_dead_letter(
-                session,
-                workflow=workflow,
-                subject=subject,
-                step=step,
-                error=reason,
-                attempts=attempt,
-                payload=payload() if callable(payload) else payload,
-            )
-            if on_abandon is not None:
-                on_abandon(session, reason)
+        abandon_step(
+            engine,
+            workflow=workflow,
+            step=step,
+            subject=subject,
+            reason=reason,
+            attempts=attempt,
+            payload=payload,
+            on_abandon=on_abandon,
+        )
         raise StepAbandoned(step, subject, attempt, reason) from exc
     log.info("step %s succeeded for %s", step, subject, extra=fields)
     return result
+
+
+def abandon_step(
+    engine: Engine,
+    *,
+    workflow: str,
+    step: str,
+    subject: str,
+    reason: str,
+    attempts: int,
+    payload: Any | Callable[[], Any],
+    on_abandon: Callable[[Session, str], object] | None = None,
+) -> bool:
+    """Dead-letter the step and run ``on_abandon``, in one transaction; True if this call wrote
+    the record. Safe to call again (e.g. from a failure callback after the step already did):
+    the first record stays and ``on_abandon`` must be idempotent."""
+    with session_scope(engine) as session:
+        written = record_dead_letter(
+            session,
+            workflow=workflow,
+            subject=subject,
+            step=step,
+            error=reason,
+            attempts=attempts,
+            payload=payload() if callable(payload) else payload,
+        )
+        if on_abandon is not None:
+            on_abandon(session, reason)
+    return written

@@ -20,6 +20,7 @@ from segue.local.airflow_stack import AirflowStack
 from segue.local.sandbox import airflow_sandbox
 
 E2E_RETRIES = 2
+CHARGE_REPLY_TIMEOUT_SECONDS = 45
 CHROMIUM_FLAGS = (
     "--headless",
     "--no-sandbox",
@@ -40,6 +41,9 @@ def airflow_stack(
         "SEGUE_RETRIES": str(E2E_RETRIES),
         "SEGUE_RETRY_DELAY_SECONDS": "1",
         "SEGUE_MAX_RETRY_DELAY_SECONDS": "2",
+        # payment_hybrid's wait for the charge reply: long enough for a restart of the charge
+        # service, short enough to test giving up.
+        "SEGUE_CHARGE_REPLY_TIMEOUT_SECONDS": str(CHARGE_REPLY_TIMEOUT_SECONDS),
     }
     home = tmp_path_factory.mktemp("airflow-home")
     with airflow_sandbox(home, pg_url, gateway_process, segue_env=segue_env) as stack:

@@ -117,6 +117,45 @@ def test_a_declined_card_fails_the_order_and_gets_a_followup(
     ]
 
 
+def wait_for_dead_letters(engine, order_id: str, timeout: float = 60) -> list[str]:
+    deadline = time.monotonic() + timeout
+    while True:
+        with session_scope(engine) as session:
+            steps = [d.step for d in dead_letters_for(session, order_id)]
+        if steps or time.monotonic() > deadline:
+            return steps
+        time.sleep(1)
+
+
+def test_no_reply_in_time_fails_the_order_and_the_late_command_charges_nothing(
+    api, charge_service, engine, pg_url, gateway_url, order_data
+):
+    conf = order_data()
+    charge_service.stop()  # the command waits in its queue past the reply timeout
+    try:
+        run_id = api.trigger_dag_run(HYBRID, conf)
+        run = api.wait_for_run(HYBRID, run_id, timeout=240)
+        states = api.task_states(HYBRID, run_id)
+        assert run["state"] == "failed" and states["await_charge"] == "failed", states
+        # The failure callback dead-lettered the charge step and failed the order.
+        assert wait_for_dead_letters(engine, conf["order_id"]) == ["charge"]
+        with session_scope(engine) as session:
+            assert session.get(OrderRow, conf["order_id"]).status == "failed"
+    finally:
+        charge_service.start()
+        charge_service.wait_ready()
+    # The queued command is refused (ChargeFailed order_failed, which gets a follow-up).
+    rows = wait_for_followups(followups_engine(pg_url), conf["order_id"])
+    assert [(r.action, r.requested_by) for r in rows] == [("investigate", "charge_requested")]
+    with session_scope(engine) as session:
+        charges = session.scalar(
+            select(func.count())
+            .select_from(ChargeRow)
+            .where(ChargeRow.order_id == conf["order_id"])
+        )
+    assert charges == 0
+
+
 def test_a_charge_failed_on_the_bus_starts_the_followup_dag(api, airflow_stack, pg_url):
     order_id = f"ord-bus-{time.time_ns()}"
     payload = ChargeFailed(order_id=order_id, code="gateway_rejected", reason="bad request")
