@@ -28,7 +28,9 @@ reply and the gateway replays the same refund for the key; a redelivered or seco
 the refund recorded and does nothing. A gateway outage rolls back and retries later.
 
 A reply for an instance that succeeded or is still running is never refunded: that saga uses
-the charge (or its own compensation will refund it).
+the charge (or its own compensation will refund it). Once the compensation has failed the order
+(its last step), the charge service refuses a command still queued (ChargeFailed
+``order_failed``), so the window for a late charge is the compensation itself.
 
 This process also relays the saga commands: the sagas write them to the outbox under its name.
 """

@@ -2,10 +2,12 @@
 
 The real charge service and saga-replies run on real RabbitMQ against real PostgreSQL and the
 real gateway process. The saga sends ChargeRequested while the charge service is down, its
-reply timeout fires (a clock moved past it) and the saga compensates with nothing to refund;
-then the charge service starts and charges the queued command. Proved by counting rows in our
-charges/refunds tables, the gateway's ledger (/stats, GET /charges) and the RefundIssued events
-on the bus — also after the reply is delivered again (same id) and answered again (a new id).
+reply timeout fires (a clock moved past it) and the saga starts compensating; the charge service
+then starts and charges the queued command before the compensation failed the order. Proved by
+counting rows in our charges/refunds tables, the gateway's ledger (/stats, GET /charges) and the
+RefundIssued events on the bus — also after the reply is delivered again (same id) and answered
+again (a new id). Once the saga has ended (the order failed), a queued command is refused by
+the charge service and nothing is charged at all.
 """
 
 from __future__ import annotations
@@ -149,9 +151,13 @@ def order_status(engine: Engine, order_id: str) -> str | None:
         return order.status if order else None
 
 
-def handled(engine: Engine, event_id: str) -> bool:
+def handled_by(engine: Engine, consumer: str, event_id: str) -> bool:
     with session_scope(engine) as session:
-        return session.get(InboxRow, (NAME, event_id)) is not None
+        return session.get(InboxRow, (consumer, event_id)) is not None
+
+
+def handled(engine: Engine, event_id: str) -> bool:
+    return handled_by(engine, NAME, event_id)
 
 
 def outbox_empty(engine: Engine) -> bool:
@@ -204,23 +210,21 @@ def test_a_charge_after_the_reply_timeout_is_refunded_once_even_if_the_reply_com
     data = order_data()
     order_id = str(data["order_id"])
     saga.start(order_id, data)
-    until_awaiting_charge(saga, order_id)  # ChargeRequested sent; the charge service is down
+    instance = until_awaiting_charge(saga, order_id)  # sent; the charge service is down
 
     clock.offset = PAST_THE_TIMEOUT
-    instance = saga.run(order_id)  # the timeout fires: FAILED, compensated with nothing to refund
-    assert instance.status == "compensated"
-    assert ("FAILED", "timeout") in trail(saga, order_id)
-    assert instance.context["undone"] == ["CHARGING", "VALIDATING"]
-    assert count(clean_db, ChargeRow, order_id) == 0
-    assert count(clean_db, RefundRow, order_id) == 0
-    assert order_status(clean_db, order_id) == "failed"
+    instance = saga.advance(instance)  # the timeout fires: FAILED, about to undo CHARGING
+    assert (instance.state, instance.status) == ("FAILED", "compensating")
+    assert order_status(clean_db, order_id) == "validated"  # failed by the last compensation
 
     services.start_charge()  # it charges the command that waited in its queue
     wait_for(lambda: count(clean_db, ChargeRow, order_id) == 1, what="the late charge")
     wait_for(lambda: count(clean_db, RefundRow, order_id) == 1, what="the late charge refunded")
+    assert trail(saga, order_id).count(("FAILED", LATE_CHARGE_REFUNDED)) == 1
+    instance = saga.run(order_id)  # UNDO_CHARGING finds the refund already made
+    assert instance.status == "compensated"
+    assert order_status(clean_db, order_id) == "failed"
     assert_refunded_once(clean_db, gateway_url, order_id)
-    assert trail(saga, order_id).count(("COMPENSATED", LATE_CHARGE_REFUNDED)) == 1
-    assert saga.store.load(order_id).status == "compensated"  # the saga itself stays ended
 
     (reply,) = wait_for(services.replies_on_the_bus, what="the late ChargeCompleted")
     assert reply.correlationid == order_id
@@ -239,22 +243,25 @@ def test_a_charge_after_the_reply_timeout_is_refunded_once_even_if_the_reply_com
         refund = session.scalar(select(RefundRow).where(RefundRow.order_id == order_id))
         assert refund is not None and announced.gateway_refund_id == refund.gateway_refund_id
     assert_refunded_once(clean_db, gateway_url, order_id)
-    assert trail(saga, order_id).count(("COMPENSATED", LATE_CHARGE_REFUNDED)) == 1
+    assert trail(saga, order_id).count(("FAILED", LATE_CHARGE_REFUNDED)) == 1
 
 
-def test_an_abandoned_saga_refunds_the_charge_of_a_command_still_in_flight(
+def test_a_command_still_queued_when_the_saga_has_ended_is_refused_not_charged(
     services: Services, saga: SagaEngine, order_data, clean_db: Engine, gateway_url: str
 ) -> None:
     data = order_data()
     order_id = str(data["order_id"])
     saga.start(order_id, data)
-    until_awaiting_charge(saga, order_id)
+    command = until_awaiting_charge(saga, order_id).data[CHARGE_STEP.sent_key]
     assert saga.compensate_now(order_id).status == "compensated"  # an operator gives up
+    assert order_status(clean_db, order_id) == "failed"
 
     services.start_charge()
-    wait_for(lambda: count(clean_db, RefundRow, order_id) == 1, what="the late charge refunded")
-    assert_refunded_once(clean_db, gateway_url, order_id)
-    assert trail(saga, order_id).count(("COMPENSATED", LATE_CHARGE_REFUNDED)) == 1
+    wait_for(lambda: handled_by(clean_db, "charge", command), what="the command handled")
+    assert count(clean_db, ChargeRow, order_id) == 0
+    assert count(clean_db, RefundRow, order_id) == 0
+    assert gateway_ledger(gateway_url, order_id)[:2] == (0, 0)
+    assert LATE_CHARGE_REFUNDED not in {event for _, event in trail(saga, order_id)}
 
 
 # --- the two refunders meet: the saga's compensation and the late reply ---------------------
