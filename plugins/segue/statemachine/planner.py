@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -50,7 +51,7 @@ class Planner:
         if state.kind == "wait":
             return self.fire(instance, state, "timeout", self.context(instance), instance.data, 1)
         if state.kind == "parallel":
-            return self._run_branch(instance, state)
+            return self._run_branches(instance, state)
         return self._run_task(instance, state)
 
     # --- forward steps ------------------------------------------------------------------
@@ -70,23 +71,53 @@ class Planner:
         data = {**instance.data, **outcome.data}
         return self.fire(instance, state, outcome.event, context, data, attempt)
 
-    def _run_branch(self, instance: Instance, state: State) -> Move:
+    def _run_branches(self, instance: Instance, state: State) -> Move:
+        """Run every pending branch at once (threads) and record what finished in one move;
+        when all are done the next move fires ``done`` (the join). A failing branch retries or
+        fails the parallel state like a task, after the others' results are kept."""
         context = self.context(instance)
         branches = context.setdefault("branches", {})
-        pending = [name for name in state.branches if branches.get(name) != "done"]
+        attempts = context.setdefault("attempts", {})
+        pending = [self.states[name] for name in state.branches if branches.get(name) != "done"]
         if not pending:
             return self.fire(instance, state, "done", context, instance.data, 1)
-        branch = self.states[pending[0]]
-        attempt = context.setdefault("attempts", {}).get(branch.name, 0) + 1
-        try:
-            outcome = self._call(branch.action, instance, branch.name, attempt)
-        except Exception as exc:
-            return self._on_error(instance, state, branch, exc, attempt, context)
-        branches[branch.name] = "done"
-        context["attempts"][branch.name] = attempt
-        self._completed(context, branch)
-        data = {**instance.data, **outcome.data}
-        return Move(state.name, RUNNING, f"{branch.name}.done", attempt, data, context)
+        tries = [(branch, attempts.get(branch.name, 0) + 1) for branch in pending]
+        results = self._call_all(instance, tries)
+        data, done, failures = dict(instance.data), [], []
+        for (branch, attempt), result in zip(tries, results, strict=True):
+            attempts[branch.name] = attempt
+            if isinstance(result, Exception):
+                failures.append((branch, attempt, result))
+                continue
+            branches[branch.name] = "done"
+            self._completed(context, branch)
+            data.update(result.data)
+            done.append(branch.name)
+        if failures:  # the one that can't be retried decides, if any
+            branch, attempt, exc = min(failures, key=lambda f: self._retryable(f[0], f[2], f[1]))
+            return self._on_error(instance, state, branch, exc, attempt, context, data)
+        attempt = max(attempt for _, attempt in tries)
+        return Move(state.name, RUNNING, "+".join(done) + ".done", attempt, data, context)
+
+    def _call_all(
+        self, instance: Instance, tries: list[tuple[State, int]]
+    ) -> list[Outcome | Exception]:
+        """Each branch's outcome or exception, in the order given; concurrently if several."""
+
+        def call(branch: State, attempt: int) -> Outcome | Exception:
+            try:
+                return self._call(branch.action, instance, branch.name, attempt)
+            except Exception as exc:
+                return exc
+
+        if len(tries) == 1:
+            return [call(*tries[0])]
+        with ThreadPoolExecutor(max_workers=len(tries), thread_name_prefix="saga-branch") as pool:
+            return list(pool.map(lambda t: call(*t), tries))
+
+    @staticmethod
+    def _retryable(step: State, exc: Exception, attempt: int) -> bool:
+        return is_retryable(exc) and attempt < (step.retry or NO_RETRY).max_attempts
 
     def _on_error(
         self,
@@ -96,17 +127,17 @@ class Planner:
         exc: Exception,
         attempt: int,
         context: dict[str, Any],
+        data: dict[str, Any] | None = None,
     ) -> Move:
         """Retry later within the policy, else raise ``failed`` on ``state``."""
         error = f"{step.name}: {type(exc).__name__}: {exc}"
         policy = step.retry or NO_RETRY
+        data = instance.data if data is None else data
         context["attempts"][step.name] = attempt
-        if is_retryable(exc) and attempt < policy.max_attempts:
+        if self._retryable(step, exc, attempt):
             wake_at = self.clock() + timedelta(seconds=policy.delay(attempt, self.rng))
-            return Move(
-                state.name, RUNNING, "retry", attempt, instance.data, context, wake_at, error
-            )
-        return self.fire(instance, state, "failed", context, instance.data, attempt, error)
+            return Move(state.name, RUNNING, "retry", attempt, data, context, wake_at, error)
+        return self.fire(instance, state, "failed", context, data, attempt, error)
 
     def fire(
         self,

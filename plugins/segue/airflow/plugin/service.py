@@ -57,9 +57,11 @@ class SagaDetail:
         """States the instance has been in, in order of first visit."""
         seen: dict[str, None] = {}
         for row in self.trail:
-            branch = row["event"].split(".")[0] if "." in row.get("event", "") else None
-            for name in (row.get("from_state"), row.get("to_state"), branch):
-                if name:  # a parallel branch shows up as a "<branch>.done" event
+            event = row.get("event") or ""
+            # parallel branches that finished show up as a "<branch>+<branch>.done" event
+            branches = event.removesuffix(".done").split("+") if event.endswith(".done") else []
+            for name in (row.get("from_state"), row.get("to_state"), *branches):
+                if name:
                     seen.setdefault(name, None)
         return list(seen)
 
