@@ -5,6 +5,7 @@ Orders go in through the intake's HTTP API; the invariants are read back from Po
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -66,22 +67,31 @@ def seed_scarce_sku(engine: Engine) -> None:
         session.merge(StockRow(sku=SCARCE_SKU, name="Sold out", available=0))
 
 
-@pytest.fixture
-def choreography(
-    fresh_amqp_url: str, engine: Engine, gateway_url: str, tmp_path: Path
+@contextlib.contextmanager
+def run_choreography(
+    amqp_url: str, engine: Engine, gateway_url: str, log_dir: Path, **extra_env: str
 ) -> Iterator[Choreography]:
+    """Every event-path process on fresh tables, with ``extra_env`` on top of the settings."""
     reset_tables(engine, stock=STOCK)
     seed_scarce_sku(engine)
     intake_port = free_port()
     with start_services(
         EVENT_PATH_PROCESSES,
         database_url=str(engine.url.render_as_string(hide_password=False)),
-        amqp_url=fresh_amqp_url,
+        amqp_url=amqp_url,
         gateway_url=gateway_url,
-        log_dir=tmp_path / "services",
-        extra_env={"SEGUE_INTAKE_PORT": str(intake_port)},
+        log_dir=log_dir,
+        extra_env={"SEGUE_INTAKE_PORT": str(intake_port), **extra_env},
     ) as services:
         yield Choreography(services, f"http://127.0.0.1:{intake_port}", engine)
+
+
+@pytest.fixture
+def choreography(
+    fresh_amqp_url: str, engine: Engine, gateway_url: str, tmp_path: Path
+) -> Iterator[Choreography]:
+    with run_choreography(fresh_amqp_url, engine, gateway_url, tmp_path / "services") as running:
+        yield running
 
 
 OrderFactory = Callable[..., dict[str, object]]

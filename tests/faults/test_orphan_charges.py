@@ -22,16 +22,12 @@ import pytest
 from sqlalchemy import Engine, select
 
 from include.gateway import admin as gateway_admin
-from include.gateway.process import free_port
 from include.payments.gateway_client import GatewayCharge, GatewayClient
 from include.payments.tables import ChargeRow, OrderRow, RefundRow
-from include.services import EVENT_PATH_PROCESSES
 from segue.bus.inbox import InboxRow
 from segue.eventlog.store import EventLogRecord
-from segue.local.services import start_services
 from segue.store.engine import session_scope
-from tests.conftest import reset_tables
-from tests.faults.conftest import STOCK, Choreography, OrderFactory, count, seed_scarce_sku
+from tests.faults.conftest import Choreography, OrderFactory, count, run_choreography
 from tests.faults.invariants import assert_payment_invariants
 from tests.faults.test_choreography import DuplicatingTap
 
@@ -45,21 +41,11 @@ def impatient_choreography(
     fresh_amqp_url: str, engine: Engine, gateway_url: str, tmp_path: Path
 ) -> Iterator[Choreography]:
     """The ``choreography`` fixture with a short gateway timeout in the charge service."""
-    reset_tables(engine, stock=STOCK)
-    seed_scarce_sku(engine)
-    intake_port = free_port()
-    with start_services(
-        EVENT_PATH_PROCESSES,
-        database_url=str(engine.url.render_as_string(hide_password=False)),
-        amqp_url=fresh_amqp_url,
-        gateway_url=gateway_url,
-        log_dir=tmp_path / "services",
-        extra_env={
-            "SEGUE_INTAKE_PORT": str(intake_port),
-            "SEGUE_GATEWAY_TIMEOUT_SECONDS": str(CLIENT_TIMEOUT),
-        },
-    ) as services:
-        yield Choreography(services, f"http://127.0.0.1:{intake_port}", engine)
+    timeout = {"SEGUE_GATEWAY_TIMEOUT_SECONDS": str(CLIENT_TIMEOUT)}
+    with run_choreography(
+        fresh_amqp_url, engine, gateway_url, tmp_path / "services", **timeout
+    ) as running:
+        yield running
 
 
 def wait_for(what: str, check: Callable[[], Any], choreography: Choreography) -> Any:
