@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -37,18 +37,10 @@ from segue.statemachine.engine import SagaEngine
 from segue.statemachine.records import Instance
 from segue.statemachine.store import SagaStore
 from segue.store.engine import session_scope
+from tests.polling import wait_for
 
 DECLINED_CARD = "4000000000000002"
 PROBE = "test.saga-bridged.commands"
-
-
-def wait_for(condition: Callable[[], object], timeout: float = 30.0, what: str = "") -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := condition():
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}")
 
 
 @dataclass

@@ -12,9 +12,8 @@ the charge service and nothing is charged at all.
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -47,19 +46,11 @@ from segue.statemachine.engine import SagaEngine
 from segue.statemachine.records import Instance
 from segue.statemachine.store import SagaStore
 from segue.store.engine import session_scope, utcnow
+from tests.polling import wait_for
 
 REFUNDS_PROBE = "test.late-charge.refunds"
 REPLIES_PROBE = "test.late-charge.replies"
 PAST_THE_TIMEOUT = timedelta(seconds=CHARGE_STEP.timeout_seconds + 1)
-
-
-def wait_for(condition: Callable[[], object], timeout: float = 30.0, what: str = "") -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := condition():
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}")
 
 
 @dataclass
