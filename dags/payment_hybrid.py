@@ -52,6 +52,7 @@ REPLIES = [ChargeCompleted.event_type, ChargeFailed.event_type]
     doc_md=__doc__,
     tags=["segue", "payments", "hybrid", "events"],
     params=order_params(),
+    on_failure_callback=dead_letter_failed_task,  # the failed task: also when it was SIGKILLed
     default_args={
         "owner": "payments",
         "retries": settings.retries,

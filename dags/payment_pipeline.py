@@ -40,6 +40,7 @@ settings = get_settings()
     doc_md=__doc__,
     tags=["segue", "payments", "linear"],
     params=order_params(),
+    on_failure_callback=dead_letter_failed_task,  # the failed task: also when it was SIGKILLed
     default_args={
         "owner": "payments",
         "retries": settings.retries,

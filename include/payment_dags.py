@@ -54,13 +54,19 @@ def run_payment_step(step: str, order_id: str, action: Any, payload: Any = None)
 def dead_letter_failed_task(
     context: Mapping[str, Any], deps: pipeline.PaymentDeps | None = None
 ) -> None:
-    """``on_failure_callback`` of the payment tasks: whatever ended the task for good (its last
-    try SIGKILLed and failed by the scheduler, a sensor's timeout, a broker that stayed down),
-    the step is dead-lettered and the order failed, as ``run_payment_step`` does for the
-    failures it sees. A step that already did this keeps its first record. An abandoned charge
-    step also has its charge undone: a charge recorded after the DAG gave up is refunded.
+    """``on_failure_callback`` of the payment tasks and DAGs: whatever ended a task for good (a
+    sensor's timeout, a broker that stayed down, its last try SIGKILLed), the step is
+    dead-lettered and the order failed, as ``run_payment_step`` does for the failures it sees.
+    A step that already did this keeps its first record. An abandoned charge step also has its
+    charge undone: a charge recorded after the DAG gave up is refunded.
+
+    Airflow 3.3 runs no task-level callback when only the task process is killed (its supervisor
+    reports the failure, apache/airflow#60858), so the DAGs set this as their DAG-level failure
+    callback too: the dag-processor runs it with the task that failed the run as ``ti``.
     """
-    ti = context["ti"]
+    ti = context.get("ti")
+    if ti is None:  # a run that failed without a failed task (e.g. a dagrun timeout)
+        return
     step = STEP_OF_TASK.get(ti.task_id, ti.task_id)
     order_id = str(order_from_params(context)["order_id"])
     deps = deps or pipeline.default_deps()
