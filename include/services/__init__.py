@@ -7,6 +7,8 @@ Each module holds plain handlers over typed events (no Kombu) and a factory of i
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from include.payments.gateway_client import GatewayClient
 from segue.bus.handlers import ServiceSpec
 
@@ -66,3 +68,15 @@ def run(spec: ServiceSpec) -> None:
     from segue.bus.runtime import run_service
 
     run_service(spec, peers=consumer_specs())
+
+
+def run_with_gateway(make_spec: Callable[[GatewayClient], ServiceSpec]) -> None:
+    """``run`` for a service that calls the gateway, with a client from this process's settings."""
+    from segue.settings import get_settings
+
+    settings = get_settings()
+    gateway = GatewayClient(settings.gateway_url, timeout_seconds=settings.gateway_timeout_seconds)
+    try:
+        run(make_spec(gateway))
+    finally:
+        gateway.close()

@@ -189,15 +189,9 @@ def _log(ctx: HandlerContext) -> dict[str, str]:
 
 
 def main() -> None:
-    from include.services import run as run_service  # declares every consumer's queue
-    from segue.settings import get_settings
+    from include.services import run_with_gateway  # declares every consumer's queue
 
-    settings = get_settings()
-    gateway = GatewayClient(settings.gateway_url, timeout_seconds=settings.gateway_timeout_seconds)
-    try:
-        run_service(charge_service(gateway))
-    finally:
-        gateway.close()
+    run_with_gateway(charge_service)
 
 
 if __name__ == "__main__":
