@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -13,16 +12,7 @@ from segue.bus.connection import connect
 from segue.bus.handlers import ServiceSpec
 from segue.bus.runtime import ServiceRuntime
 from segue.bus.topology import EVENTS, declare_exchanges
-
-
-def wait_for(condition: Callable[[], object], timeout: float = 20.0, what: str = "") -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}")
+from tests.polling import wait_for
 
 
 @pytest.fixture

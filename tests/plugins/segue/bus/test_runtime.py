@@ -25,7 +25,8 @@ from segue.bus.topology import EVENTS, parking_queue_name
 from segue.events.amqp import to_amqp
 from segue.events.envelope import Envelope
 from segue.store.engine import session_scope
-from tests.plugins.segue.bus.conftest import probe_queue, take_all, wait_for
+from tests.plugins.segue.bus.conftest import probe_queue, take_all
+from tests.polling import wait_for
 
 INPUT = OrderInvalidated.event_type
 OUTPUT = ReceiptSent.event_type
