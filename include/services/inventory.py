@@ -1,7 +1,8 @@
 """The inventory service: reserve on OrderValidated, commit on ChargeCompleted, release on failure.
 
-Every handler first locks the order row (``steps.locked_status``), the same lock the charge
-service takes, so the two services' decisions about one order are serialized:
+Every handler first locks the order row (``steps.lock_order``: status and order in one read),
+the same lock the charge service takes, so the two services' decisions about one order are
+serialized:
 
 - OrderValidated: a failed order (declined card first) reserves nothing; otherwise the stock is
   reserved (InventoryReserved), or the order is failed (InventoryReservationFailed), which makes
@@ -42,15 +43,17 @@ logger = logging.getLogger(__name__)
 
 def on_order_validated(ctx: HandlerContext, event: OrderValidated) -> None:
     session, order_id = ctx.session, event.order_id
-    status = _locked_status(ctx, order_id)
+    locked = steps.lock_order(session, order_id)
+    if locked is None:  # validation records the order before anyone hears of it
+        raise OrderNotFound(order_id)
+    status, order = locked
     if status == "failed":
         logger.info("order %s already failed: nothing reserved", order_id, extra=_log(ctx))
         return
     try:
-        # reserve_inventory may have taken earlier lines when a later one is short: the
-        # savepoint gives them back while the failure below still commits.
-        with session.begin_nested():
-            lines = steps.reserve_inventory(session, order_id)
+        # A short line is found before anything is written: no savepoint needed for the
+        # failure below to commit alone.
+        lines = steps.reserve_inventory(session, order_id, order=order)
     except OutOfStock as exc:
         requested = next((item.quantity for item in event.items if item.sku == exc.sku), 0)
         available = steps.stock_available(session, exc.sku)
@@ -70,14 +73,16 @@ def on_charge_completed(ctx: HandlerContext, event: ChargeCompleted) -> None:
     if event.requested_by != "order_validated":
         return
     session, order_id = ctx.session, event.order_id
-    status = _locked_status(ctx, order_id)
+    locked = steps.lock_order(session, order_id)
+    if locked is None:
+        raise OrderNotFound(order_id)
+    status, order = locked
     if status == "failed":
         logger.info("order %s failed: charge not committed", order_id, extra=_log(ctx))
         return
     if steps.reservation_lines(session, order_id, HELD) == 0:
         raise NotYet(f"order {order_id} is charged but its stock is not reserved yet")
     steps.commit_inventory(session, order_id)
-    order = steps.load_order(session, order_id)
     logger.debug("stock committed for order %s", order_id, extra=_log(ctx))
     ctx.emit(InventoryUpdated(order_id=order_id, lines=order.items))
 

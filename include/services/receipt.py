@@ -13,8 +13,8 @@ logger = logging.getLogger(__name__)
 
 
 def on_inventory_updated(ctx: HandlerContext, event: InventoryUpdated) -> None:
-    steps.send_receipt(ctx.session, event.order_id)
     order = steps.load_order(ctx.session, event.order_id)
+    steps.send_receipt(ctx.session, event.order_id, order=order)
     logger.debug("receipt sent for order %s", event.order_id, extra=ctx.envelope.log_context())
     ctx.emit(ReceiptSent(order_id=event.order_id, email=order.customer_email))
 
