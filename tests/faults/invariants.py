@@ -7,6 +7,7 @@ told about exactly the completed orders.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 
 from sqlalchemy import Engine, select
@@ -35,8 +36,24 @@ def lines_in(session, ids: list[str], status: str) -> Counter[str]:  # type: ign
     return Counter(session.scalars(query))
 
 
-def assert_payment_invariants(engine: Engine, kinds: dict[str, str], gateway_url: str) -> None:
-    """``kinds`` maps order id -> "good" | "declined" | "out_of_stock"."""
+def assert_payment_invariants(
+    engine: Engine, kinds: dict[str, str], gateway_url: str, settle_seconds: float = 60.0
+) -> None:
+    """``kinds`` maps order id -> "good" | "declined" | "out_of_stock".
+
+    An order is terminal before its compensation is done (out of stock fails the order, then
+    the charge service refunds), so the check is repeated until it holds, for at most
+    ``settle_seconds``: an effect in flight settles, a double or missing effect does not.
+    """
+    deadline = time.monotonic() + settle_seconds
+    while problems := payment_violations(engine, kinds, gateway_url):
+        if time.monotonic() > deadline:
+            raise AssertionError("\n".join(problems[:20]))
+        time.sleep(0.5)
+
+
+def payment_violations(engine: Engine, kinds: dict[str, str], gateway_url: str) -> list[str]:
+    """Every way the business tables and the gateway's ledger disagree with ``kinds`` now."""
     ids = list(kinds)
     with session_scope(engine) as session:
         status = dict(
@@ -82,4 +99,4 @@ def assert_payment_invariants(engine: Engine, kinds: dict[str, str], gateway_url
         problems.append(
             f"gateway refunded {ledger['refunds']} but the store has {sum(refunds.values())}"
         )
-    assert not problems, "\n".join(problems[:20])
+    return problems
