@@ -20,7 +20,7 @@ from segue.local.airflow_stack import AirflowStack
 from segue.local.sandbox import airflow_sandbox
 
 E2E_RETRIES = 2
-CHARGE_REPLY_TIMEOUT_SECONDS = 45
+CHARGE_REPLY_TIMEOUT_SECONDS = 60
 CHROMIUM_FLAGS = (
     "--headless",
     "--no-sandbox",
