@@ -21,7 +21,6 @@ service (`python -m include.services.charge`).
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from airflow.sdk import dag, task
@@ -30,6 +29,7 @@ from include.payment_dags import (
     dead_letter_failed_task,
     order_from_params,
     order_params,
+    payment_default_args,
     run_payment_step,
 )
 from include.payments import followups, pipeline
@@ -53,14 +53,7 @@ REPLIES = [ChargeCompleted.event_type, ChargeFailed.event_type]
     tags=["segue", "payments", "hybrid", "events"],
     params=order_params(),
     on_failure_callback=dead_letter_failed_task,  # the failed task: also when it was SIGKILLed
-    default_args={
-        "owner": "payments",
-        "retries": settings.retries,
-        "retry_delay": timedelta(seconds=settings.retry_delay_seconds),
-        "retry_exponential_backoff": 2.0,
-        "max_retry_delay": timedelta(seconds=settings.max_retry_delay_seconds),
-        "on_failure_callback": dead_letter_failed_task,
-    },
+    default_args=payment_default_args(),
 )
 def payment_hybrid() -> None:
     @task

@@ -14,7 +14,6 @@ the same ones.
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from airflow.sdk import dag, task
@@ -23,13 +22,11 @@ from include.payment_dags import (
     dead_letter_failed_task,
     order_from_params,
     order_params,
+    payment_default_args,
     run_payment_step,
 )
 from include.payments import pipeline
 from include.payments.order_form import masked
-from segue.settings import get_settings
-
-settings = get_settings()
 
 
 @dag(
@@ -41,14 +38,7 @@ settings = get_settings()
     tags=["segue", "payments", "linear"],
     params=order_params(),
     on_failure_callback=dead_letter_failed_task,  # the failed task: also when it was SIGKILLed
-    default_args={
-        "owner": "payments",
-        "retries": settings.retries,
-        "retry_delay": timedelta(seconds=settings.retry_delay_seconds),
-        "retry_exponential_backoff": 2.0,
-        "max_retry_delay": timedelta(seconds=settings.max_retry_delay_seconds),
-        "on_failure_callback": dead_letter_failed_task,
-    },
+    default_args=payment_default_args(),
 )
 def payment_pipeline() -> None:
     @task

@@ -14,12 +14,9 @@ form as `payment_pipeline`.
 
 from __future__ import annotations
 
-from datetime import timedelta
-from typing import Any
+from airflow.sdk import dag
 
-from airflow.sdk import dag, task
-
-from include.payment_dags import order_from_params, order_params
+from include.payment_dags import SAGA_DEFAULT_ARGS, order_params, prepare_order
 from include.payments.saga_bridged import NAME as BRIDGED_SAGA  # importing registers it
 from segue.airflow.operators.saga import RunSagaOperator
 
@@ -32,20 +29,9 @@ from segue.airflow.operators.saga import RunSagaOperator
     doc_md=__doc__,
     tags=["segue", "payments", "saga", "bridge"],
     params=order_params(),
-    default_args={
-        "owner": "payments",
-        "retries": 2,
-        "retry_delay": timedelta(seconds=10),
-        "retry_exponential_backoff": 2.0,
-        "max_retry_delay": timedelta(minutes=5),
-    },
+    default_args=SAGA_DEFAULT_ARGS,
 )
 def payment_state_machine_bridged() -> None:
-    @task
-    def prepare_order() -> dict[str, Any]:
-        """The order from the form, with a stable id when none was given."""
-        return order_from_params()
-
     RunSagaOperator(task_id="run_saga", machine=BRIDGED_SAGA, data=prepare_order())
 
 

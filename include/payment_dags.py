@@ -1,5 +1,5 @@
-"""What the payment DAGs share: the trigger form, the order read from it, a dead-lettered step
-and the failure callback that dead-letters a task whatever ended it.
+"""What the payment DAGs share: the trigger form, the order read from it, the task defaults, a
+dead-lettered step and the failure callback that dead-letters a task whatever ended it.
 
 Airflow-facing glue kept out of ``include/payments`` (which stays free of Airflow imports).
 """
@@ -7,14 +7,28 @@ Airflow-facing glue kept out of ``include/payments`` (which stays free of Airflo
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
-from airflow.sdk import Param, get_current_context
+from airflow.sdk import Param, get_current_context, task
 
 from include.payments import pipeline
 from include.payments.order_form import ORDER_FORM
 from segue.airflow.steps import run_task_step
+from segue.settings import get_settings
 from segue.step_runner import abandon_step
+
+# Tasks that do part of another step: the hybrid DAG's charge is three tasks.
+STEP_OF_TASK = {"request_charge": "charge", "await_charge": "charge", "settle_charge": "charge"}
+
+# The saga DAGs: a task retry resumes the saga from its saved state (the saga has its own retries).
+SAGA_DEFAULT_ARGS = {
+    "owner": "payments",
+    "retries": 2,
+    "retry_delay": timedelta(seconds=10),
+    "retry_exponential_backoff": 2.0,
+    "max_retry_delay": timedelta(minutes=5),
+}
 
 
 def order_params() -> dict[str, Param]:
@@ -22,8 +36,18 @@ def order_params() -> dict[str, Param]:
     return {name: Param(**spec) for name, spec in ORDER_FORM.items()}
 
 
-# Tasks that do part of another step: the hybrid DAG's charge is three tasks.
-STEP_OF_TASK = {"request_charge": "charge", "await_charge": "charge", "settle_charge": "charge"}
+def payment_default_args() -> dict[str, Any]:
+    """The step DAGs' task defaults: retries with backoff from the settings, and the failure
+    callback that dead-letters a task whatever ended it."""
+    settings = get_settings()
+    return {
+        "owner": "payments",
+        "retries": settings.retries,
+        "retry_delay": timedelta(seconds=settings.retry_delay_seconds),
+        "retry_exponential_backoff": 2.0,
+        "max_retry_delay": timedelta(seconds=settings.max_retry_delay_seconds),
+        "on_failure_callback": dead_letter_failed_task,
+    }
 
 
 def order_from_params(context: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -32,6 +56,12 @@ def order_from_params(context: Mapping[str, Any] | None = None) -> dict[str, Any
     data = dict(context["params"])
     data["order_id"] = data.get("order_id") or pipeline.order_id_for_run(context["run_id"])
     return data
+
+
+@task
+def prepare_order() -> dict[str, Any]:
+    """The order from the form, with a stable id when none was given (the saga DAGs' input)."""
+    return order_from_params()
 
 
 def run_payment_step(step: str, order_id: str, action: Any, payload: Any = None) -> Any:
