@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import amqp
@@ -27,16 +26,6 @@ CONFIRM_TIMEOUT_SECONDS = 30.0  # no confirm for this long: the connection is tr
 
 class PublishFailed(Exception):
     """The broker did not take responsibility for a message (unroutable, nacked, rejected)."""
-
-
-@dataclass(frozen=True)
-class Outgoing:
-    """One message of a batch, as stored in the outbox."""
-
-    body: bytes
-    routing_key: str
-    headers: dict[str, Any]
-    properties: dict[str, Any]
 
 
 class Publisher:
@@ -103,7 +92,7 @@ class Publisher:
 
     def publish_many(
         self,
-        messages: Sequence[Outgoing],
+        messages: Sequence[AmqpMessage],
         exchange: Exchange | str = EVENTS,
         *,
         confirm_timeout: float = CONFIRM_TIMEOUT_SECONDS,
@@ -173,7 +162,7 @@ class Publisher:
                 channel.close()
 
 
-def _amqp_message(message: Outgoing) -> amqp.Message:
+def _amqp_message(message: AmqpMessage) -> amqp.Message:
     properties = dict(message.properties)
     properties.setdefault("content_type", "application/octet-stream")
     properties.setdefault("delivery_mode", 2)

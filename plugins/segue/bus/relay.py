@@ -25,8 +25,9 @@ from kombu import Connection
 from sqlalchemy import Engine, delete, func, select, text
 
 from segue.bus.outbox import OutboxRow
-from segue.bus.publisher import Outgoing, Publisher
+from segue.bus.publisher import Publisher
 from segue.bus.topology import EVENTS, backlog
+from segue.events.amqp import AmqpMessage
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +132,10 @@ class OutboxRelay:
                 if self.paused:
                     return 0
             self.publisher.publish_many(
-                [Outgoing(row.body, row.routing_key, row.headers, row.properties) for row in rows],
+                [
+                    AmqpMessage(row.routing_key, row.body, row.headers, row.properties)
+                    for row in rows
+                ],
                 EVENTS,
             )  # in id order, all confirmed before the rows are deleted
             connection.execute(delete(OutboxRow).where(OutboxRow.id.in_([row.id for row in rows])))

@@ -10,9 +10,10 @@ from sqlalchemy import Engine, func, select
 
 from include.payments.events import ReceiptSent
 from segue.bus.outbox import OutboxRow, add_to_outbox
-from segue.bus.publisher import Outgoing, Publisher, PublishFailed
+from segue.bus.publisher import Publisher, PublishFailed
 from segue.bus.relay import BacklogBreaker, OutboxRelay
 from segue.bus.topology import backlog, declare_service, queue_name, service_queues
+from segue.events.amqp import AmqpMessage
 from segue.events.envelope import Envelope
 from segue.store.engine import session_scope
 from tests.plugins.segue.bus.conftest import take_all
@@ -103,7 +104,7 @@ def test_publish_many_awaits_every_confirm_over_successive_batches(broker: Conne
     bodies = []
     for batch in range(4):  # confirm tags keep counting on the same channel across batches
         outgoing = [
-            Outgoing(f"{batch}-{n}".encode(), ReceiptSent.event_type, {"n": n}, {})
+            AmqpMessage(ReceiptSent.event_type, f"{batch}-{n}".encode(), {"n": n}, {})
             for n in range(1 + batch * 30)
         ]
         publisher.publish_many(outgoing, confirm_timeout=5)
