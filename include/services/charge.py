@@ -29,7 +29,6 @@ reference, records it and refunds it once, on either of the two events above.
 from __future__ import annotations
 
 import logging
-import uuid
 from functools import partial
 
 from include.payments import reconcile, steps
@@ -47,7 +46,6 @@ from include.payments.events import (
 from include.payments.gateway_client import GatewayClient
 from include.payments.models import ChargeRecord, RefundRecord
 from segue.bus.handlers import HandlerContext, ServiceSpec
-from segue.events.envelope import Envelope
 
 NAME = "charge"
 logger = logging.getLogger(__name__)
@@ -112,30 +110,17 @@ def on_inventory_reservation_failed(
 
 
 def _announce(ctx: HandlerContext, refunds: list[RefundRecord], reasons: list[str]) -> None:
-    """RefundIssued per refund; ids derived from the cause, so a redelivery repeats them."""
-    first: Envelope | None = None
-    for refund, reason in zip(refunds, reasons, strict=True):
+    """RefundIssued per refund; ids derived from the cause, so a redelivery repeats them. The
+    first keeps the plain id; more (the gateway held several charges under the order's
+    reference) are told apart by their refund id."""
+    for index, (refund, reason) in enumerate(zip(refunds, reasons, strict=True)):
         payload = RefundIssued(
             order_id=refund.order_id,
             gateway_refund_id=refund.gateway_refund_id,
             amount=refund.amount,
             reason=reason,
         )
-        if first is None:
-            first = ctx.emit(payload)
-            continue
-        # Several refunds for one event (the gateway held more than one charge under the
-        # order's reference): ctx.emit's id would repeat, so the refund id is mixed into it.
-        event_id = uuid.uuid5(uuid.NAMESPACE_URL, f"{first.id}/{refund.gateway_refund_id}")
-        ctx.emitted.append(
-            Envelope.create(
-                payload,
-                source=ctx.service,
-                subject=ctx.envelope.subject,
-                caused_by=ctx.envelope,
-                event_id=str(event_id),
-            )
-        )
+        ctx.emit(payload, key=refund.gateway_refund_id if index else "")
 
 
 def _charge(

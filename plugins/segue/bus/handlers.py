@@ -32,14 +32,16 @@ class HandlerContext:
     session: Session
     emitted: list[Envelope] = field(default_factory=list)
 
-    def emit(self, payload: EventPayload, *, subject: str | None = None) -> Envelope:
+    def emit(self, payload: EventPayload, *, subject: str | None = None, key: str = "") -> Envelope:
         """Queue an event caused by this one; it is published after the transaction commits.
 
         Its id is derived from the cause, the emitting service and the type, so handling the
-        same event again (after a rollback or a replay) emits the same event id.
+        same event again (after a rollback or a replay) emits the same event id. A handler that
+        emits several events of one type tells them apart with ``key`` (e.g. a refund id).
         """
         cause = self.envelope
-        event_id = uuid.uuid5(uuid.NAMESPACE_URL, f"{cause.id}/{self.service}/{payload.event_type}")
+        name = f"{cause.id}/{self.service}/{payload.event_type}" + (f"/{key}" if key else "")
+        event_id = uuid.uuid5(uuid.NAMESPACE_URL, name)
         envelope = Envelope.create(
             payload,
             source=self.service,
