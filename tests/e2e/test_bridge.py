@@ -43,6 +43,12 @@ def api(airflow_api):
     return airflow_api
 
 
+def charges_of(engine, order_id: str) -> int:
+    with session_scope(engine) as session:
+        query = select(func.count()).select_from(ChargeRow).where(ChargeRow.order_id == order_id)
+        return int(session.scalar(query) or 0)
+
+
 def wait_for_state(api, dag_id: str, run_id: str, task_id: str, state: str, timeout=120) -> None:
     deadline = time.monotonic() + timeout
     while api.task_states(dag_id, run_id).get(task_id) != state:
@@ -88,13 +94,8 @@ def test_hybrid_run_defers_while_the_charge_service_works_and_succeeds(
         f"/dags/{HYBRID}/dagRuns/{run_id}/taskInstances/await_charge/xcomEntries/return_value"
     )["value"]
     assert "ChargeCompleted" in str(reply)
+    assert charges_of(engine, conf["order_id"]) == 1
     with session_scope(engine) as session:
-        charges = session.scalar(
-            select(func.count())
-            .select_from(ChargeRow)
-            .where(ChargeRow.order_id == conf["order_id"])
-        )
-        assert charges == 1
         assert session.get(OrderRow, conf["order_id"]).status == "completed"
 
 
@@ -147,13 +148,7 @@ def test_no_reply_in_time_fails_the_order_and_the_late_command_charges_nothing(
     # The queued command is refused (ChargeFailed order_failed, which gets a follow-up).
     rows = wait_for_followups(followups_engine(pg_url), conf["order_id"])
     assert [(r.action, r.requested_by) for r in rows] == [("investigate", "charge_requested")]
-    with session_scope(engine) as session:
-        charges = session.scalar(
-            select(func.count())
-            .select_from(ChargeRow)
-            .where(ChargeRow.order_id == conf["order_id"])
-        )
-    assert charges == 0
+    assert charges_of(engine, conf["order_id"]) == 0
 
 
 def test_a_charge_failed_on_the_bus_starts_the_followup_dag(api, airflow_stack, pg_url):
