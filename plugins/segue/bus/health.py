@@ -1,12 +1,14 @@
 """A service's health endpoint: liveness, readiness and its queue's backlog, over plain HTTP.
 
 ``/healthz`` is 200 while the worker threads live; ``/readyz`` is 200 once the consumer is
-subscribed and the relay connected; ``/metrics`` returns the counters and backlogs as JSON.
+subscribed and the relay connected (both name the answering process's ``pid``); ``/metrics``
+returns the counters and backlogs as JSON.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -25,9 +27,10 @@ class HealthServer:
         metrics: Callable[[], dict[str, Any]],
         host: str = "127.0.0.1",
     ) -> None:
+        pid = os.getpid()  # says which process answers (a supervisor checks it is its child)
         routes = {
-            "/healthz": lambda: (live(), {"live": live()}),
-            "/readyz": lambda: (ready(), {"ready": ready()}),
+            "/healthz": lambda: (live(), {"live": live(), "pid": pid}),
+            "/readyz": lambda: (ready(), {"ready": ready(), "pid": pid}),
             "/metrics": lambda: (True, metrics()),
         }
 

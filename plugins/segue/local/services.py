@@ -52,7 +52,7 @@ class ServiceProcess:
         return f"http://127.0.0.1:{self.health_port}"
 
     def start(self) -> None:
-        self.health_port = free_port()
+        self.health_port = _unused_port()
         env = {**self.env, "SEGUE_SERVICE_HEALTH_PORT": str(self.health_port)}
         with self.log_path.open("ab") as log:
             self.popen = subprocess.Popen(
@@ -68,15 +68,22 @@ class ServiceProcess:
         return self.popen is not None and self.popen.poll() is None
 
     def ready(self) -> bool:
+        """This process answers ``/readyz`` with 200 (not some other process on its port)."""
         try:
-            return httpx.get(f"{self.health_url}/readyz", timeout=1.0).status_code == 200
+            response = httpx.get(f"{self.health_url}/readyz", timeout=1.0)
         except httpx.HTTPError:
             return False
+        return response.status_code == 200 and response.json().get("pid") == self.pid
 
-    def wait_ready(self, timeout: float = READY_TIMEOUT_SECONDS) -> None:
+    def wait_ready(self, timeout: float = READY_TIMEOUT_SECONDS, port_retries: int = 3) -> None:
+        """Wait for readiness; start again on another port if its health port was taken."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not self.alive():
+                if port_retries > 0 and PORT_TAKEN in self.log_tail(5):
+                    port_retries -= 1
+                    self.start()
+                    continue
                 raise ServiceStartError(f"{self.name} exited:\n{self.log_tail()}")
             if self.ready():
                 return
@@ -124,6 +131,19 @@ class ServiceProcess:
     def _signal(self, signum: int) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.popen.pid, signum)  # type: ignore[union-attr]
+
+
+PORT_TAKEN = "Address already in use"
+_ports_handed_out: set[int] = set()
+
+
+def _unused_port() -> int:
+    """A free port not handed to another service of this process already (the kernel may offer
+    one again before the service it went to has bound it)."""
+    while (port := free_port()) in _ports_handed_out:
+        pass
+    _ports_handed_out.add(port)
+    return port
 
 
 def service_env(
