@@ -16,11 +16,15 @@ WORKDIR /opt/airflow
 COPY --chown=airflow:0 requirements.txt /opt/airflow/requirements.txt
 RUN pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" -r /opt/airflow/requirements.txt
 
-# The project. pyproject.toml maps package `segue` to plugins/segue and `include` to include/,
-# so the editable install points Python at /opt/airflow/plugins/segue and /opt/airflow/include:
-# the same paths docker-compose.yaml bind-mounts ./plugins and ./include onto, so code edited
-# on the host is what the containers import. --no-deps: everything is installed above, pinned.
+# The project. pyproject.toml maps package `segue` to src/segue, `include` to include/ and
+# `tools` to tools/, so the editable install points Python at /opt/airflow/src/segue,
+# /opt/airflow/include and /opt/airflow/tools: the same paths docker-compose.yaml bind-mounts
+# ./src, ./include and ./tools onto, so code edited on the host is what the containers import.
+# plugins/ holds only the file that registers the Airflow plugin. --no-deps: everything is
+# installed above, pinned.
 COPY --chown=airflow:0 pyproject.toml README.md /opt/airflow/
+COPY --chown=airflow:0 src/ /opt/airflow/src/
+COPY --chown=airflow:0 tools/ /opt/airflow/tools/
 COPY --chown=airflow:0 plugins/ /opt/airflow/plugins/
 COPY --chown=airflow:0 include/ /opt/airflow/include/
 COPY --chown=airflow:0 dags/ /opt/airflow/dags/

@@ -85,10 +85,10 @@ from include.gateway.process import GatewayProcess, free_port, start_gateway
 from include.payments.catalog import seed_catalog
 from include.payments.database import payments_engine
 from include.services import EVENT_PATH_PROCESSES
-from segue.local.broker import fresh_vhost
-from segue.local.sandbox import fresh_database
-from segue.local.services import ServiceProcess, start_services
 from segue.store.engine import session_scope
+from tools.broker import fresh_vhost
+from tools.sandbox import fresh_database
+from tools.services import ServiceProcess, start_services
 
 RESULTS = Path(__file__).parent / "results"
 STOCK = 10_000_000

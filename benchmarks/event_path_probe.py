@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from segue.local.services import ServiceProcess
+from tools.services import ServiceProcess
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 

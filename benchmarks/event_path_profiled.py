@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from segue.local.services import ServiceProcess, service_env
+from tools.services import ServiceProcess, service_env
 
 PACKAGES = (
     ("sqlalchemy", "/sqlalchemy/"),

@@ -25,9 +25,9 @@ from sqlalchemy import func, select
 
 from include.payments.database import payments_engine
 from include.payments.tables import ChargeRow, OrderRow
-from segue.local.airflow_api import AirflowApi
-from segue.local.sandbox import sandbox
 from segue.store.engine import session_scope
+from tools.airflow_api import AirflowApi
+from tools.sandbox import sandbox
 
 RESULTS = Path(__file__).parent / "results" / "linear_pipeline.json"
 ARTICLE_ORDERS_PER_SECOND = 10_000 / 3600

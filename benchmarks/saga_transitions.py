@@ -4,9 +4,9 @@ into the audit trail, committed), measured in the same run on the same database.
 
     .venv/bin/python benchmarks/saga_transitions.py --instances 200
 
-Modes: the engine one transition per commit (``SagaEngine.run``) with synchronous commit on and
+Modes: the engine one transition per commit (``SagaRunner.run``) with synchronous commit on and
 off, and the engine committing a round of ``--batch`` instances' transitions together
-(``SagaEngine.start_many`` + ``run_many``, group commit, synchronous commit on). Raw SQL, same
+(``SagaRunner.start_many`` + ``run_many``, group commit, synchronous commit on). Raw SQL, same
 run, same database: UPDATE + INSERT + COMMIT as three statements (four round trips with
 psycopg's implicit BEGIN), the same work as one autocommitted CTE statement (one round trip: the
 cheapest form, and the baseline the ratio is judged against), and the CTE over ``--batch`` rows
@@ -31,12 +31,12 @@ from pathlib import Path
 import psycopg
 from sqlalchemy import func, select
 
-from segue.local.sandbox import fresh_database
 from segue.statemachine.definition import State, StateMachineDefinition, Transition
-from segue.statemachine.engine import SagaEngine
 from segue.statemachine.machine import Machine
+from segue.statemachine.runner import SagaRunner
 from segue.statemachine.store import TRANSITIONS, SagaStore
 from segue.store.engine import shared_engine
+from tools.sandbox import fresh_database
 
 RESULTS = Path(__file__).parent / "results" / "saga_transitions.json"
 STEPS = 10
@@ -79,7 +79,7 @@ def engine_rate(url: str, instances: int, prefix: str, synchronous: bool, batch:
     ``run_many``. Counts the audit rows written (the start record included, as a transition)."""
     engine = shared_engine(url)
     store = SagaStore(engine, synchronous_commit=synchronous)
-    saga = SagaEngine(chain_machine(), store, actor="bench")
+    saga = SagaRunner(chain_machine(), store, actor="bench")
     wall, cpu = time.perf_counter(), time.process_time()
     if batch > 1:
         for first in range(0, instances, batch):

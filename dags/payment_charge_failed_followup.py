@@ -20,7 +20,7 @@ from airflow.sdk import Asset, AssetWatcher, dag, get_current_context, task
 
 from include.payments import followups
 from include.payments.events import ChargeFailed
-from segue.airflow.triggers.amqp_events import AmqpEventTrigger
+from segue.airflow.triggers.amqp_watcher import AmqpEventTrigger
 from segue.settings import get_settings
 from segue.store.engine import session_scope
 

@@ -36,8 +36,8 @@ from include.payments import followups, pipeline
 from include.payments.events import ChargeCompleted, ChargeFailed, ChargeRequested
 from include.payments.order_form import masked
 from segue.airflow.hooks.amqp import AmqpHook
-from segue.airflow.operators.events import PublishEventOperator
-from segue.airflow.sensors.events import EventSensor
+from segue.airflow.operators.amqp import PublishEventOperator
+from segue.airflow.sensors.amqp import EventSensor
 from segue.settings import get_settings
 
 settings = get_settings()

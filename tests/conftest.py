@@ -15,11 +15,16 @@ from include.payments.catalog import seed_catalog
 from include.payments.database import payments_engine
 from include.payments.gateway_client import GatewayClient
 from include.payments.pipeline import PaymentDeps
-from segue.local.broker import fresh_vhost
-from segue.local.sandbox import fresh_database
+from include.workflow import workflow_env
 from segue.store.engine import Base, session_scope
+from tools.broker import fresh_vhost
+from tools.sandbox import fresh_database
 
 TEST_STOCK = 100
+
+# The library learns of the payment workflow from SEGUE_* variables, as every process does.
+for _name, _value in workflow_env().items():
+    os.environ.setdefault(_name, _value)
 
 
 @pytest.fixture(scope="session")

@@ -579,11 +579,19 @@ def test_dockerfile_installs_the_project_editable_where_compose_mounts_it(
     package_dirs = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
         "package-dir"
     ]
-    assert package_dirs == {"segue": "plugins/segue", "include": "include"}
+    assert package_dirs == {"segue": "src/segue", "include": "include", "tools": "tools"}
     copied = " ".join(line for line in instructions if line.startswith("COPY "))
-    for source in ("pyproject.toml", "README.md", "plugins/", "include/", "dags/"):
+    for source in (
+        "pyproject.toml",
+        "README.md",
+        "src/",
+        "tools/",
+        "plugins/",
+        "include/",
+        "dags/",
+    ):
         assert f" {source}" in copied
-    for folder in ("plugins", "include", "dags"):
+    for folder in ("src", "tools", "plugins", "include", "dags"):
         assert f"{folder}/ /opt/airflow/{folder}/" in copied
         assert f"./{folder}:/opt/airflow/{folder}" in compose["x-airflow-common"]["volumes"]
     editable = [line for line in instructions if "pip install" in line and " -e " in line]
@@ -606,6 +614,8 @@ def test_dockerignore_keeps_what_the_dockerfile_copies():
         "requirements.txt",
         "pyproject.toml",
         "README.md",
+        "src",
+        "tools",
         "plugins",
         "include",
         "dags",

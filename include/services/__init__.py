@@ -55,12 +55,13 @@ def consumer_specs() -> list[ServiceSpec]:
     Each service process declares all their queues, so an event published while its consumer
     is down waits in that consumer's queue instead of being unroutable.
     """
+    from include.payments.events import PAYMENT_EVENTS
     from include.services.saga_replies import saga_replies_service
     from segue.eventlog.service import event_log_service
     from segue.settings import get_settings
 
     gateway = GatewayClient(get_settings().gateway_url)  # only its routing keys are used here
-    return [*payment_services(gateway), event_log_service(), saga_replies_service()]
+    return [*payment_services(gateway), event_log_service(PAYMENT_EVENTS), saga_replies_service()]
 
 
 def run(spec: ServiceSpec) -> None:

@@ -2,7 +2,7 @@
 
 A ChargeCompleted / ChargeFailed answering a ChargeRequested (``requested_by =
 "charge_requested"``) whose correlation id is a ``payment_saga_bridged`` instance becomes the
-event ``charge_completed`` / ``charge_failed`` of that instance (``SagaEngine.send``). Driving
+event ``charge_completed`` / ``charge_failed`` of that instance (``SagaRunner.send``). Driving
 the instance on is left to whoever runs it (RunSagaOperator, woken by its trigger).
 
 Idempotent: the inbox drops a redelivered reply; a reply for an instance that no longer waits
@@ -55,7 +55,6 @@ from include.payments.saga_bridged import (
 )
 from include.payments.tables import RefundRow
 from segue.bus.handlers import HandlerContext, NotYet, ServiceSpec
-from segue.statemachine.engine import InvalidAction, SagaEngine
 from segue.statemachine.records import (
     COMPENSATING,
     TRANSITIONS,
@@ -63,6 +62,7 @@ from segue.statemachine.records import (
     ConcurrentTransition,
     Instance,
 )
+from segue.statemachine.runner import InvalidAction, SagaRunner
 from segue.statemachine.store import SagaStore
 from segue.store.engine import utcnow
 
@@ -82,7 +82,7 @@ class SagaReplies:
 
     def __init__(self, gateway: GatewayClient | None = None) -> None:
         self._gateway = gateway
-        self._engines: dict[int, SagaEngine] = {}
+        self._engines: dict[int, SagaRunner] = {}
 
     @property
     def gateway(self) -> GatewayClient:
@@ -90,12 +90,12 @@ class SagaReplies:
             self._gateway = pipeline.default_deps().gateway
         return self._gateway
 
-    def engine_for(self, bind: Engine) -> SagaEngine:
-        """The saga engine over ``bind`` (its store keeps a writer connection: built once)."""
+    def engine_for(self, bind: Engine) -> SagaRunner:
+        """The saga runner over ``bind`` (its store keeps a writer connection: built once)."""
         key = id(bind)
         if key not in self._engines:
             store = SagaStore(bind)
-            self._engines[key] = SagaEngine(bridged_payment_machine(), store, actor=NAME)
+            self._engines[key] = SagaRunner(bridged_payment_machine(), store, actor=NAME)
         return self._engines[key]
 
     def on_completed(self, ctx: HandlerContext, event: ChargeCompleted) -> None:

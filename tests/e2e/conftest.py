@@ -15,9 +15,9 @@ from selenium import webdriver
 from selenium.webdriver.remote.webdriver import WebDriver
 
 from include.gateway.process import GatewayProcess
-from segue.local.airflow_api import AirflowApi
-from segue.local.airflow_stack import AirflowStack
-from segue.local.sandbox import airflow_sandbox
+from tools.airflow_api import AirflowApi
+from tools.airflow_stack import AirflowStack
+from tools.sandbox import airflow_sandbox
 
 E2E_RETRIES = 2
 CHARGE_REPLY_TIMEOUT_SECONDS = 60

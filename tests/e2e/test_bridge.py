@@ -15,9 +15,9 @@ from include.payments.followups import followups_engine, followups_for
 from include.payments.tables import ChargeRow, OrderRow
 from segue.airflow.hooks.amqp import AmqpHook, AmqpParams
 from segue.events.envelope import Envelope
-from segue.local.services import ServiceProcess, start_services
 from segue.store.dead_letters import dead_letters_for
 from segue.store.engine import session_scope
+from tools.services import ServiceProcess, start_services
 
 pytestmark = pytest.mark.e2e
 HYBRID = "payment_hybrid"

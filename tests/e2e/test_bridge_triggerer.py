@@ -23,9 +23,9 @@ from include.payments.events import ChargeFailed
 from include.payments.followups import followups_engine, followups_for
 from segue.airflow.hooks.amqp import AmqpHook, AmqpParams
 from segue.events.envelope import Envelope
-from segue.local import background
-from segue.local.airflow_stack import AirflowStack
 from segue.store.engine import session_scope
+from tools import background
+from tools.airflow_stack import AirflowStack
 
 pytestmark = pytest.mark.e2e
 FOLLOWUP = "payment_charge_failed_followup"

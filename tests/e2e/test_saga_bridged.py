@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import func, select
 
 from include.payments.tables import ChargeRow, OrderRow
-from segue.local.services import ServiceProcess, start_services
 from segue.store.engine import session_scope
+from tools.services import ServiceProcess, start_services
 
 pytestmark = pytest.mark.e2e
 DAG_ID = "payment_state_machine_bridged"

@@ -27,7 +27,7 @@ from include.gateway.admin import set_faults
 from include.payments.gateway_client import GatewayClient
 from include.payments.pipeline import PaymentDeps
 from include.payments.saga import payment_machine
-from segue.statemachine.engine import SagaEngine
+from segue.statemachine.runner import SagaRunner
 from segue.statemachine.store import SagaStore
 
 pytestmark = pytest.mark.e2e
@@ -45,7 +45,7 @@ class Sagas:
 def sagas(airflow_stack, engine, gateway_url, order_data) -> Iterator[Sagas]:
     client = GatewayClient(gateway_url, timeout_seconds=2.0)
     store = SagaStore(engine)
-    saga_engine = SagaEngine(payment_machine(PaymentDeps(engine=engine, gateway=client)), store)
+    saga_engine = SagaRunner(payment_machine(PaymentDeps(engine=engine, gateway=client)), store)
     tag = uuid.uuid4().hex[:8]
 
     def run(name: str) -> str:
@@ -171,7 +171,7 @@ def test_a_person_filters_inspects_retries_and_compensates(
     visited = browser.find_elements(By.CSS_SELECTOR, "#diagram g.state.visited")
     assert {"ORDER_RECEIVED", "VALIDATING"} <= {v.get_attribute("data-state") for v in visited}
     trail = text_of(browser, "trail")
-    assert "retry" in trail and "CHARGING: " in trail  # the gateway's 503, as the engine saw it
+    assert "retry" in trail and "CHARGING: " in trail  # the gateway's 503, as the runner saw it
     snapshot(browser, artifacts / "saga-instance-parked.png")
 
     browser.find_element(By.ID, "retry-button").click()

@@ -20,9 +20,9 @@ from include.gateway.process import free_port
 from include.payments.steps import TERMINAL
 from include.payments.tables import OrderRow, StockRow
 from include.services import EVENT_PATH_PROCESSES
-from segue.local.services import ServiceProcess, start_services
 from segue.store.engine import session_scope
 from tests.conftest import DECLINED_CARD, reset_tables
+from tools.services import ServiceProcess, start_services
 
 STOCK = 1_000_000
 SCARCE_SKU = "SKU-SCARCE"  # in the catalog with no stock: every order of it runs out of stock

@@ -13,10 +13,10 @@ import time
 from sqlalchemy import Engine, func, select
 
 from include.payments.tables import OrderRow
-from segue.local.broker import close_all_connections, vhost_of
 from segue.store.engine import session_scope
 from tests.faults.conftest import Choreography, OrderFactory, order_mix, raw_order
 from tests.faults.invariants import assert_payment_invariants
+from tools.broker import close_all_connections, vhost_of
 
 
 def terminal_count(engine: Engine, order_ids: list[str]) -> int:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from include.payments.saga import payment_machine
-from segue.statemachine.engine import SagaEngine
 from segue.statemachine.machine import Machine
+from segue.statemachine.runner import SagaRunner
 from segue.statemachine.store import SagaStore
 
 
@@ -19,10 +19,10 @@ def saga_store(clean_db) -> SagaStore:
 def saga(deps, saga_store):
     """A factory of engines over the payment machine; ``failing`` replaces actions by name."""
 
-    def make(actor: str = "test", **failing) -> SagaEngine:
+    def make(actor: str = "test", **failing) -> SagaRunner:
         machine = payment_machine(deps)
         if failing:
             machine = Machine(machine.definition, {**machine.actions, **failing})
-        return SagaEngine(machine, saga_store, actor=actor)
+        return SagaRunner(machine, saga_store, actor=actor)
 
     return make

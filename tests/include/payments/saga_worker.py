@@ -18,8 +18,8 @@ from include.payments.database import payments_engine
 from include.payments.gateway_client import GatewayClient
 from include.payments.pipeline import PaymentDeps
 from include.payments.saga import payment_machine
-from segue.statemachine.engine import SagaEngine
 from segue.statemachine.machine import Machine
+from segue.statemachine.runner import SagaRunner
 from segue.statemachine.store import ConcurrentTransition, SagaStore
 
 
@@ -35,10 +35,10 @@ def main(mode: str, db_url: str, gateway_url: str, instance_id: str, *rest: str)
             os.kill(os.getpid(), signal.SIGKILL)
 
         crashing = Machine(machine.definition, {**machine.actions, "charge": charge_then_die})
-        SagaEngine(crashing, store, actor=f"worker-{os.getpid()}").run(instance_id)
+        SagaRunner(crashing, store, actor=f"worker-{os.getpid()}").run(instance_id)
     elif mode == "advance-once":
         barrier = Path(rest[0])
-        engine = SagaEngine(machine, store, actor=f"worker-{os.getpid()}")
+        engine = SagaRunner(machine, store, actor=f"worker-{os.getpid()}")
         instance = store.load(instance_id)
         (barrier / str(os.getpid())).touch()
         deadline = time.monotonic() + 20

@@ -33,8 +33,8 @@ from segue.bus.handlers import HandlerContext, NotYet
 from segue.bus.runtime import ServiceRuntime
 from segue.bus.topology import EVENTS, declare_exchanges
 from segue.events.envelope import Envelope
-from segue.statemachine.engine import SagaEngine
 from segue.statemachine.records import Instance
+from segue.statemachine.runner import SagaRunner
 from segue.statemachine.store import SagaStore
 from segue.store.engine import session_scope
 from tests.polling import wait_for
@@ -79,8 +79,8 @@ def bridge(fresh_amqp_url: str, clean_db: Engine, deps: PaymentDeps) -> Iterator
 
 
 @pytest.fixture
-def saga(deps: PaymentDeps, clean_db: Engine) -> SagaEngine:
-    return SagaEngine(bridged_payment_machine(deps), SagaStore(clean_db), actor="test")
+def saga(deps: PaymentDeps, clean_db: Engine) -> SagaRunner:
+    return SagaRunner(bridged_payment_machine(deps), SagaStore(clean_db), actor="test")
 
 
 def charges(engine: Engine, order_id: str) -> int:
@@ -95,7 +95,7 @@ def order_status(engine: Engine, order_id: str) -> str | None:
         return order.status if order else None
 
 
-def run_until_final(saga: SagaEngine, instance_id: str, timeout: float = 30.0) -> Instance:
+def run_until_final(saga: SagaRunner, instance_id: str, timeout: float = 30.0) -> Instance:
     """What RunSagaOperator does, minus Airflow: run, and while waiting poll for progress."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -107,7 +107,7 @@ def run_until_final(saga: SagaEngine, instance_id: str, timeout: float = 30.0) -
     raise AssertionError(f"{instance_id} not final after {timeout}s: {last}")
 
 
-def trail(saga: SagaEngine, instance_id: str) -> list[tuple[str, str]]:
+def trail(saga: SagaRunner, instance_id: str) -> list[tuple[str, str]]:
     return [(row["to_state"], row["event"]) for row in saga.store.audit_trail(instance_id)]
 
 

@@ -42,8 +42,8 @@ from segue.bus.runtime import ServiceRuntime
 from segue.bus.topology import EVENTS, declare_exchanges
 from segue.events.amqp import from_amqp
 from segue.events.envelope import Envelope
-from segue.statemachine.engine import SagaEngine
 from segue.statemachine.records import Instance
+from segue.statemachine.runner import SagaRunner
 from segue.statemachine.store import SagaStore
 from segue.store.engine import session_scope, utcnow
 from tests.polling import wait_for
@@ -126,8 +126,8 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def saga(deps: PaymentDeps, clean_db: Engine, clock: Clock) -> SagaEngine:
-    return SagaEngine(bridged_payment_machine(deps), SagaStore(clean_db), actor="test", clock=clock)
+def saga(deps: PaymentDeps, clean_db: Engine, clock: Clock) -> SagaRunner:
+    return SagaRunner(bridged_payment_machine(deps), SagaStore(clean_db), actor="test", clock=clock)
 
 
 def count(engine: Engine, table: type[ChargeRow] | type[RefundRow], order_id: str) -> int:
@@ -164,11 +164,11 @@ def gateway_ledger(gateway_url: str, order_id: str) -> tuple[int, int, list[dict
     return stats["charges"]["succeeded"], stats["refunds"], response.json()
 
 
-def trail(saga: SagaEngine, instance_id: str) -> list[tuple[str, str]]:
+def trail(saga: SagaRunner, instance_id: str) -> list[tuple[str, str]]:
     return [(row["to_state"], row["event"]) for row in saga.store.audit_trail(instance_id)]
 
 
-def until_awaiting_charge(saga: SagaEngine, order_id: str) -> Instance:
+def until_awaiting_charge(saga: SagaRunner, order_id: str) -> Instance:
     instance = saga.run(order_id)
     assert (instance.state, instance.status) == (CHARGE_STEP.wait_state, "waiting")
     return instance
@@ -192,7 +192,7 @@ def assert_refunded_once(engine: Engine, gateway_url: str, order_id: str) -> Non
 
 def test_a_charge_after_the_reply_timeout_is_refunded_once_even_if_the_reply_comes_twice(
     services: Services,
-    saga: SagaEngine,
+    saga: SagaRunner,
     clock: Clock,
     order_data,
     clean_db: Engine,
@@ -238,7 +238,7 @@ def test_a_charge_after_the_reply_timeout_is_refunded_once_even_if_the_reply_com
 
 
 def test_a_command_still_queued_when_the_saga_has_ended_is_refused_not_charged(
-    services: Services, saga: SagaEngine, order_data, clean_db: Engine, gateway_url: str
+    services: Services, saga: SagaRunner, order_data, clean_db: Engine, gateway_url: str
 ) -> None:
     data = order_data()
     order_id = str(data["order_id"])
@@ -288,7 +288,7 @@ def charge_now(deps: PaymentDeps, order_id: str) -> ChargeRecord:
 
 
 def test_a_reply_landing_mid_compensation_and_the_compensation_refund_once(
-    saga: SagaEngine, clock: Clock, deps: PaymentDeps, order_data, clean_db, gateway_url
+    saga: SagaRunner, clock: Clock, deps: PaymentDeps, order_data, clean_db, gateway_url
 ) -> None:
     data = order_data()
     order_id = str(data["order_id"])
@@ -307,7 +307,7 @@ def test_a_reply_landing_mid_compensation_and_the_compensation_refund_once(
 
 
 def test_a_charge_the_compensation_refunded_is_not_refunded_again_by_its_late_reply(
-    saga: SagaEngine, clock: Clock, deps: PaymentDeps, order_data, clean_db, gateway_url
+    saga: SagaRunner, clock: Clock, deps: PaymentDeps, order_data, clean_db, gateway_url
 ) -> None:
     data = order_data()
     order_id = str(data["order_id"])
@@ -325,7 +325,7 @@ def test_a_charge_the_compensation_refunded_is_not_refunded_again_by_its_late_re
 
 
 def test_a_stale_reply_to_a_saga_that_succeeded_refunds_nothing(
-    saga: SagaEngine, deps: PaymentDeps, order_data, clean_db, gateway_url
+    saga: SagaRunner, deps: PaymentDeps, order_data, clean_db, gateway_url
 ) -> None:
     data = order_data()
     order_id = str(data["order_id"])

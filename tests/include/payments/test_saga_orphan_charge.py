@@ -14,8 +14,8 @@ from sqlalchemy import func, select
 from include.gateway import admin as gateway_admin
 from include.payments.saga import payment_machine
 from include.payments.tables import ChargeRow, OrderRow, RefundRow
-from segue.statemachine.engine import SagaEngine
 from segue.statemachine.machine import ActionContext
+from segue.statemachine.runner import SagaRunner
 from segue.store.engine import session_scope, utcnow
 
 CLIENT_TIMEOUT = 2.0  # the ``deps`` fixture's gateway client (tests/conftest.py)
@@ -31,7 +31,7 @@ def test_a_charge_whose_answer_was_lost_is_refunded_when_the_saga_fails(
     deps, saga_store, order_data, gateway_url
 ):
     now = [utcnow()]
-    engine = SagaEngine(payment_machine(deps), saga_store, actor="test", clock=lambda: now[0])
+    engine = SagaRunner(payment_machine(deps), saga_store, actor="test", clock=lambda: now[0])
     data = order_data()
     order_id = data["order_id"]
 

@@ -1,0 +1,24 @@
+"""How the payment workflow plugs into the ``segue`` library: the settings that name it.
+
+The library imports nothing from ``include``; every process that runs our workflow (Airflow's
+components and tasks, the services, the CLI, the tests) gets these variables, which name the
+payment events and saga machines by import path.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+EVENT_REGISTRY = "include.payments.events:PAYMENT_EVENTS"
+SAGA_MODULES = ("include.payments.saga", "include.payments.saga_bridged")
+
+
+def workflow_env() -> dict[str, str]:
+    """``SEGUE_*`` variables that point the library at the payment workflow."""
+    return {
+        "SEGUE_EVENT_REGISTRY": EVENT_REGISTRY,
+        "SEGUE_SAGA_MODULES": json.dumps(list(SAGA_MODULES)),
+        "SEGUE_SCHEMAS_ROOT": str(PROJECT_ROOT),
+    }

@@ -1,1 +1,0 @@
-"""Sagas as declared state machines: definition, validation, a durable engine, exports."""

@@ -1,0 +1,100 @@
+"""RunSagaOperator: drives one saga instance to a terminal state from an Airflow task.
+
+While the instance waits (a retry backoff, a timer, an external event) the task defers to
+:class:`SagaProgressTrigger` instead of holding a worker slot. A task retry resumes the same
+instance (starting is idempotent). The final instance goes to XCom; a saga that failed or was
+compensated fails the task with its audit trail in the log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from airflow.sdk import BaseOperator, Context
+from airflow.sdk.exceptions import AirflowFailException
+
+from segue.airflow.triggers.saga import SagaProgressTrigger
+from segue.settings import get_settings
+from segue.statemachine.registry import machine_for
+from segue.statemachine.runner import SagaRunner
+from segue.statemachine.store import Instance, SagaStore
+from segue.store.engine import shared_engine
+
+
+class RunSagaOperator(BaseOperator):
+    """Run the saga ``machine`` for ``data`` (its id is ``data[id_field]``) to completion."""
+
+    template_fields: Sequence[str] = ("data",)
+    ui_color = "#e8d8f0"
+
+    def __init__(
+        self,
+        *,
+        machine: str,
+        data: dict[str, Any] | Any,
+        id_field: str = "order_id",
+        poll_seconds: float = 2.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.machine = machine
+        self.data = data
+        self.id_field = id_field
+        self.poll_seconds = poll_seconds
+
+    def _runner(self, context: Context) -> SagaRunner:
+        store = SagaStore(shared_engine(get_settings().database_url))
+        actor = f"airflow:{context['dag'].dag_id}/{context['run_id']}/{self.task_id}"
+        return SagaRunner(machine_for(self.machine), store, actor=actor)
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        instance_id = str(self.data[self.id_field])
+        runner = self._runner(context)
+        runner.start(instance_id, self.data)
+        return self._drive(runner, instance_id)
+
+    def resume(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        instance_id = (event or {}).get("instance_id") or str(self.data[self.id_field])
+        self.log.info("resumed saga %s (%s)", instance_id, (event or {}).get("reason"))
+        return self._drive(self._runner(context), instance_id)
+
+    def _drive(self, runner: SagaRunner, instance_id: str) -> dict[str, Any]:
+        instance = runner.run(instance_id)
+        if not instance.final:
+            wake = instance.wake_at.isoformat() if instance.wake_at else None
+            self.log.info(
+                "saga %s waits in %s (%s) until %s: deferring",
+                instance_id,
+                instance.state,
+                instance.error or "no error",
+                wake or "an event",
+            )
+            self.defer(
+                trigger=SagaProgressTrigger(instance_id, instance.version, wake, self.poll_seconds),
+                method_name="resume",
+            )
+        trail = self._trail(runner, instance)
+        self.log.info(
+            "saga %s ended %s in %s:\n%s", instance_id, instance.status, instance.state, trail
+        )
+        if instance.status != "succeeded":
+            raise AirflowFailException(
+                f"saga {instance_id} ended {instance.status} in {instance.state}: "
+                f"{instance.error}\n{trail}"
+            )
+        return {
+            "instance_id": instance_id,
+            "state": instance.state,
+            "status": instance.status,
+            "data": instance.data,
+        }
+
+    @staticmethod
+    def _trail(runner: SagaRunner, instance: Instance) -> str:
+        return "\n".join(
+            f"  {row['at']:%H:%M:%S} {row['from_state'] or '-'} -> {row['to_state']} "
+            f"[{row['event']}] attempt {row['attempt']}"
+            + (f" error: {row['error']}" if row["error"] else "")
+            for row in runner.store.audit_trail(instance.id)
+        )

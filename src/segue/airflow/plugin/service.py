@@ -1,0 +1,140 @@
+"""What the saga pages need from the saga store and runner, as errors the pages can show.
+
+The pages never talk to SQL or the runner directly: this is the seam the tests replace
+(``create_app(service_factory=...)``) and the one place mapping runner errors to HTTP meaning.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+
+from segue.statemachine.definition import StateMachineDefinition
+from segue.statemachine.machine import Machine
+from segue.statemachine.runner import InvalidAction, SagaRunner
+from segue.statemachine.store import (
+    COMPENSATING,
+    INSTANCES,
+    ConcurrentTransition,
+    Instance,
+    SagaStore,
+)
+
+STATUSES = (
+    "running",
+    "waiting",
+    "compensating",
+    "succeeded",
+    "failed",
+    "compensated",
+    "compensation_failed",
+)
+MachineLookup = Callable[[str], Machine]
+
+
+class SagaNotFound(LookupError):
+    """No saga instance has this id (HTTP 404)."""
+
+
+class SagaConflict(RuntimeError):
+    """The action does not fit the instance now, or its machine is unknown (HTTP 409)."""
+
+
+@dataclass(frozen=True)
+class SagaDetail:
+    """An instance with its audit trail and, when its machine is known, the definition."""
+
+    instance: Instance
+    trail: list[dict[str, Any]]
+    definition: StateMachineDefinition | None
+    machine_error: str | None = None
+
+    @property
+    def visited(self) -> list[str]:
+        """States the instance has been in, in order of first visit."""
+        seen: dict[str, None] = {}
+        for row in self.trail:
+            event = row.get("event") or ""
+            # parallel branches that finished show up as a "<branch>+<branch>.done" event
+            branches = event.removesuffix(".done").split("+") if event.endswith(".done") else []
+            for name in (row.get("from_state"), row.get("to_state"), *branches):
+                if name:
+                    seen.setdefault(name, None)
+        return list(seen)
+
+
+def can_retry(instance: Instance) -> bool:
+    """Mirror of ``SagaRunner.retry_now``'s precondition, to enable the button."""
+    return instance.status == "compensation_failed" or (
+        instance.wake_at is not None and not instance.final
+    )
+
+
+def can_compensate(instance: Instance) -> bool:
+    """Mirror of ``SagaRunner.compensate_now``'s precondition, to enable the button."""
+    return not instance.final and instance.status != COMPENSATING
+
+
+class SagaService:
+    def __init__(self, store: SagaStore, machine_for: MachineLookup) -> None:
+        self.store = store
+        self.machine_for = machine_for
+
+    def list(
+        self, *, state: str | None = None, status: str | None = None, limit: int = 100
+    ) -> list[Instance]:
+        return self.store.list_instances(state=state, status=status, limit=limit)
+
+    def known_states(self) -> list[str]:
+        """Every state some instance is in now (for the filter's suggestions)."""
+        with self.store.engine.connect() as connection:
+            rows = connection.execute(select(INSTANCES.c.state).distinct())
+            return sorted(row[0] for row in rows)
+
+    def load(self, instance_id: str) -> Instance:
+        try:
+            return self.store.load(instance_id)
+        except KeyError:
+            raise SagaNotFound(f"no saga instance {instance_id!r}") from None
+
+    def detail(self, instance_id: str) -> SagaDetail:
+        instance = self.load(instance_id)
+        trail = self.store.audit_trail(instance_id)
+        try:
+            definition = self.machine_for(instance.machine).definition
+        except LookupError as exc:
+            return SagaDetail(instance, trail, None, _message(exc))
+        return SagaDetail(instance, trail, definition)
+
+    def retry(self, instance_id: str, actor: str) -> Instance:
+        """Retry from the current state (skip a backoff / resume failed compensations)."""
+        runner = self._runner(instance_id)
+        return self._act(lambda: runner.retry_now(instance_id, actor=actor))
+
+    def compensate(self, instance_id: str, actor: str) -> Instance:
+        """Abandon the saga now and compensate its completed steps."""
+        runner = self._runner(instance_id)
+        return self._act(lambda: runner.compensate_now(instance_id, actor=actor))
+
+    def _runner(self, instance_id: str) -> SagaRunner:
+        instance = self.load(instance_id)
+        try:
+            machine = self.machine_for(instance.machine)
+        except LookupError as exc:
+            raise SagaConflict(f"cannot act on {instance_id}: {_message(exc)}") from exc
+        return SagaRunner(machine, self.store)
+
+    @staticmethod
+    def _act(action: Callable[[], Instance]) -> Instance:
+        try:
+            return action()
+        except (InvalidAction, ConcurrentTransition) as exc:
+            raise SagaConflict(str(exc)) from exc
+
+
+def _message(exc: BaseException) -> str:
+    """An exception's message without KeyError's quotes."""
+    return str(exc.args[0]) if exc.args else type(exc).__name__

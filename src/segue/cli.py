@@ -1,0 +1,85 @@
+"""The library's command line: ``segue events ...`` (and the commands other modules add).
+
+The library knows no workflow. What a command needs of one (the business database, the event
+registry, where the committed schemas live) comes from a :class:`CliContext`: by default read
+from :mod:`segue.settings` (``SEGUE_DATABASE_URL``, ``SEGUE_EVENT_REGISTRY``,
+``SEGUE_SCHEMAS_ROOT``); a project's own command passes its values instead (``tools.cli``).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from segue.events.registry import EventRegistry
+
+
+@dataclass(frozen=True)
+class CliContext:
+    """What the library's commands need of a workflow, each resolved only when used.
+
+    :param database_url: returns the business store's SQLAlchemy URL.
+    :param registry: returns the event registry (the workflow's event types).
+    :param schemas_root: returns the folder the registry's ``schema_id()`` paths are relative to.
+    """
+
+    database_url: Callable[[], str]
+    registry: Callable[[], EventRegistry]
+    schemas_root: Callable[[], Path]
+
+
+def settings_context() -> CliContext:
+    """The context read from this process's settings (``SEGUE_*`` environment variables)."""
+    from segue.imports import load_registry
+    from segue.settings import get_settings
+
+    def registry() -> EventRegistry:
+        path = get_settings().event_registry
+        if not path:
+            raise RuntimeError("no event registry: set SEGUE_EVENT_REGISTRY to 'module:attribute'")
+        return load_registry(path)
+
+    def schemas_root() -> Path:
+        folder = get_settings().schemas_root
+        if folder is None:
+            raise RuntimeError("no schema folder: set SEGUE_SCHEMAS_ROOT")
+        return folder
+
+    return CliContext(lambda: get_settings().database_url, registry, schemas_root)
+
+
+Command = Callable[[argparse.Namespace, CliContext], int]
+
+
+def build_parser(prog: str = "segue") -> tuple[argparse.ArgumentParser, Any]:
+    """The ``segue`` parser with the library's commands, and its subparsers to add more to.
+
+    Each command sets ``run`` (a :data:`Command`) in its defaults.
+    """
+    from segue.eventlog.cli import add_event_commands
+
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    add_event_commands(commands)
+    return parser, commands
+
+
+def run(args: argparse.Namespace, context: CliContext) -> int:
+    """Run a parsed command with ``context``; returns its exit code."""
+    command: Command = args.run
+    return command(args, context)
+
+
+def main(argv: Sequence[str] | None = None, *, context: CliContext | None = None) -> int:
+    """Parse ``argv`` and run the command (context: from settings unless given)."""
+    parser, _ = build_parser()
+    args = parser.parse_args(argv)
+    return run(args, context or settings_context())
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,34 @@
+"""Objects named in configuration as ``module:attribute`` (how a workflow plugs into Segue)."""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from segue.events.registry import EventRegistry
+
+
+def load_object(path: str) -> Any:
+    """The object at ``module:attribute``; a clear error when the path is malformed or missing.
+
+    :param path: e.g. ``"my_workflow.events:REGISTRY"``.
+    """
+    module_name, sep, attribute = path.partition(":")
+    if not sep or not module_name or not attribute:
+        raise ValueError(f"expected 'module:attribute', got {path!r}")
+    module = importlib.import_module(module_name)
+    try:
+        return getattr(module, attribute)
+    except AttributeError:
+        raise ValueError(f"module {module_name!r} has no attribute {attribute!r}") from None
+
+
+def load_registry(path: str) -> EventRegistry:
+    """The event registry at ``module:attribute`` (triggers carry the path, not the object)."""
+    from segue.events.registry import EventRegistry
+
+    registry = load_object(path)
+    if not isinstance(registry, EventRegistry):
+        raise TypeError(f"{path} is {type(registry).__name__}, not an EventRegistry")
+    return registry

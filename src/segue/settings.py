@@ -1,0 +1,85 @@
+"""Process-wide settings for Segue, read once from the environment (prefix ``SEGUE_``).
+
+Every process (Airflow task, service, CLI, benchmark) calls :func:`get_settings` instead of
+reading ``os.environ`` itself, so configuration has one documented place.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SQLITE_PATH = Path.home() / ".segue" / "segue.db"
+
+
+class SegueSettings(BaseSettings):
+    """Configuration shared by every Segue process."""
+
+    model_config = SettingsConfigDict(env_prefix="SEGUE_", frozen=True, extra="ignore")
+
+    database_url: str = Field(
+        default=f"sqlite:///{DEFAULT_SQLITE_PATH}",
+        description="SQLAlchemy URL of the business store (orders, charges, stock, ...).",
+    )
+    gateway_url: str = Field(
+        default="http://127.0.0.1:8099", description="Base URL of the payment gateway."
+    )
+    gateway_timeout_seconds: float = Field(
+        default=5.0, gt=0, description="Per-request timeout when calling the gateway."
+    )
+    amqp_url: str = Field(
+        default="amqp://guest:guest@127.0.0.1:5672//",
+        description="RabbitMQ URL of the event path (choreographed services).",
+    )
+    amqp_prefetch: int = Field(
+        default=100, ge=1, le=10_000, description="Unacked messages a service consumer may hold."
+    )
+    event_max_body_bytes: int = Field(
+        default=256 * 1024, ge=1024, description="Larger event bodies are parked, not processed."
+    )
+    relay_backlog_threshold: int = Field(
+        default=5_000,
+        ge=1,
+        description="The outbox relay pauses while a destination queue holds more messages.",
+    )
+    service_health_port: int = Field(
+        default=0, ge=0, description="Port of a service's /healthz and /readyz (0: any free port)."
+    )
+    intake_port: int = Field(
+        default=8097, ge=0, description="Port of the order intake's HTTP API (POST /orders)."
+    )
+    saga_modules: tuple[str, ...] = Field(
+        default=(),
+        description="Modules that register saga machines (for the plugin and operators).",
+    )
+    event_registry: str | None = Field(
+        default=None,
+        description="'module:attribute' of the workflow's EventRegistry, for the event log "
+        "service, the `segue events` commands and Airflow operators not given one.",
+    )
+    schemas_root: Path | None = Field(
+        default=None,
+        description="Folder the committed event schemas' paths (schema_id) are relative to.",
+    )
+    retries: int = Field(default=3, ge=0, description="Retries per pipeline step.")
+    charge_reply_timeout_seconds: float = Field(
+        default=900.0,
+        gt=0,
+        description="How long payment_hybrid waits for the charge service's reply before it "
+        "fails the order (and refunds a charge that comes later).",
+    )
+    retry_delay_seconds: float = Field(
+        default=10.0, gt=0, description="First retry delay; doubles on each retry."
+    )
+    max_retry_delay_seconds: float = Field(
+        default=300.0, gt=0, description="Upper bound on the retry delay."
+    )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> SegueSettings:
+    """The settings of this process (read from the environment on first use)."""
+    return SegueSettings()

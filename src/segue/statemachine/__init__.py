@@ -1,0 +1,1 @@
+"""Sagas as declared state machines: definition, validation, a durable runner, exports."""

@@ -1,0 +1,178 @@
+"""A local Airflow 3 (``airflow standalone``: scheduler, dag-processor, triggerer, api-server).
+
+Used by ``segue up`` for a developer's instance and by the end-to-end tests for a throwaway one,
+so both run Airflow the same way: this project's dags/ and plugins/, LocalExecutor, metadata
+on PostgreSQL (or SQLite as a fallback for a quick look).
+"""
+
+from __future__ import annotations
+
+import base64
+import configparser
+import hashlib
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote, unquote, urlsplit
+
+import httpx
+
+from include.workflow import workflow_env
+from segue.settings import get_settings
+from tools import background
+from tools.airflow_api import AirflowApi
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+COMPONENTS = ("metadatabase", "scheduler", "triggerer", "dag_processor")
+
+
+def amqp_conn_uri(amqp_url: str) -> str:
+    """``AIRFLOW_CONN_SEGUE_AMQP`` for a Kombu URL: the vhost becomes the connection's schema."""
+    parts = urlsplit(amqp_url)
+    vhost = unquote(parts.path[1:]) if len(parts.path) > 1 else "/"
+    return f"amqp://{parts.netloc}/{quote(vhost, safe='')}"
+
+
+def local_fernet_keys(metadata_url: str, home: Path) -> str:
+    """``AIRFLOW__CORE__FERNET_KEY`` for a local stack: a key derived from the metadata database,
+    then the key ``airflow standalone`` generated in ``home`` earlier, if any.
+
+    Airflow encrypts trigger kwargs (the AssetWatcher's trigger lives in the database for good)
+    with this key. A key generated per ``AIRFLOW_HOME`` would be lost with ``.airflow/`` or in
+    another checkout while the database stays, and the triggerer then dies on InvalidToken.
+    Local development only: a real deployment sets its own secret key.
+    """
+    digest = hashlib.sha256(f"segue-local-fernet:{metadata_url}".encode()).digest()
+    keys = [base64.urlsafe_b64encode(digest).decode()]
+    config = configparser.ConfigParser(interpolation=None)
+    config.read(home / "airflow.cfg")
+    generated = config.get("core", "fernet_key", fallback="").strip()
+    if generated and generated not in keys:
+        keys.append(generated)  # still decrypts what was written with it
+    return ",".join(keys)
+
+
+class AirflowStartError(RuntimeError):
+    """Airflow did not come up; the message carries the tail of its log."""
+
+
+@dataclass
+class AirflowStack:
+    home: Path
+    metadata_url: str
+    port: int = 8080
+    project_root: Path = PROJECT_ROOT
+    extra_env: dict[str, str] = field(default_factory=dict)
+    dag_refresh_seconds: int = 30
+
+    @property
+    def url(self) -> str:
+        return f"http://localhost:{self.port}"
+
+    @property
+    def log_path(self) -> Path:
+        return self.home / "logs" / "standalone.log"
+
+    @property
+    def pid_path(self) -> Path:
+        return self.home / "standalone.pid"
+
+    @property
+    def password_file(self) -> Path:
+        return self.home / "simple_auth_manager_passwords.json.generated"
+
+    def env(self) -> dict[str, str]:
+        """The environment of every Airflow process (and so of every task it runs)."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+        # standalone runs its components as `airflow ...` found on PATH: this venv's first.
+        env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+        env.update(
+            {
+                "AIRFLOW_HOME": str(self.home),
+                "AIRFLOW__CORE__DAGS_FOLDER": str(self.project_root / "dags"),
+                "AIRFLOW__CORE__PLUGINS_FOLDER": str(self.project_root / "plugins"),
+                "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+                "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.metadata_url,
+                "AIRFLOW__API__PORT": str(self.port),
+                "AIRFLOW__API__BASE_URL": self.url,
+                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.url}/execution/",
+                "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": str(self.dag_refresh_seconds),
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+                "AIRFLOW__CORE__FERNET_KEY": local_fernet_keys(self.metadata_url, self.home),
+            }
+        )
+        if self.metadata_url.startswith("postgresql+psycopg://"):
+            # Airflow would derive an asyncpg URL; psycopg 3 has an async driver of its own.
+            env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC"] = self.metadata_url.replace(
+                "postgresql+psycopg://", "postgresql+psycopg_async://", 1
+            )
+        env.update(workflow_env())
+        # The bridge's Airflow connection (segue_amqp) points at the event path's broker.
+        amqp_url = self.extra_env.get("SEGUE_AMQP_URL") or env.get("SEGUE_AMQP_URL")
+        env["AIRFLOW_CONN_SEGUE_AMQP"] = amqp_conn_uri(amqp_url or get_settings().amqp_url)
+        env.update(self.extra_env)
+        return env
+
+    def airflow_command(self) -> list[str]:
+        return [str(Path(sys.executable).with_name("airflow")), "standalone"]
+
+    def start(self) -> int:
+        """Start ``airflow standalone`` in the background (stopping a previous one first)."""
+        self.stop()
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.log_path.write_text("")
+        return background.spawn(
+            self.airflow_command(),
+            env=self.env(),
+            log_path=self.log_path,
+            pid_path=self.pid_path,
+            cwd=self.project_root,
+        )
+
+    def stop(self) -> bool:
+        return background.stop(self.pid_path)
+
+    def running(self) -> bool:
+        return background.read_pid(self.pid_path) is not None
+
+    def admin_password(self) -> str:
+        return json.loads(self.password_file.read_text())["admin"]
+
+    def api(self) -> AirflowApi:
+        return AirflowApi(self.url, "admin", self.admin_password())
+
+    def wait_ready(self, timeout: float = 300.0, progress: bool = False) -> None:
+        """Wait until every component reports healthy; raise with the log tail otherwise."""
+        deadline = time.monotonic() + timeout
+        last = ""
+        while time.monotonic() < deadline:
+            if not self.running():
+                raise AirflowStartError(f"airflow standalone exited:\n{self.log_tail()}")
+            status = self._health()
+            healthy = status and all(status.get(c) == "healthy" for c in COMPONENTS)
+            if healthy and self.password_file.exists():
+                return
+            summary = ", ".join(f"{c}={status.get(c, '?')}" for c in COMPONENTS)
+            if progress and summary != last:
+                print(f"  waiting for Airflow: {summary}", flush=True)
+                last = summary
+            time.sleep(2.0)
+        raise AirflowStartError(f"Airflow not healthy after {timeout:.0f}s:\n{self.log_tail()}")
+
+    def _health(self) -> dict[str, str]:
+        try:
+            data = httpx.get(f"{self.url}/api/v2/monitor/health", timeout=5).json()
+        except (httpx.HTTPError, ValueError):
+            return {}
+        return {name: (part or {}).get("status", "?") for name, part in data.items()}
+
+    def log_tail(self, lines: int = 60) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return "(no log)"

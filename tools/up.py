@@ -1,0 +1,157 @@
+"""``segue up`` / ``segue down``: the whole project on this machine, in the background.
+
+Business store and Airflow metadata go to the local PostgreSQL when one answers (databases are
+created if missing); otherwise SQLite files under ``.airflow/``, with a warning: SQLite's
+locking breaks Airflow's scheduler and triggerer under load.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from include.payments.catalog import seed_catalog
+from include.payments.database import payments_engine
+from segue.settings import get_settings
+from segue.store.engine import session_scope
+from segue.store.postgres import ensure_database, postgres_reachable
+from tools import background
+from tools.airflow_stack import PROJECT_ROOT, AirflowStack
+from tools.event_path import broker_reachable, start_event_path, stop_event_path
+
+LOCAL_HOME = PROJECT_ROOT / ".airflow"
+LOCAL_POSTGRES = os.environ.get(
+    "SEGUE_LOCAL_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432"
+)
+AIRFLOW_PORT = 8080
+GATEWAY_PORT = 8099
+
+
+@dataclass(frozen=True)
+class LocalDatabases:
+    business_url: str
+    airflow_url: str
+    on_postgres: bool
+
+
+def local_business_url(home: Path = LOCAL_HOME) -> str:
+    """The business store ``segue up`` uses: ``SEGUE_DATABASE_URL`` if set, else the local
+    PostgreSQL's ``segue`` database when one answers, else ``.airflow/segue.db``."""
+    settings = get_settings()
+    if "database_url" in settings.model_fields_set:
+        return settings.database_url
+    if postgres_reachable(f"{LOCAL_POSTGRES}/postgres"):
+        return f"{LOCAL_POSTGRES}/segue"
+    return f"sqlite:///{home / 'segue.db'}"
+
+
+def choose_databases(home: Path = LOCAL_HOME) -> LocalDatabases:
+    """PostgreSQL if reachable (creating the databases), else SQLite files with a warning."""
+    settings = get_settings()
+    explicit_business = "database_url" in settings.model_fields_set
+    if postgres_reachable(f"{LOCAL_POSTGRES}/postgres"):
+        business = settings.database_url if explicit_business else f"{LOCAL_POSTGRES}/segue"
+        airflow = f"{LOCAL_POSTGRES}/segue_airflow"
+        for url in {business, airflow}:
+            if url.startswith("postgresql") and ensure_database(url):
+                print(f"  created database {url.rsplit('/', 1)[1]}")
+        return LocalDatabases(business, airflow, on_postgres=True)
+    print(
+        "WARNING: no PostgreSQL at 127.0.0.1:5432; falling back to SQLite for a quick look.\n"
+        "         Airflow's scheduler and triggerer fail with 'database is locked' once a few\n"
+        "         dozen runs are queued: start PostgreSQL for real use.",
+        file=sys.stderr,
+    )
+    home.mkdir(parents=True, exist_ok=True)
+    business = settings.database_url if explicit_business else f"sqlite:///{home / 'segue.db'}"
+    return LocalDatabases(business, f"sqlite:///{home / 'airflow.db'}", on_postgres=False)
+
+
+def init_business_store(url: str) -> None:
+    """Create the tables and seed the demo catalog (idempotent)."""
+    with session_scope(payments_engine(url)) as session:
+        added = seed_catalog(session)
+    print(f"  business store ready ({added} catalog items added)")
+
+
+def start_gateway(home: Path, port: int = GATEWAY_PORT) -> str:
+    """(Re)start the payment gateway simulator in the background; returns its URL."""
+    pid_path = home / "gateway.pid"
+    background.stop(pid_path)
+    background.spawn(
+        [sys.executable, "-m", "include.gateway", "--host", "127.0.0.1", "--port", str(port)],
+        env=dict(os.environ),
+        log_path=home / "logs" / "gateway.log",
+        pid_path=pid_path,
+        cwd=PROJECT_ROOT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                return url
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise RuntimeError(f"gateway did not start; see {home / 'logs' / 'gateway.log'}")
+
+
+def up(home: Path = LOCAL_HOME) -> int:
+    print("Segue: starting the local stack")
+    databases = choose_databases(home)
+    init_business_store(databases.business_url)
+    gateway_url = start_gateway(home)
+    print(f"  gateway up at {gateway_url}")
+    amqp_url = get_settings().amqp_url
+    intake_url = None
+    if broker_reachable(amqp_url):
+        print("  starting the event-path services (RabbitMQ answers)")
+        intake_url = start_event_path(
+            home, database_url=databases.business_url, amqp_url=amqp_url, gateway_url=gateway_url
+        )
+    else:
+        print(f"WARNING: no RabbitMQ at {amqp_url}; the event path stays off.", file=sys.stderr)
+    stack = AirflowStack(
+        home=home,
+        metadata_url=databases.airflow_url,
+        port=AIRFLOW_PORT,
+        extra_env={"SEGUE_DATABASE_URL": databases.business_url, "SEGUE_GATEWAY_URL": gateway_url},
+    )
+    print(f"  starting Airflow (log: {stack.log_path}); the first start migrates its database")
+    stack.start()
+    stack.wait_ready(progress=True)
+    api = stack.api()
+    api.wait_for_dag("payment_pipeline")
+    print(
+        "\nSegue is up.\n"
+        f"  Airflow UI:  {stack.url}\n"
+        f"  Login:       admin / {stack.admin_password()}\n"
+        f"  DAG:         {stack.url}/dags/payment_pipeline  (Trigger -> fill the order form)\n"
+        f"  Gateway:     {gateway_url}  (faults: PUT {gateway_url}/admin/faults)\n"
+        f"  Business DB: {databases.business_url}\n"
+        + (
+            f"  Event path:  POST {intake_url}/orders  (see README: the event path)\n"
+            if intake_url
+            else ""
+        )
+        + "  Stop with:   make stop\n"
+    )
+    return 0
+
+
+def down(home: Path = LOCAL_HOME) -> int:
+    stopped_airflow = AirflowStack(home=home, metadata_url="").stop()
+    stopped_gateway = background.stop(home / "gateway.pid")
+    stopped_services = stop_event_path(home)
+    print(
+        f"Airflow {'stopped' if stopped_airflow else 'was not running'}; "
+        f"gateway {'stopped' if stopped_gateway else 'was not running'}; "
+        f"event-path services stopped: {', '.join(stopped_services) or 'none'}."
+    )
+    return 0
