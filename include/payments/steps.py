@@ -186,11 +186,13 @@ def send_receipt(session: Session, order_id: str, *, order: Order | None = None)
         },
     )
     advance_status(session, order_id, "receipt_sent")
+    complete_when_done(session, order_id)
     return body
 
 
 def notify_shipping(session: Session, order_id: str) -> dict[str, Any]:
-    """Record the shipping notice (one per order); the order is then complete."""
+    """Record the shipping notice (one per order); the order completes once its receipt is
+    recorded too (see :func:`complete_when_done`)."""
     order = load_order(session, order_id)
     notice = {
         "order_id": order_id,
@@ -198,8 +200,34 @@ def notify_shipping(session: Session, order_id: str) -> dict[str, Any]:
         "items": [item.model_dump(mode="json") for item in order.items],
     }
     insert_if_absent(session, ShippingNoticeRow.__table__, notice)
-    advance_status(session, order_id, "completed")
+    complete_when_done(session, order_id)
     return notice
+
+
+_RECEIPT_RECORDED = select(ReceiptRow.id).where(ReceiptRow.order_id == bindparam("oid"))
+_SHIPPING_RECORDED = select(ShippingNoticeRow.id).where(
+    ShippingNoticeRow.order_id == bindparam("oid")
+)
+
+
+def complete_when_done(session: Session, order_id: str) -> bool:
+    """Mark the order completed if both last steps (receipt and shipping) are recorded.
+
+    The receipt and the shipping notice are written in parallel on the event and saga paths,
+    each in its own transaction. Each writer inserts its row, then takes the order's row lock
+    and looks for the other's: the one that locks last sees both rows (READ COMMITTED reads
+    a fresh snapshot after the lock wait), so exactly one of them completes the order and
+    neither completes it alone. Returns True when this call completed the order.
+    """
+    if locked_status(session, order_id) in (*TERMINAL, None):
+        return False
+    params = {"oid": order_id}
+    if session.execute(_RECEIPT_RECORDED, params).first() is None:
+        return False
+    if session.execute(_SHIPPING_RECORDED, params).first() is None:
+        return False
+    advance_status(session, order_id, "completed")
+    return True
 
 
 # --- compensations -------------------------------------------------------------------------
