@@ -86,16 +86,27 @@ class SagaRunner:
         )
 
     def run(
-        self, instance_id: str, max_transitions: int = 10_000, instance: Instance | None = None
+        self,
+        instance_id: str,
+        max_transitions: int = 10_000,
+        instance: Instance | None = None,
+        *,
+        actor: str | None = None,
     ) -> Instance:
         """Advance until the instance is final or must wait (a timer, a backoff, an event).
-        Pass the ``instance`` just loaded or started to save reading it again."""
+
+        :param instance_id: the saga instance to advance.
+        :param max_transitions: a bound against a machine that never settles.
+        :param instance: the instance just loaded or started, to save reading it again.
+        :param actor: who the transitions are recorded as (default: this runner's actor); a
+            person's action names the person on every transition it causes.
+        """
         instance = instance or self.store.load(instance_id)
         for _ in range(max_transitions):
             if instance.final or self.must_wait(instance):
                 return instance
             try:
-                instance = self.advance(instance)
+                instance = self.advance(instance, actor=actor)
             except ConcurrentTransition:
                 instance = self.store.load(instance_id)
         raise RuntimeError(f"{instance_id}: more than {max_transitions} transitions in one run")
@@ -130,12 +141,15 @@ class SagaRunner:
             return instance.wake_at > self.clock()
         return instance.status == WAITING
 
-    def advance(self, instance: Instance) -> Instance:
-        """Apply the next transition of ``instance`` (loaded by the caller)."""
+    def advance(self, instance: Instance, *, actor: str | None = None) -> Instance:
+        """Apply the next transition of ``instance`` (loaded by the caller).
+
+        :param actor: who the transition is recorded as (default: this runner's actor).
+        """
         move = self.planner.next_move(instance)
         if move is None:
             return instance
-        return self.store.apply(instance, move, self.actor)
+        return self.store.apply(instance, move, actor or self.actor)
 
     def send(self, instance_id: str, event: str, data: Mapping[str, Any] | None = None) -> Instance:
         """Deliver an external event to an instance waiting in a ``wait`` state."""
@@ -163,7 +177,7 @@ class SagaRunner:
             raise InvalidAction(f"{instance_id} is {instance.status}: nothing to retry")
         move = Move(instance.state, status, "retry_now", 1, instance.data, context)
         self.store.apply(instance, move, actor or self.actor)
-        return self.run(instance_id)
+        return self.run(instance_id, actor=actor)
 
     def compensate_now(self, instance_id: str, actor: str | None = None) -> Instance:
         """Abandon the saga: compensate its completed steps in reverse order."""
@@ -179,7 +193,7 @@ class SagaRunner:
             error=f"compensation requested by {actor or self.actor}",
         )
         self.store.apply(instance, move, actor or self.actor)
-        return self.run(instance_id)
+        return self.run(instance_id, actor=actor)
 
     def _now_iso(self) -> str:
         return self.clock().isoformat()

@@ -341,6 +341,10 @@ def test_retry_resumes_a_parked_saga_now_and_records_the_user(world, client):
     assert (instance.state, instance.status) == ("DONE", "succeeded")
     trail = world.store.audit_trail(instance_id)
     assert ("retry_now", "ada") in [(row["event"], row["actor"]) for row in trail]
+    events = [row["event"] for row in trail]
+    caused = trail[events.index("retry_now") :]
+    assert len(caused) > 1, "the retry ran further transitions"
+    assert {row["actor"] for row in caused} == {"ada"}, "every transition the retry ran"
     assert client.get(f"/segue/sagas/{instance_id}").text.count('id="flash"') == 0  # one-time
 
 
@@ -356,6 +360,9 @@ def test_compensate_abandons_the_saga_and_undoes_completed_steps(world, client):
     trail = world.store.audit_trail(instance_id)
     requested = next(row for row in trail if row["event"] == "compensate_now")
     assert requested["actor"] == "ada"
+    caused = trail[[row["event"] for row in trail].index("compensate_now") :]
+    assert len(caused) > 1, "the compensation ran its steps"
+    assert {row["actor"] for row in caused} == {"ada"}, "every compensation step it ran"
     assert requested["error"] == "compensation requested by ada"
     page = client.get(f"/segue/sagas/{instance_id}").text
     assert "Compensation requested by ada: now COMPENSATED (compensated)." in page
