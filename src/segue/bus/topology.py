@@ -8,7 +8,7 @@
 - ``segue.<service>.parked``: poison messages, kept with the reason in headers (bound to
   ``segue.dead`` with the service queue's name);
 - ``segue.correlation``: a headers exchange fed every event, so a bridge queue can bind to one
-  correlation id (``cloudEvents:correlationid``).
+  correlation id (``cloudEvents_correlationid``).
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ from segue.bus.parking import (
 from segue.bus.publisher import Publisher
 from segue.bus.topology import EVENTS, declare_exchanges, parking_queue_name, queue_name
 from segue.eventlog.store import EventLogRecord
-from segue.events.amqp import PREFIX, from_amqp, to_amqp
+from segue.events.amqp import attributes_from_headers, from_amqp, to_amqp
 from segue.events.envelope import JSON, Envelope
 from segue.events.registry import EventRegistry
 
@@ -144,6 +144,7 @@ def list_parked(
 def _describe(message: Message) -> ParkedMessage:
     headers = message.headers or {}
     properties = message.properties
+    attributes = attributes_from_headers(headers)
 
     def text(value: Any) -> str:
         return "" if value is None else str(value)
@@ -154,11 +155,9 @@ def _describe(message: Message) -> ParkedMessage:
         parked_by=text(headers.get(PARKED_BY)),
         parked_at=text(headers.get(PARKED_AT)),
         original_routing_key=text(headers.get(ORIGINAL_ROUTING_KEY)),
-        event_type=text(headers.get(PREFIX + "type") or properties.get("type")),
-        event_id=text(headers.get(PREFIX + "id") or properties.get("message_id")),
-        correlation_id=text(
-            headers.get(PREFIX + "correlationid") or properties.get("correlation_id")
-        ),
+        event_type=text(attributes.get("type") or properties.get("type")),
+        event_id=text(attributes.get("id") or properties.get("message_id")),
+        correlation_id=text(attributes.get("correlationid") or properties.get("correlation_id")),
         body_bytes=len(message.body or b""),
     )
 

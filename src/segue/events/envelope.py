@@ -10,6 +10,7 @@ from __future__ import annotations
 import secrets
 import uuid
 from datetime import UTC, datetime
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -37,11 +38,11 @@ class Envelope(BaseModel):
     id: str = Field(min_length=1, max_length=200)
     source: str = Field(min_length=1, max_length=200)
     type: str = Field(min_length=1, max_length=200)
-    specversion: str = SPEC_VERSION
+    specversion: Literal["1.0"] = SPEC_VERSION
     time: datetime
     subject: str = Field(min_length=1, max_length=200, description="The order id.")
     datacontenttype: str = JSON
-    dataschema: str
+    dataschema: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9+.-]*:", description="Absolute URI.")
     schemaversion: int = Field(ge=1)
     correlationid: str = Field(min_length=1, max_length=200)
     causationid: str | None = Field(default=None, max_length=200)
@@ -71,7 +72,7 @@ class Envelope(BaseModel):
             type=data.event_type,
             time=datetime.now(UTC),
             subject=subject,
-            dataschema=data.schema_id(),
+            dataschema=data.schema_uri(),
             schemaversion=data.schema_version,
             correlationid=correlation_id or subject,
             causationid=caused_by.id if caused_by is not None else None,

@@ -10,6 +10,7 @@ REASON_CODES = (
     "invalid_attribute",
     "unknown_type",
     "unsupported_version",
+    "unsupported_specversion",
     "invalid_payload",
 )
 

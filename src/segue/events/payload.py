@@ -21,8 +21,16 @@ class EventPayload(BaseModel):
 
     event_type: ClassVar[str]
     schema_version: ClassVar[int] = 1
+    # Base of the absolute ``dataschema`` URI; a workflow that publishes its schemas sets its
+    # own (e.g. https://schemas.example.com/events/) on its payloads' base class.
+    schema_base_uri: ClassVar[str] = "urn:segue:"
 
     @classmethod
     def schema_id(cls) -> str:
-        """The CloudEvents ``dataschema``: where the committed JSON Schema of this version lives."""
+        """Where the committed JSON Schema of this version lives, relative to the schema root."""
         return f"schemas/events/{cls.event_type}/v{cls.schema_version}.json"
+
+    @classmethod
+    def schema_uri(cls) -> str:
+        """The CloudEvents ``dataschema``: an absolute URI naming this version's schema file."""
+        return cls.schema_base_uri + cls.schema_id()

@@ -48,7 +48,7 @@ def test_the_relay_publishes_in_order_and_empties_the_outbox(
         pass
 
     delivered = take_all(broker, queue_name(SINK))
-    assert [message.headers["cloudEvents:id"] for message in delivered] == ids
+    assert [message.headers["cloudEvents_id"] for message in delivered] == ids
     assert pending(clean_db) == 0
 
 
@@ -94,7 +94,7 @@ def test_an_unroutable_batch_is_kept_in_the_outbox_and_published_once_a_queue_is
         pass
 
     delivered = take_all(broker, queue_name(SINK))
-    assert [message.headers["cloudEvents:id"] for message in delivered] == ids
+    assert [message.headers["cloudEvents_id"] for message in delivered] == ids
     assert pending(clean_db) == 0
 
 

@@ -63,11 +63,11 @@ def test_emits_through_the_outbox_with_correlation_and_causation(
 
     [message] = wait_for(lambda: take_all(broker, probe.name), what="the emitted event")
     headers = message.headers
-    assert headers["cloudEvents:type"] == OUTPUT
-    assert headers["cloudEvents:correlationid"] == "c-o-1"
-    assert headers["cloudEvents:causationid"] == cause.id
-    assert headers["cloudEvents:source"] == "toy"
-    assert headers["cloudEvents:traceparent"].split("-")[1] == cause.traceparent.split("-")[1]
+    assert headers["cloudEvents_type"] == OUTPUT
+    assert headers["cloudEvents_correlationid"] == "c-o-1"
+    assert headers["cloudEvents_causationid"] == cause.id
+    assert headers["cloudEvents_source"] == "toy"
+    assert headers["cloudEvents_traceparent"].split("-")[1] == cause.traceparent.split("-")[1]
     assert seen == ["o-1"]
     with session_scope(clean_db) as session:
         wait_for(lambda: session.scalar(select(func.count()).select_from(OutboxRow)) == 0)
@@ -101,14 +101,14 @@ def bad_messages() -> dict[str, tuple[bytes, dict, str]]:
     headers = dict(good.headers)
     body = good.body
     json_type = "application/json"
-    without_id = {name: value for name, value in headers.items() if name != "cloudEvents:id"}
+    without_id = {name: value for name, value in headers.items() if name != "cloudEvents_id"}
     return {
         "bad_json": (b"{not json", headers, json_type),
         "wrong_content_type": (body, headers, "text/plain"),
         "oversized_body": (b" " * (300 * 1024) + body, headers, json_type),
         "missing_attribute": (body, without_id, json_type),
-        "unknown_type": (body, {**headers, "cloudEvents:type": "segue.payments.Nope"}, json_type),
-        "unsupported_version": (body, {**headers, "cloudEvents:schemaversion": 9}, json_type),
+        "unknown_type": (body, {**headers, "cloudEvents_type": "segue.payments.Nope"}, json_type),
+        "unsupported_version": (body, {**headers, "cloudEvents_schemaversion": 9}, json_type),
         "invalid_payload": (json.dumps({"order_id": "x"}).encode(), headers, json_type),
     }
 

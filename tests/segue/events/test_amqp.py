@@ -85,7 +85,7 @@ def test_optional_attributes_get_defaults_when_absent() -> None:
     }
     envelope = decode(message, headers=headers)
     assert envelope.correlationid == envelope.subject
-    assert envelope.dataschema == OrderPlaced.schema_id()
+    assert envelope.dataschema == OrderPlaced.schema_uri()
     assert envelope.traceparent.startswith("00-")
 
 
