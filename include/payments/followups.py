@@ -14,13 +14,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DateTime, Engine, String, Text, select
+from sqlalchemy import DateTime, Engine, MetaData, String, Text, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from include.payments.errors import BusinessFailure
 from include.payments.events import ChargeCompleted, ChargeFailed
 from segue.migrations import Component
-from segue.store.engine import new_metadata, utcnow
+from segue.store.engine import utcnow
 from segue.store.inserts import insert_if_absent
 
 UPDATE_CARD = "ask_customer_to_update_card"
@@ -30,9 +30,11 @@ NOT_THE_CARD = frozenset({"gateway_rejected", "order_not_found", "order_failed"}
 
 class FollowupBase(DeclarativeBase):
     """Own metadata and migrations (component ``include.payments.followups``): older databases
-    may lack the table, which only the bridge's follow-up DAG used to create."""
+    may lack the table, which only the bridge's follow-up DAG used to create. No naming
+    convention, as when the table was first made (its primary key is PostgreSQL's
+    ``payment_followups_pkey``)."""
 
-    metadata = new_metadata()
+    metadata = MetaData()
 
 
 class PaymentFollowup(FollowupBase):

@@ -26,16 +26,14 @@ def upgrade() -> None:
         sa.Column("action", sa.String(length=64), nullable=False),
         sa.Column("requested_by", sa.String(length=32), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint("event_id", name=op.f("pk_payment_followups")),
+        sa.PrimaryKeyConstraint("event_id"),  # unnamed, as before: payment_followups_pkey
     )
     with op.batch_alter_table("payment_followups", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_payment_followups_order_id"), ["order_id"], unique=False
-        )
+        batch_op.create_index("ix_payment_followups_order_id", ["order_id"], unique=False)
 
 
 def downgrade() -> None:
     with op.batch_alter_table("payment_followups", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_payment_followups_order_id"))
+        batch_op.drop_index("ix_payment_followups_order_id")
 
     op.drop_table("payment_followups")
