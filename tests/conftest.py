@@ -12,11 +12,11 @@ from sqlalchemy import Engine, text
 from include.gateway import admin as gateway_admin
 from include.gateway.process import GatewayProcess, start_gateway
 from include.payments.catalog import seed_catalog
-from include.payments.database import payments_engine
+from include.payments.database import COMPONENTS, payments_engine
 from include.payments.gateway_client import GatewayClient
 from include.payments.pipeline import PaymentDeps
 from include.workflow import workflow_env
-from segue.store.engine import Base, session_scope
+from segue.store.engine import session_scope
 from tools.broker import fresh_vhost
 from tools.sandbox import fresh_database
 
@@ -54,13 +54,15 @@ def engine(pg_url: str) -> Engine:
 
 
 def reset_tables(engine: Engine, stock: int = TEST_STOCK) -> None:
-    """Empty every business table and seed the catalog with ``stock`` units per SKU."""
-    tables = ", ".join(table.name for table in Base.metadata.sorted_tables)
+    """Empty every business table (every component's) and seed the catalog with ``stock``
+    units per SKU; the version tables stay."""
+    tables = [table for component in COMPONENTS for table in component.metadata.sorted_tables]
     with session_scope(engine) as session:
         if engine.dialect.name == "postgresql":
-            session.execute(text(f"TRUNCATE {tables} RESTART IDENTITY"))
+            names = ", ".join(table.name for table in tables)
+            session.execute(text(f"TRUNCATE {names} RESTART IDENTITY"))
         else:
-            for table in reversed(Base.metadata.sorted_tables):
+            for table in reversed(tables):
                 session.execute(table.delete())
         seed_catalog(session, stock=stock)
 

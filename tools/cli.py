@@ -2,7 +2,8 @@
 plus the developer launcher (``segue up`` / ``down`` / ``init-db``).
 
 ``segue`` the library (``segue.cli``) knows no workflow; this module tells it ours: the business
-database ``segue up`` uses, the payment events and the committed schemas of this repository.
+database ``segue up`` uses, the payment events, the committed schemas of this repository and
+the migration components of its business store.
 """
 
 from __future__ import annotations
@@ -26,8 +27,16 @@ def project_context() -> CliContext:
 
         return PAYMENT_EVENTS
 
+    def components():  # type: ignore[no-untyped-def]
+        from include.payments.database import COMPONENTS
+
+        return COMPONENTS
+
     return CliContext(
-        database_url=database_url, registry=registry, schemas_root=lambda: PROJECT_ROOT
+        database_url=database_url,
+        registry=registry,
+        schemas_root=lambda: PROJECT_ROOT,
+        components=components,
     )
 
 

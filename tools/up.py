@@ -16,9 +16,10 @@ from pathlib import Path
 import httpx
 
 from include.payments.catalog import seed_catalog
-from include.payments.database import payments_engine
+from include.payments.database import COMPONENTS
+from segue.migrations import migrated
 from segue.settings import get_settings
-from segue.store.engine import session_scope
+from segue.store.engine import session_scope, shared_engine
 from segue.store.postgres import ensure_database, postgres_reachable
 from tools import background
 from tools.airflow_stack import PROJECT_ROOT, AirflowStack
@@ -73,8 +74,9 @@ def choose_databases(home: Path = LOCAL_HOME) -> LocalDatabases:
 
 
 def init_business_store(url: str) -> None:
-    """Create the tables and seed the demo catalog (idempotent)."""
-    with session_scope(payments_engine(url)) as session:
+    """Upgrade the schema to head and seed the demo catalog (idempotent)."""
+    engine = migrated(shared_engine(url), COMPONENTS, progress=lambda line: print(f"  {line}"))
+    with session_scope(engine) as session:
         added = seed_catalog(session)
     print(f"  business store ready ({added} catalog items added)")
 

@@ -1,17 +1,31 @@
-"""The payment domain's business store: one engine per URL, schema created on first use."""
+"""The payment workflow's business store: its migration components, and one engine per URL
+migrated to head on first use in a process."""
 
 from __future__ import annotations
 
 from sqlalchemy import Engine
 
-import include.payments.tables  # noqa: F401  (registers the tables on Base.metadata)
-import segue.bus.inbox
-import segue.bus.outbox
-import segue.statemachine.store
-import segue.store.dead_letters  # noqa: F401
+from include.payments import followups, tables
+from segue.bus.tables import COMPONENT as BUS
+from segue.eventlog.store import COMPONENT as EVENTLOG
+from segue.migrations import Component, migrated
+from segue.statemachine.records import COMPONENT as STATEMACHINE
+from segue.store.dead_letters import COMPONENT as DEAD_LETTERS
 from segue.store.engine import shared_engine
+
+# Every table the payment workflow uses, in upgrade order: the library's parts it runs on (the
+# bus for the services, dead letters for the DAG path, the saga store, the event log), then
+# its own. `segue db ...` (tools.cli) and every runtime path use this one list.
+COMPONENTS: tuple[Component, ...] = (
+    BUS,
+    DEAD_LETTERS,
+    STATEMACHINE,
+    EVENTLOG,
+    tables.COMPONENT,
+    followups.COMPONENT,
+)
 
 
 def payments_engine(url: str) -> Engine:
-    """The shared engine of ``url`` in this process, with every table created if missing."""
-    return shared_engine(url)
+    """The shared engine of ``url`` in this process, every component upgraded to head."""
+    return migrated(shared_engine(url), COMPONENTS)

@@ -11,15 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DateTime, Engine, String, Text, select
+from sqlalchemy import DateTime, Engine, MetaData, String, Text, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from include.payments.database import payments_engine
 from include.payments.errors import BusinessFailure
 from include.payments.events import ChargeCompleted, ChargeFailed
-from segue.store.engine import create_schema, utcnow
+from segue.migrations import Component
+from segue.store.engine import utcnow
 from segue.store.inserts import insert_if_absent
 
 UPDATE_CARD = "ask_customer_to_update_card"
@@ -28,7 +29,12 @@ NOT_THE_CARD = frozenset({"gateway_rejected", "order_not_found", "order_failed"}
 
 
 class FollowupBase(DeclarativeBase):
-    """Own metadata: the table is created by :func:`followups_engine`, not by every process."""
+    """Own metadata and migrations (component ``include.payments.followups``): older databases
+    may lack the table, which only the bridge's follow-up DAG used to create. No naming
+    convention, as when the table was first made (its primary key is PostgreSQL's
+    ``payment_followups_pkey``)."""
+
+    metadata = MetaData()
 
 
 class PaymentFollowup(FollowupBase):
@@ -53,11 +59,20 @@ class ChargeReplyFailed(BusinessFailure):
         self.code = code
 
 
+COMPONENT = Component(
+    name="include.payments.followups",
+    metadata=FollowupBase.metadata,
+    script_location=Path(__file__).with_name("migrations") / "followups",
+    version_table="alembic_version_payment_followups",
+    legacy_tables=("payment_followups",),
+)
+
+
 def followups_engine(url: str) -> Engine:
-    """The business store's engine with the ``payment_followups`` table created if missing."""
-    engine = payments_engine(url)
-    create_schema(engine, FollowupBase.metadata)
-    return engine
+    """The business store's engine, migrated (``payment_followups`` included)."""
+    from include.payments.database import payments_engine  # late: database lists COMPONENT
+
+    return payments_engine(url)
 
 
 def settle_charge_reply(reply: Mapping[str, Any]) -> dict[str, Any]:

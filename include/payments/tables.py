@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -19,18 +20,25 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from segue.store.engine import Base, utcnow
+from segue.migrations import Component
+from segue.store.engine import new_metadata, utcnow
 
 MONEY = Numeric(12, 2, asdecimal=True)
+
+
+class PaymentsBase(DeclarativeBase):
+    """Declarative base of the payment domain's tables (component ``include.payments``)."""
+
+    metadata = new_metadata()
 
 
 def timestamp() -> Mapped[datetime]:
     return mapped_column(DateTime(timezone=True), default=utcnow)
 
 
-class OrderRow(Base):
+class OrderRow(PaymentsBase):
     """One order and how far it got. ``status`` only moves forward (see steps.advance_status)."""
 
     __tablename__ = "orders"
@@ -48,7 +56,7 @@ class OrderRow(Base):
     )
 
 
-class OrderPlacementRow(Base):
+class OrderPlacementRow(PaymentsBase):
     """What the event path's intake accepted under an order id (one row per id, kept)."""
 
     __tablename__ = "order_placements"
@@ -58,7 +66,7 @@ class OrderPlacementRow(Base):
     created_at: Mapped[datetime] = timestamp()
 
 
-class StockRow(Base):
+class StockRow(PaymentsBase):
     """The catalog and its available stock; ``available`` never goes negative."""
 
     __tablename__ = "stock"
@@ -69,7 +77,7 @@ class StockRow(Base):
     available: Mapped[int] = mapped_column(Integer)
 
 
-class ReservationRow(Base):
+class ReservationRow(PaymentsBase):
     """Stock held for an order: reserved, then committed (shipped) or released (compensated)."""
 
     __tablename__ = "reservations"
@@ -86,7 +94,7 @@ class ReservationRow(Base):
     )
 
 
-class ChargeRow(Base):
+class ChargeRow(PaymentsBase):
     __tablename__ = "charges"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -98,7 +106,7 @@ class ChargeRow(Base):
     created_at: Mapped[datetime] = timestamp()
 
 
-class RefundRow(Base):
+class RefundRow(PaymentsBase):
     __tablename__ = "refunds"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -110,7 +118,7 @@ class RefundRow(Base):
     created_at: Mapped[datetime] = timestamp()
 
 
-class ReceiptRow(Base):
+class ReceiptRow(PaymentsBase):
     __tablename__ = "receipts"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -122,7 +130,7 @@ class ReceiptRow(Base):
     created_at: Mapped[datetime] = timestamp()
 
 
-class ReceiptCancellationRow(Base):
+class ReceiptCancellationRow(PaymentsBase):
     """The notice that cancels a receipt already sent (the receipt's compensation)."""
 
     __tablename__ = "receipt_cancellations"
@@ -133,7 +141,7 @@ class ReceiptCancellationRow(Base):
     created_at: Mapped[datetime] = timestamp()
 
 
-class ShippingNoticeRow(Base):
+class ShippingNoticeRow(PaymentsBase):
     __tablename__ = "shipping_notices"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -141,3 +149,22 @@ class ShippingNoticeRow(Base):
     address: Mapped[dict[str, Any]] = mapped_column(JSON)
     items: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     created_at: Mapped[datetime] = timestamp()
+
+
+COMPONENT = Component(
+    name="include.payments",
+    metadata=PaymentsBase.metadata,
+    script_location=Path(__file__).with_name("migrations") / "store",
+    version_table="alembic_version_payments",
+    legacy_tables=(
+        "orders",
+        "order_placements",
+        "stock",
+        "reservations",
+        "charges",
+        "refunds",
+        "receipts",
+        "receipt_cancellations",
+        "shipping_notices",
+    ),
+)

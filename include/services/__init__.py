@@ -66,9 +66,10 @@ def consumer_specs() -> list[ServiceSpec]:
 
 def run(spec: ServiceSpec) -> None:
     """The ``main`` of a payment service process: runs ``spec`` until SIGTERM."""
+    from include.payments.database import COMPONENTS
     from segue.bus.runtime import run_service
 
-    run_service(spec, peers=consumer_specs())
+    run_service(spec, peers=consumer_specs(), components=COMPONENTS)
 
 
 def run_with_gateway(make_spec: Callable[[GatewayClient], ServiceSpec]) -> None:

@@ -1,21 +1,23 @@
-"""The library's command line: ``segue events ...`` (and the commands other modules add).
+"""The library's command line: ``segue events ...``, ``segue db ...`` and what others add.
 
 The library knows no workflow. What a command needs of one (the business database, the event
-registry, where the committed schemas live) comes from a :class:`CliContext`: by default read
-from :mod:`segue.settings` (``SEGUE_DATABASE_URL``, ``SEGUE_EVENT_REGISTRY``,
-``SEGUE_SCHEMAS_ROOT``); a project's own command passes its values instead (``tools.cli``).
+registry, where the committed schemas live, the migration components of its store) comes from
+a :class:`CliContext`: by default read from :mod:`segue.settings` (``SEGUE_DATABASE_URL``,
+``SEGUE_EVENT_REGISTRY``, ``SEGUE_SCHEMAS_ROOT``) with the library's own components; a
+project's own command passes its values instead (``tools.cli``).
 """
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from segue.events.registry import EventRegistry
+    from segue.migrations.component import Component
 
 
 @dataclass(frozen=True)
@@ -25,11 +27,20 @@ class CliContext:
     :param database_url: returns the business store's SQLAlchemy URL.
     :param registry: returns the event registry (the workflow's event types).
     :param schemas_root: returns the folder the registry's ``schema_id()`` paths are relative to.
+    :param components: returns the migration components of the workflow's business store, in
+        upgrade order (``segue db ...``); default: the library's own.
     """
 
     database_url: Callable[[], str]
     registry: Callable[[], EventRegistry]
     schemas_root: Callable[[], Path]
+    components: Callable[[], Sequence[Component]] = field(default=lambda: _library_components())
+
+
+def _library_components() -> Sequence[Component]:
+    from segue.migrations.library import library_components
+
+    return library_components()
 
 
 def settings_context() -> CliContext:
@@ -49,7 +60,9 @@ def settings_context() -> CliContext:
             raise RuntimeError("no schema folder: set SEGUE_SCHEMAS_ROOT")
         return folder
 
-    return CliContext(lambda: get_settings().database_url, registry, schemas_root)
+    return CliContext(
+        lambda: get_settings().database_url, registry, schemas_root, _library_components
+    )
 
 
 Command = Callable[[argparse.Namespace, CliContext], int]
@@ -61,10 +74,12 @@ def build_parser(prog: str = "segue") -> tuple[argparse.ArgumentParser, Any]:
     Each command sets ``run`` (a :data:`Command`) in its defaults.
     """
     from segue.eventlog.cli import add_event_commands
+    from segue.migrations.cli import add_db_commands
 
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     add_event_commands(commands)
+    add_db_commands(commands)
     return parser, commands
 
 

@@ -7,21 +7,14 @@ the handler does.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
 
-from sqlalchemy import DateTime, String
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm import Session
 
-from segue.store.engine import Base, utcnow
+from segue.bus.tables import InboxRow
+from segue.store.engine import utcnow
 from segue.store.inserts import insert_if_absent, insert_many_if_absent
 
-
-class InboxRow(Base):
-    __tablename__ = "inbox"
-
-    consumer: Mapped[str] = mapped_column(String(100), primary_key=True)
-    event_id: Mapped[str] = mapped_column(String(200), primary_key=True)
-    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+__all__ = ["InboxRow", "claim", "claim_many"]
 
 
 def claim(session: Session, consumer: str, event_id: str) -> bool:

@@ -7,33 +7,17 @@ broker confirmed, so an event is never lost and never published for a rolled-bac
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Integer, LargeBinary, String
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm import Session
 
+from segue.bus.tables import OutboxRow
 from segue.events.amqp import to_amqp
 from segue.events.envelope import Envelope
-from segue.store.engine import Base, utcnow
+from segue.store.engine import utcnow
 from segue.store.inserts import insert_if_absent, insert_many_if_absent
 
-
-class OutboxRow(Base):
-    __tablename__ = "outbox"
-
-    # Publication order: the relay drains in id order, which keeps each order's events in order.
-    id: Mapped[int] = mapped_column(
-        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
-    )
-    event_id: Mapped[str] = mapped_column(String(200), unique=True)
-    source: Mapped[str] = mapped_column(String(100), index=True)
-    routing_key: Mapped[str] = mapped_column(String(200))
-    subject: Mapped[str] = mapped_column(String(200))
-    headers: Mapped[dict[str, Any]] = mapped_column(JSON)
-    properties: Mapped[dict[str, Any]] = mapped_column(JSON)
-    body: Mapped[bytes] = mapped_column(LargeBinary)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+__all__ = ["OutboxRow", "add_many_to_outbox", "add_to_outbox"]
 
 
 def add_to_outbox(session: Session, envelope: Envelope) -> bool:

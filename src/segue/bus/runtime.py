@@ -23,8 +23,6 @@ from kombu import Connection, Consumer
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
-import segue.bus.inbox
-import segue.bus.outbox  # noqa: F401  (registers the inbox and outbox tables)
 from segue.bus.connection import connect
 from segue.bus.consumer import BatchHandler
 from segue.bus.handlers import ServiceSpec
@@ -32,6 +30,7 @@ from segue.bus.health import HealthServer
 from segue.bus.logs import configure_json_logging
 from segue.bus.publisher import Publisher, PublishFailed
 from segue.bus.relay import BacklogBreaker, OutboxRelay, queues_by_routing_key
+from segue.bus.tables import COMPONENT as BUS
 from segue.bus.topology import (
     backlog,
     declare_service,
@@ -40,6 +39,7 @@ from segue.bus.topology import (
     retry_queue_name,
     service_queues,
 )
+from segue.migrations import Component, migrated
 from segue.settings import SegueSettings, get_settings
 from segue.store.engine import shared_engine
 
@@ -267,13 +267,25 @@ def prepare_process(service: str) -> None:
     faulthandler.register(signal.SIGUSR1)
 
 
-def run_service(spec: ServiceSpec, *, peers: Sequence[ServiceSpec] = ()) -> None:
-    """The ``main`` of a service process: settings from the environment, run until SIGTERM."""
+def run_service(
+    spec: ServiceSpec,
+    *,
+    peers: Sequence[ServiceSpec] = (),
+    components: Sequence[Component] = (),
+) -> None:
+    """The ``main`` of a service process: settings from the environment, run until SIGTERM.
+
+    :param spec: the service to run.
+    :param peers: every consumer whose queues this process declares too.
+    :param components: the migration components the handlers use; the bus's own (inbox and
+        outbox) is always upgraded first.
+    """
     settings: SegueSettings = get_settings()
     prepare_process(spec.name)
+    engine = migrated(shared_engine(settings.database_url), [BUS, *components])
     runtime = ServiceRuntime(
         spec,
-        engine=shared_engine(settings.database_url),
+        engine=engine,
         amqp_url=settings.amqp_url,
         peers=peers,
         prefetch=settings.amqp_prefetch,

@@ -48,9 +48,10 @@ def event_log_service(registry: EventRegistry) -> ServiceSpec:
 def main() -> int:
     from segue.airflow.hooks.amqp import registry_path
     from segue.bus.runtime import run_service  # late: the runtime pulls in Kombu and the store
+    from segue.eventlog.store import COMPONENT
     from segue.imports import load_registry
 
-    run_service(event_log_service(load_registry(registry_path(None))))
+    run_service(event_log_service(load_registry(registry_path(None))), components=[COMPONENT])
     return 0
 
 

@@ -8,18 +8,27 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, DateTime, Engine, Integer, String, select
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from segue.events.amqp import to_amqp
 from segue.events.envelope import Envelope
-from segue.store.engine import Base, create_schema, shared_engine, utcnow
+from segue.migrations.cache import migrated
+from segue.migrations.component import Component
+from segue.store.engine import new_metadata, shared_engine, utcnow
 from segue.store.inserts import insert_if_absent, insert_many_if_absent
 
 
-class EventLogRecord(Base):
+class EventLogBase(DeclarativeBase):
+    """Declarative base of ``event_log`` (component ``segue.eventlog``)."""
+
+    metadata = new_metadata()
+
+
+class EventLogRecord(EventLogBase):
     """One event as it travelled: attributes, AMQP headers and payload."""
 
     __tablename__ = "event_log"
@@ -46,13 +55,18 @@ class EventLogRecord(Base):
 
 
 TABLE = EventLogRecord.__table__
+COMPONENT = Component(
+    name="segue.eventlog",
+    metadata=EventLogBase.metadata,
+    script_location=Path(__file__).with_name("migrations"),
+    version_table="alembic_version_segue_eventlog",
+    legacy_tables=("event_log",),
+)
 
 
 def eventlog_engine(url: str) -> Engine:
-    """The shared engine of ``url`` with the ``event_log`` table created if missing."""
-    engine = shared_engine(url)
-    create_schema(engine)  # idempotent; covers an engine built before this module was imported
-    return engine
+    """The shared engine of ``url`` with ``segue.eventlog`` migrated (once per process)."""
+    return migrated(shared_engine(url), [COMPONENT])
 
 
 def record_event(session: Session, envelope: Envelope) -> bool:

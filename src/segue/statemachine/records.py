@@ -5,18 +5,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import JSON, DateTime, Integer, String, Text
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from segue.store.engine import Base, utcnow
+from segue.migrations.component import Component
+from segue.store.engine import new_metadata, utcnow
 
 RUNNING, WAITING, COMPENSATING = "running", "waiting", "compensating"
 FINAL_STATUSES = ("succeeded", "failed", "compensated", "compensation_failed")
 
 
-class SagaInstanceRow(Base):
+class SagaBase(DeclarativeBase):
+    """Declarative base of the saga store (component ``segue.statemachine``)."""
+
+    metadata = new_metadata()
+
+
+class SagaInstanceRow(SagaBase):
     __tablename__ = "saga_instances"
 
     id: Mapped[str] = mapped_column(String(100), primary_key=True)
@@ -33,7 +41,7 @@ class SagaInstanceRow(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
-class SagaTransitionRow(Base):
+class SagaTransitionRow(SagaBase):
     """Append-only: rows are inserted, never updated or deleted."""
 
     __tablename__ = "saga_transitions"
@@ -51,6 +59,13 @@ class SagaTransitionRow(Base):
 
 INSTANCES = SagaInstanceRow.__table__
 TRANSITIONS = SagaTransitionRow.__table__
+COMPONENT = Component(
+    name="segue.statemachine",
+    metadata=SagaBase.metadata,
+    script_location=Path(__file__).with_name("migrations"),
+    version_table="alembic_version_segue_statemachine",
+    legacy_tables=("saga_instances", "saga_transitions"),
+)
 # Column order of every instance read (the raw PostgreSQL path builds Instance from tuples).
 INSTANCE_COLUMNS = tuple(column.name for column in INSTANCES.columns)
 

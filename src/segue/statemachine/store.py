@@ -15,8 +15,10 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
+from segue.migrations.cache import migrated
 from segue.statemachine.records import (
     COMPENSATING,
+    COMPONENT,
     FINAL_STATUSES,
     INSTANCES,
     RUNNING,
@@ -31,10 +33,10 @@ from segue.statemachine.records import (
 )
 from segue.statemachine.store_core import CoreWriter
 from segue.statemachine.store_postgres import PostgresWriter
-from segue.store.engine import create_schema
 
 __all__ = [
     "COMPENSATING",
+    "COMPONENT",
     "FINAL_STATUSES",
     "INSTANCES",
     "RUNNING",
@@ -62,7 +64,7 @@ class SagaStore:
         dialect = engine.dialect
         self.raw_postgres = dialect.name == "postgresql" and dialect.driver == "psycopg"
         self._local = threading.local()
-        create_schema(engine)
+        migrated(engine, [COMPONENT])
 
     def _writer(self) -> CoreWriter | PostgresWriter:
         writer: CoreWriter | PostgresWriter | None = getattr(self._local, "writer", None)

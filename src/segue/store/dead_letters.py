@@ -7,16 +7,24 @@ One row per (workflow, subject, step), so recording twice keeps the first record
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import JSON, DateTime, Integer, String, Text, UniqueConstraint, select
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from segue.store.engine import Base, utcnow
+from segue.migrations.component import Component
+from segue.store.engine import new_metadata, utcnow
 from segue.store.inserts import insert_if_absent
 
 
-class DeadLetter(Base):
+class DeadLetterBase(DeclarativeBase):
+    """Declarative base of ``dead_letters`` (component ``segue.dead_letters``)."""
+
+    metadata = new_metadata()
+
+
+class DeadLetter(DeadLetterBase):
     __tablename__ = "dead_letters"
     __table_args__ = (UniqueConstraint("workflow", "subject", "step"),)
 
@@ -28,6 +36,15 @@ class DeadLetter(Base):
     attempts: Mapped[int] = mapped_column(Integer)
     payload: Mapped[Any] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+COMPONENT = Component(
+    name="segue.dead_letters",
+    metadata=DeadLetterBase.metadata,
+    script_location=Path(__file__).with_name("migrations"),
+    version_table="alembic_version_segue_dead_letters",
+    legacy_tables=("dead_letters",),
+)
 
 
 def record_dead_letter(

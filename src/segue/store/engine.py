@@ -11,9 +11,9 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 
-from sqlalchemy import Engine, MetaData, create_engine, event, text
+from sqlalchemy import Engine, MetaData, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -29,10 +29,13 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class Base(DeclarativeBase):
-    """Declarative base of every Segue table (one metadata, so one create_all)."""
+def new_metadata() -> MetaData:
+    """A MetaData with the house naming convention, one per migration component.
 
-    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    Each component (``segue.store.migrations.Component``) has its own declarative base over
+    one of these, so a process gets the tables of the components it uses and no others.
+    """
+    return MetaData(naming_convention=NAMING_CONVENTION)
 
 
 def normalize_url(url: str) -> str:
@@ -62,27 +65,10 @@ def build_engine(url: str, **kwargs: object) -> Engine:
     return create_engine(url, pool_pre_ping=True, **kwargs)
 
 
-SCHEMA_LOCK_ID = 0x5E6E_0001  # PostgreSQL advisory lock serializing concurrent create_all
-
-
-def create_schema(engine: Engine, metadata: MetaData = Base.metadata) -> None:
-    """Create every registered table that is missing; safe to call any number of times.
-
-    On PostgreSQL an advisory lock makes concurrent callers (several tasks starting at once)
-    take turns instead of racing on the catalog.
-    """
-    with engine.begin() as connection:
-        if connection.dialect.name == "postgresql":
-            connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": SCHEMA_LOCK_ID})
-        metadata.create_all(connection, checkfirst=True)
-
-
 @lru_cache(maxsize=8)
 def shared_engine(url: str) -> Engine:
-    """The one engine of ``url`` in this process, with every registered table created."""
-    engine = build_engine(url)
-    create_schema(engine)
-    return engine
+    """The one engine of ``url`` in this process (no schema: see ``segue.store.migrations``)."""
+    return build_engine(url)
 
 
 @contextmanager

@@ -32,15 +32,14 @@ from segue.bus.topology import (
 )
 from segue.eventlog.store import EventLogRecord
 from segue.events.envelope import Envelope
-from segue.store.engine import create_schema, session_scope
+from segue.store.engine import session_scope
 
 T0 = datetime(2026, 11, 3, 9, 30, tzinfo=UTC)
 
 
 @pytest.fixture
 def log_engine(engine: Engine) -> Engine:
-    """The test database with ``event_log`` present and empty."""
-    create_schema(engine)
+    """The test database (``segue.eventlog`` migrated with the rest) with ``event_log`` empty."""
     with session_scope(engine) as session:
         session.execute(delete(EventLogRecord))
     return engine

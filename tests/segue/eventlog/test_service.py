@@ -61,8 +61,13 @@ def test_event_log_service_records_each_event_once(
 def test_main_runs_the_spec_with_the_bus_runtime(monkeypatch: pytest.MonkeyPatch) -> None:
     import segue.bus.runtime
     from segue.eventlog import service
+    from segue.eventlog.store import COMPONENT
 
-    ran: list[object] = []
-    monkeypatch.setattr(segue.bus.runtime, "run_service", ran.append)
+    ran: list[tuple[object, object]] = []
+    monkeypatch.setattr(
+        segue.bus.runtime, "run_service", lambda spec, **kw: ran.append((spec, kw["components"]))
+    )
     assert service.main() == 0
-    assert [spec.name for spec in ran] == ["event-log"]  # type: ignore[attr-defined]
+    assert [(spec.name, components) for spec, components in ran] == [  # type: ignore[attr-defined]
+        ("event-log", [COMPONENT])
+    ]

@@ -8,17 +8,19 @@ from sqlalchemy import func, select
 
 from include.payments import pipeline
 from include.payments.catalog import seed_catalog
-from include.payments.database import payments_engine
+from include.payments.database import COMPONENTS, payments_engine
 from include.payments.gateway_client import GatewayClient
 from include.payments.tables import ChargeRow, OrderRow, StockRow
+from segue.migrations import current, heads, upgrade
 from segue.settings import SegueSettings
-from segue.store.engine import create_schema, session_scope
+from segue.store.engine import session_scope
 
 
 def test_whole_pipeline_on_sqlite(tmp_path, gateway_url, order_data):
     url = f"sqlite:///{tmp_path / 'nested' / 'segue.db'}"
     engine = payments_engine(url)
-    create_schema(engine)  # a second time is harmless
+    upgrade(engine, COMPONENTS)  # a second time is harmless
+    assert current(engine, COMPONENTS) == heads(COMPONENTS)
     with session_scope(engine) as session:
         assert seed_catalog(session, stock=10) == 4
         assert seed_catalog(session, stock=10) == 0

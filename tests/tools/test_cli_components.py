@@ -1,0 +1,33 @@
+"""The project's `segue` command hands the library the payment workflow's components."""
+
+from __future__ import annotations
+
+from include.payments.database import COMPONENTS
+from segue.cli import build_parser, settings_context
+from segue.migrations.library import library_components
+from tools.cli import project_context
+
+
+def test_project_context_names_every_workflow_component() -> None:
+    names = [component.name for component in project_context().components()]
+    assert names == [
+        "segue.bus",
+        "segue.dead_letters",
+        "segue.statemachine",
+        "segue.eventlog",
+        "include.payments",
+        "include.payments.followups",
+    ]
+    assert tuple(project_context().components()) == COMPONENTS
+
+
+def test_library_context_has_the_library_components_only() -> None:
+    assert tuple(settings_context().components()) == library_components()
+    assert all(c.name.startswith("segue.") for c in settings_context().components())
+
+
+def test_db_commands_are_registered() -> None:
+    parser, _ = build_parser()
+    for command in ("upgrade", "current", "check"):
+        args = parser.parse_args(["db", command, "--url", "sqlite://"])
+        assert args.db_command == command and callable(args.run)
