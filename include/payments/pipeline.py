@@ -92,7 +92,5 @@ def reconcile_failed_order(deps: PaymentDeps, order_id: str) -> list[dict[str, A
     """Refund a failed order's gateway charges that have no refund now; the refunds made (none
     for an order that is not failed, or that was settled already)."""
     with session_scope(deps.engine) as session:
-        settlement = money.settle_failed_order(
-            session, deps.gateway, order_id, recorded="as_found"
-        )
+        settlement = money.settle_failed_order(session, deps.gateway, order_id, recorded="as_found")
         return [refund.model_dump(mode="json") for refund in settlement.made]
