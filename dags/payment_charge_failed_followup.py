@@ -13,12 +13,11 @@ order → *investigate*.
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from airflow.sdk import Asset, AssetWatcher, dag, get_current_context, task
 
-from include.payments import followups
+from include.payments import followups, retry
 from include.payments.events import ChargeFailed
 from segue.airflow.triggers.amqp_watcher import AmqpEventTrigger
 from segue.settings import get_settings
@@ -45,13 +44,7 @@ charge_failed = Asset(
     is_paused_upon_creation=False,
     doc_md=__doc__,
     tags=["segue", "payments", "events", "followup"],
-    default_args={
-        "owner": "payments",
-        "retries": 3,
-        "retry_delay": timedelta(seconds=10),
-        "retry_exponential_backoff": 2.0,
-        "max_retry_delay": timedelta(minutes=5),
-    },
+    default_args={"owner": "payments", **retry.FOLLOWUP_TASK_RETRIES},
 )
 def payment_charge_failed_followup() -> None:
     @task

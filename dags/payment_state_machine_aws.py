@@ -15,13 +15,13 @@ AWS, so turn it on deliberately.
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from airflow.providers.amazon.aws.hooks.step_function import StepFunctionHook
 from airflow.providers.amazon.aws.operators.step_function import StepFunctionStartExecutionOperator
 from airflow.sdk import Param, dag, get_current_context, task
 
+from include.payments import retry
 from include.payments.errors import TransientFailure
 from include.payments.order_form import ORDER_FORM
 from include.payments.saga import PAYMENT_MACHINE
@@ -72,13 +72,7 @@ def create_or_update(client: Any, *, name: str, definition: str, role_arn: str) 
         ),
         **{name: Param(**spec) for name, spec in ORDER_FORM.items()},
     },
-    default_args={
-        "owner": "payments",
-        "retries": 2,
-        "retry_delay": timedelta(seconds=30),
-        "retry_exponential_backoff": 2.0,
-        "max_retry_delay": timedelta(minutes=5),
-    },
+    default_args={"owner": "payments", **retry.AWS_EXPORT_TASK_RETRIES},
 )
 def payment_state_machine_aws() -> None:
     @task

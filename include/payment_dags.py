@@ -7,12 +7,12 @@ Airflow-facing glue kept out of ``include/payments`` (which stays free of Airflo
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import timedelta
 from typing import Any
 
 from airflow.sdk import Param, get_current_context, task
 
-from include.payments import pipeline
+from include.payments import pipeline, retry
+from include.payments.deps import PaymentDeps, default_deps
 from include.payments.order_form import ORDER_FORM
 from segue.airflow.steps import run_task_step
 from segue.settings import get_settings
@@ -22,13 +22,7 @@ from segue.step_runner import abandon_step
 STEP_OF_TASK = {"request_charge": "charge", "await_charge": "charge", "settle_charge": "charge"}
 
 # The saga DAGs: a task retry resumes the saga from its saved state (the saga has its own retries).
-SAGA_DEFAULT_ARGS = {
-    "owner": "payments",
-    "retries": 2,
-    "retry_delay": timedelta(seconds=10),
-    "retry_exponential_backoff": 2.0,
-    "max_retry_delay": timedelta(minutes=5),
-}
+SAGA_DEFAULT_ARGS = {"owner": "payments", **retry.SAGA_TASK_RETRIES}
 
 
 def order_params() -> dict[str, Param]:
@@ -37,15 +31,12 @@ def order_params() -> dict[str, Param]:
 
 
 def payment_default_args() -> dict[str, Any]:
-    """The step DAGs' task defaults: retries with backoff from the settings, and the failure
-    callback that dead-letters a task whatever ended it."""
-    settings = get_settings()
+    """The step DAGs' task defaults: retries with backoff from the settings
+    (``retry.step_task_retries``), and the failure callback that dead-letters a task whatever
+    ended it."""
     return {
         "owner": "payments",
-        "retries": settings.retries,
-        "retry_delay": timedelta(seconds=settings.retry_delay_seconds),
-        "retry_exponential_backoff": 2.0,
-        "max_retry_delay": timedelta(seconds=settings.max_retry_delay_seconds),
+        **retry.step_task_retries(get_settings()),
         "on_failure_callback": dead_letter_failed_task,
     }
 
@@ -70,7 +61,7 @@ def run_payment_step(step: str, order_id: str, action: Any, payload: Any = None)
     An abandoned order with no recorded charge is reconciled with the gateway (a charge whose
     answer was lost is refunded) before the task fails.
     """
-    deps = pipeline.default_deps()
+    deps = default_deps()
     return run_task_step(
         lambda: action(deps),
         engine=deps.engine,
@@ -81,9 +72,7 @@ def run_payment_step(step: str, order_id: str, action: Any, payload: Any = None)
     )
 
 
-def dead_letter_failed_task(
-    context: Mapping[str, Any], deps: pipeline.PaymentDeps | None = None
-) -> None:
+def dead_letter_failed_task(context: Mapping[str, Any], deps: PaymentDeps | None = None) -> None:
     """``on_failure_callback`` of the payment tasks and DAGs: whatever ended a task for good (a
     sensor's timeout, a broker that stayed down, its last try SIGKILLed), the step is
     dead-lettered and the order failed, as ``run_payment_step`` does for the failures it sees.
@@ -99,7 +88,7 @@ def dead_letter_failed_task(
         return
     step = STEP_OF_TASK.get(ti.task_id, ti.task_id)
     order_id = str(order_from_params(context)["order_id"])
-    deps = deps or pipeline.default_deps()
+    deps = deps or default_deps()
     abandon_step(
         deps.engine,
         workflow=ti.dag_id,

@@ -13,8 +13,8 @@ from include.gateway import admin as gateway_admin
 from include.gateway.process import GatewayProcess, start_gateway
 from include.payments.catalog import seed_catalog
 from include.payments.database import COMPONENTS, payments_engine
+from include.payments.deps import PaymentDeps
 from include.payments.gateway_client import GatewayClient
-from include.payments.pipeline import PaymentDeps
 from include.workflow import workflow_env
 from segue.store.engine import session_scope
 from tools.broker import fresh_vhost

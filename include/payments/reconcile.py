@@ -54,7 +54,7 @@ def refund_unrecorded_charges(
     for charge in gateway.list_charges(reference=order_id):
         if charge.status != "succeeded" or charge.reference != order_id:
             continue
-        if _refund_row_of(session, charge.id) is not None:
+        if refund_of_charge(session, charge.id) is not None:
             continue
         _record_charge(session, order_id, charge)
         key = orphan_refund_key(order_id, charge.id)
@@ -134,5 +134,6 @@ def _record_charge(session: Session, order_id: str, charge: GatewayCharge) -> No
     )
 
 
-def _refund_row_of(session: Session, gateway_charge_id: str) -> RefundRow | None:
+def refund_of_charge(session: Session, gateway_charge_id: str) -> RefundRow | None:
+    """The recorded refund of the gateway charge, under whichever key it was made."""
     return session.scalar(select(RefundRow).where(RefundRow.gateway_charge_id == gateway_charge_id))

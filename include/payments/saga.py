@@ -3,8 +3,8 @@
 ORDER_RECEIVED → VALIDATING → CHARGING → FULFILMENT (INVENTORY_RESERVED ∥ RECEIPT_SENT)
 → SHIPPING_NOTIFIED → SUCCEEDED; any failure → FAILED, which cancels the receipt, releases the
 stock, refunds the charge and marks the order failed — only what was done, in reverse order
-(the UNDO_* states). Failing the order also refunds a charge only the gateway knows of (its
-answer was lost), see ``include.payments.reconcile``.
+(the UNDO_* states). Failing the order settles its money (``money.settle_failed_order``): a
+charge only the gateway knows of (its answer was lost) is refunded too.
 The actions are the same domain steps the linear DAG runs.
 """
 
@@ -15,18 +15,15 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from include.payments import pipeline, reconcile, steps
-from include.payments.pipeline import PaymentDeps
-from segue.statemachine.definition import RetryPolicy, State, StateMachineDefinition, Transition
+from include.payments import money, pipeline, steps
+from include.payments.deps import PaymentDeps, default_deps
+from include.payments.retry import GATEWAY_RETRY, STORE_RETRY
+from segue.statemachine.definition import State, StateMachineDefinition, Transition
 from segue.statemachine.machine import ActionContext, Machine
 from segue.statemachine.registry import register
 from segue.store.engine import session_scope
 
 NAME = "payment_saga"
-GATEWAY_RETRY = RetryPolicy(
-    max_attempts=4, backoff_seconds=2, backoff_rate=2, max_delay_seconds=30, jitter=0.2
-)
-STORE_RETRY = RetryPolicy(max_attempts=3, backoff_seconds=1, backoff_rate=2, max_delay_seconds=10)
 
 
 def _next(target: str) -> tuple[Transition, ...]:
@@ -108,7 +105,7 @@ def payment_machine(deps: PaymentDeps | None = None) -> Machine:
     """The payment machine bound to ``deps`` (default: this process's settings, on first use)."""
 
     def use() -> PaymentDeps:
-        return deps or pipeline.default_deps()
+        return deps or default_deps()
 
     def in_transaction(work: Callable[[Session], Any]) -> Any:
         with session_scope(use().engine) as session:
@@ -121,16 +118,16 @@ def payment_machine(deps: PaymentDeps | None = None) -> Machine:
         return {"order_id": pipeline.validate(use(), ctx.data)}
 
     def cancel_order(ctx: ActionContext) -> None:
-        """Fail the order, then refund what the gateway charged that was never recorded (a
-        CHARGING that timed out on every attempt may have charged): runs last, after the
-        ``refund`` of a recorded charge, and retries per policy while the gateway is down."""
+        """Fail the order and settle its money: every charge at the gateway without a refund is
+        refunded (a CHARGING that timed out on every attempt may have charged, recorded or not).
+        Runs last, after CHARGING's ``refund`` of the charge it completed with, and retries per
+        policy while the gateway is down."""
         order_id, reason = ctx.data["order_id"], ctx.error or "saga compensated"
-
-        def cancel(session: Session) -> None:
-            steps.fail_order(session, order_id, reason)
-            reconcile.refund_unrecorded_charges(session, use().gateway, order_id)
-
-        in_transaction(cancel)
+        in_transaction(
+            lambda session: money.settle_failed_order(
+                session, use().gateway, order_id, fail_reason=reason, recorded="as_found"
+            )
+        )
 
     def charge(ctx: ActionContext) -> dict[str, Any]:
         return {"charge": pipeline.charge(use(), ctx.data["order_id"])}

@@ -22,8 +22,8 @@ but an attempt that rolled back may still have charged at the gateway.
 GatewayUnavailable (an outage or timeout) is not caught: the transaction rolls back and the
 runtime redelivers later; the idempotency key makes the retry return the same charge. If the
 gateway charged and only its answer was lost, and the order fails before the retry, the charge
-exists only at the gateway: ``reconcile.refund_unrecorded_charges`` finds it by the order's
-reference, records it and refunds it once, on either of the two events above.
+exists only at the gateway: ``money.settle_failed_order`` finds it by the order's reference,
+records it and refunds it once, on either of the two events above.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from __future__ import annotations
 import logging
 from functools import partial
 
-from include.payments import reconcile, steps
+from include.payments import money, steps
 from include.payments.errors import CardDeclined, GatewayRejected, OrderNotFound
 from include.payments.events import (
     PAYMENT_EVENTS,
@@ -56,14 +56,12 @@ def on_order_validated(gateway: GatewayClient, ctx: HandlerContext, event: Order
     status = steps.locked_status(session, order_id)
     if status is None:  # validation records the order before anyone hears of it
         raise OrderNotFound(order_id)
-    charge = steps.recorded_charge(session, order_id)
     if status == "failed":
-        if charge is None:
-            reconcile.refund_unrecorded_charges(session, gateway, order_id)
-        refunds = reconcile.orphan_refunds(session, order_id)
-        if charge is None or refunds:
+        # A recorded charge is InventoryReservationFailed's to refund: announced again below.
+        settled = money.settle_failed_order(session, gateway, order_id, recorded="leave")
+        if settled.charge is None or settled.orphans:
             logger.info("order %s already failed: not charged", order_id, extra=_log(ctx))
-            _announce(ctx, refunds, [refund.reason for refund in refunds])
+            _announce(ctx, list(settled.orphans), [refund.reason for refund in settled.orphans])
             return
     _charge(gateway, ctx, order_id, "order_validated", fail_order=True)
 
@@ -92,21 +90,18 @@ def on_inventory_reservation_failed(
     gateway: GatewayClient, ctx: HandlerContext, event: InventoryReservationFailed
 ) -> None:
     order_id = event.order_id
-    steps.locked_status(ctx.session, order_id)
     reason = f"out of stock: {event.sku} (requested {event.requested}, available {event.available})"
-    # Refunds of a lost charge recorded earlier (this event redelivered, or OrderValidated's
-    # redelivery reconciled first) are announced again with this event's reason.
-    orphans = reconcile.orphan_refunds(ctx.session, order_id)
-    if not orphans:
-        refund = steps.refund_charge(ctx.session, gateway, order_id, reason=reason)
-        if refund is not None:
-            logger.info("charge of order %s refunded", order_id, extra=_log(ctx))
-            _announce(ctx, [refund], [reason])
-            return
-        orphans = reconcile.refund_unrecorded_charges(ctx.session, gateway, order_id)
-    if not orphans:
+    # Refunds recorded earlier (this event redelivered, or OrderValidated's redelivery
+    # reconciled first) are announced again with this event's reason.
+    settled = money.settle_failed_order(
+        ctx.session, gateway, order_id, recorded="refund", refund_reason=reason
+    )
+    refunds = settled.refunds
+    if refunds:
+        logger.info("charge of order %s refunded", order_id, extra=_log(ctx))
+    else:
         logger.info("order %s was not charged: nothing to refund", order_id, extra=_log(ctx))
-    _announce(ctx, orphans, [reason] * len(orphans))
+    _announce(ctx, refunds, [reason] * len(refunds))
 
 
 def _announce(ctx: HandlerContext, refunds: list[RefundRecord], reasons: list[str]) -> None:

@@ -19,11 +19,12 @@ charge for a ChargeRequested is committed together with its ChargeCompleted (cha
 one transaction), so every such charge reaches this handler, whichever came first: the
 compensation (which then found no charge) or the charge (which the compensation then refunds).
 Under the order's row lock (which the charge service holds while charging) the handler refunds
-the order's recorded charge with ``steps.refund_charge``: the same refund, idempotency key
-(``<order>:refund``), gateway request and ``refunds`` row as the saga's compensation, so
-whichever of the two runs first refunds and the other finds it done — exactly one refund. The
-refund row, the inbox row, a ``late_charge_refunded`` row in the instance's audit trail and a
-RefundIssued event (outbox) commit in one transaction: a crash before the commit redelivers the
+the order's recorded charge with ``money.settle_failed_order`` (``recorded="refund"``): the
+same refund, idempotency key (``<order>:refund``), gateway request and ``refunds`` row as the
+saga's compensation, so whichever of the two runs first refunds and the other finds it done —
+exactly one refund. The refund row, the inbox row, a ``late_charge_refunded`` note in the
+instance's audit trail (``SagaStore.note``) and a RefundIssued event (outbox) commit in one
+transaction: a crash before the commit redelivers the
 reply and the gateway replays the same refund for the key; a redelivered or second reply finds
 the refund recorded and does nothing. A gateway outage rolls back and retries later.
 
@@ -40,9 +41,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 
-from include.payments import pipeline, steps
+from include.payments import money
+from include.payments.deps import default_deps
 from include.payments.events import PAYMENT_EVENTS, ChargeCompleted, ChargeFailed, RefundIssued
 from include.payments.gateway_client import GatewayClient
 from include.payments.saga_bridged import (
@@ -53,18 +55,15 @@ from include.payments.saga_bridged import (
     PAYMENT_MACHINE_BRIDGED,
     bridged_payment_machine,
 )
-from include.payments.tables import RefundRow
 from segue.bus.handlers import HandlerContext, NotYet, ServiceSpec
 from segue.statemachine.records import (
     COMPENSATING,
-    TRANSITIONS,
     WAITING,
     ConcurrentTransition,
     Instance,
 )
 from segue.statemachine.runner import InvalidAction, SagaRunner
 from segue.statemachine.store import SagaStore
-from segue.store.engine import utcnow
 
 NAME = COMMAND_SOURCE
 # Statuses of an instance that gave up: it will never use a charge, so a late one is refunded.
@@ -87,7 +86,7 @@ class SagaReplies:
     @property
     def gateway(self) -> GatewayClient:
         if self._gateway is None:
-            self._gateway = pipeline.default_deps().gateway
+            self._gateway = default_deps().gateway
         return self._gateway
 
     def engine_for(self, bind: Engine) -> SagaRunner:
@@ -159,31 +158,22 @@ class SagaReplies:
                 "reply for order %s names saga %s: ignored", order_id, instance.id, extra=log
             )
             return
-        steps.locked_status(session, order_id)  # after the charge's commit, one reply at a time
-        if steps.recorded_charge(session, order_id) is None:
+        # Under the order's row lock (after the charge's commit, one reply at a time). The saga's
+        # own compensation refunds with the same key and request, so whichever of the two runs
+        # first refunds and the other finds the charge refunded (nothing made).
+        settled = money.settle_failed_order(
+            session, self.gateway, order_id, recorded="refund", find_unrecorded=False
+        )
+        if settled.charge is None:
             logger.info("order %s has no recorded charge: nothing to refund", order_id, extra=log)
             return
-        key = steps.refund_key(order_id)
-        if session.scalar(select(RefundRow.id).where(RefundRow.idempotency_key == key)):
+        if not settled.made:
             logger.info("late charge of order %s already refunded", order_id, extra=log)
             return
-        # The saga's own compensation makes the same call (same key, same request), so whichever
-        # of the two runs first refunds and the other gets the same refund back.
-        refund = steps.refund_charge(session, self.gateway, order_id)
-        if refund is None:  # cannot happen: the charge was just read under the lock
-            return
+        refund = settled.made[0]
         reason = f"charged after saga {instance.id} gave up ({instance.status})"
-        session.execute(
-            TRANSITIONS.insert().values(
-                instance_id=instance.id,
-                from_state=instance.state,
-                to_state=instance.state,
-                event=LATE_CHARGE_REFUNDED,
-                attempt=1,
-                actor=NAME,
-                error=None,
-                at=utcnow(),
-            )
+        self.engine_for(session.get_bind()).store.note(
+            session, instance, LATE_CHARGE_REFUNDED, NAME
         )
         ctx.emit(
             RefundIssued(

@@ -24,8 +24,8 @@ from selenium.webdriver.support.select import Select
 from selenium.webdriver.support.wait import WebDriverWait
 
 from include.gateway.admin import set_faults
+from include.payments.deps import PaymentDeps
 from include.payments.gateway_client import GatewayClient
-from include.payments.pipeline import PaymentDeps
 from include.payments.saga import payment_machine
 from segue.statemachine.runner import SagaRunner
 from segue.statemachine.store import SagaStore

@@ -13,7 +13,8 @@ import threading
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, select
+from sqlalchemy.orm import Session
 
 from segue.migrations.cache import migrated
 from segue.statemachine.records import (
@@ -33,6 +34,7 @@ from segue.statemachine.records import (
 )
 from segue.statemachine.store_core import CoreWriter
 from segue.statemachine.store_postgres import PostgresWriter
+from segue.store.engine import utcnow
 
 __all__ = [
     "COMPENSATING",
@@ -110,6 +112,39 @@ class SagaStore:
         the result is None and nothing of it is written, while the others are saved."""
         _distinct(instance.id for instance, _ in moves)
         return self._writer().apply_many(moves, actor)
+
+    def note(
+        self,
+        bind: Connection | Session,
+        instance: Instance,
+        event: str,
+        actor: str,
+        *,
+        error: str | None = None,
+    ) -> None:
+        """Append an audit note to ``instance``'s trail without moving it, in the caller's
+        transaction (so the note commits or rolls back with the work it records).
+
+        Parameters:
+            bind: the caller's connection or session; the row is written there, not committed.
+            instance: the instance the note is about; its current state is the note's from and
+                to state (nothing moved).
+            event: what happened, as the trail's event name (e.g. ``late_charge_refunded``).
+            actor: who did it (a service's name).
+            error: an optional message kept with the note.
+        """
+        bind.execute(
+            TRANSITIONS.insert().values(
+                instance_id=instance.id,
+                from_state=instance.state,
+                to_state=instance.state,
+                event=event,
+                attempt=1,
+                actor=actor,
+                error=error,
+                at=utcnow(),
+            )
+        )
 
     def audit_trail(self, instance_id: str) -> list[dict[str, Any]]:
         query = (

@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 
 from include.payments.database import payments_engine
+from include.payments.deps import PaymentDeps
 from include.payments.gateway_client import GatewayClient
-from include.payments.pipeline import PaymentDeps
 from include.payments.saga import payment_machine
 from segue.statemachine.machine import Machine
 from segue.statemachine.runner import SagaRunner

@@ -17,13 +17,12 @@ import pytest
 from kombu import Connection, Queue
 from sqlalchemy import Engine, func, select
 
+from include.payments.deps import PaymentDeps
 from include.payments.events import ChargeCompleted, ChargeRequested
-from include.payments.pipeline import PaymentDeps
 from include.payments.saga_bridged import (
     CHARGE_STEP,
     PAYMENT_MACHINE_BRIDGED,
     bridged_payment_machine,
-    command_event_id,
 )
 from include.payments.tables import ChargeRow, OrderRow
 from include.services.charge import charge_service
@@ -33,6 +32,7 @@ from segue.bus.handlers import HandlerContext, NotYet
 from segue.bus.runtime import ServiceRuntime
 from segue.bus.topology import EVENTS, declare_exchanges
 from segue.events.envelope import Envelope
+from segue.statemachine.command import command_event_id
 from segue.statemachine.records import Instance
 from segue.statemachine.runner import SagaRunner
 from segue.statemachine.store import SagaStore

@@ -26,9 +26,9 @@ from sqlalchemy import Engine, func, select
 
 from include.gateway import admin as gateway_admin
 from include.payments import steps
+from include.payments.deps import PaymentDeps
 from include.payments.events import PAYMENT_EVENTS, ChargeCompleted, RefundIssued
 from include.payments.models import ChargeRecord
-from include.payments.pipeline import PaymentDeps
 from include.payments.saga_bridged import CHARGE_STEP, bridged_payment_machine
 from include.payments.tables import ChargeRow, OrderRow, RefundRow
 from include.services.charge import charge_service

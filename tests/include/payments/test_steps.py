@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 
 from include.gateway import admin as gateway_admin
 from include.payments import pipeline, steps
+from include.payments.deps import PaymentDeps
 from include.payments.errors import (
     CardDeclined,
     GatewayUnavailable,
@@ -142,7 +143,7 @@ def test_timed_out_charge_is_not_charged_again_on_retry(deps, order_data, gatewa
     """The gateway charged but answered too late: the retry gets the same charge."""
     order_id = placed(deps, order_data)
     gateway_admin.set_faults(gateway_url, timeout_rate=1, timeout_delay_seconds=1.5)
-    impatient = pipeline.PaymentDeps(deps.engine, GatewayClient(gateway_url, timeout_seconds=0.3))
+    impatient = PaymentDeps(deps.engine, GatewayClient(gateway_url, timeout_seconds=0.3))
     with pytest.raises(GatewayUnavailable):
         pipeline.charge(impatient, order_id)
     assert count(deps.engine, ChargeRow) == 0

@@ -183,3 +183,19 @@ def test_create_many_creates_the_absent_and_keeps_the_existing(store):
     assert store.create_many([], "batch") == set()
     with pytest.raises(ValueError, match="at most one entry"):
         store.create_many([fresh[0], fresh[0]], "batch")
+
+
+def test_a_note_joins_the_callers_transaction_and_moves_nothing(store):
+    instance = new_instance(store)
+    with store.engine.connect() as connection:
+        store.note(connection, instance, "late_charge_refunded", "replies")
+        connection.rollback()  # the caller's work failed: its note goes with it
+    assert events(store, instance.id) == ["start"]
+
+    with store.engine.begin() as connection:
+        store.note(connection, instance, "late_charge_refunded", "replies", error="why")
+    assert events(store, instance.id) == ["start", "late_charge_refunded"]
+    note = store.audit_trail(instance.id)[-1]
+    assert (note["from_state"], note["to_state"], note["actor"]) == ("A", "A", "replies")
+    assert note["error"] == "why"
+    assert store.load(instance.id) == instance  # neither state nor version moved

@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from include.payments import pipeline
 from include.payments.catalog import seed_catalog
 from include.payments.database import COMPONENTS, payments_engine
+from include.payments.deps import PaymentDeps
 from include.payments.gateway_client import GatewayClient
 from include.payments.tables import ChargeRow, OrderRow, StockRow
 from segue.migrations import current, heads, upgrade
@@ -24,7 +25,7 @@ def test_whole_pipeline_on_sqlite(tmp_path, gateway_url, order_data):
     with session_scope(engine) as session:
         assert seed_catalog(session, stock=10) == 4
         assert seed_catalog(session, stock=10) == 0
-    deps = pipeline.PaymentDeps(engine, GatewayClient(gateway_url))
+    deps = PaymentDeps(engine, GatewayClient(gateway_url))
     order_id = pipeline.validate(deps, order_data(amount="12.30"))
     for step in pipeline.STEP_NAMES[1:]:
         getattr(pipeline, step)(deps, order_id)
