@@ -11,7 +11,9 @@ import pytest
 from sqlalchemy import Engine, select
 
 from segue.bus.outbox import OutboxRow
+from segue.bus.tables import COMPONENT as BUS
 from segue.events.payload import EventPayload
+from segue.migrations import upgrade
 from segue.statemachine.command import CommandStep, command_action, command_event_id
 from segue.statemachine.definition import State, StateMachineDefinition, Transition
 from segue.statemachine.machine import ActionContext, Machine
@@ -64,7 +66,10 @@ class Clock:
 
 @pytest.fixture
 def engine(tmp_path) -> Engine:
-    return build_engine(f"sqlite:///{tmp_path / 'command.db'}")
+    """A store with the saga tables and the bus's outbox, migrated as a workflow would."""
+    engine = build_engine(f"sqlite:///{tmp_path / 'command.db'}")
+    upgrade(engine, [BUS])
+    return engine
 
 
 @pytest.fixture
