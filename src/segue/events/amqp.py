@@ -47,6 +47,10 @@ class AmqpMessage:
 
 
 def to_amqp(envelope: Envelope) -> AmqpMessage:
+    """Encode an event for the broker: attributes in headers and properties, data as JSON.
+
+    :param envelope: the event.
+    """
     attributes = envelope.model_dump(mode="json", exclude={"data", "datacontenttype"})
     headers = {PREFIX + name: value for name, value in attributes.items() if value is not None}
     body = envelope.data.model_dump_json().encode()
@@ -80,7 +84,14 @@ def from_amqp(
     *,
     max_body_bytes: int = MAX_BODY_BYTES,
 ) -> Envelope:
-    """Decode and validate one message; InvalidEvent says why it is not a valid event."""
+    """Decode and validate one message; InvalidEvent says why it is not a valid event.
+
+    :param body: the message body (JSON data).
+    :param headers: the message headers (the attributes).
+    :param content_type: must be JSON.
+    :param registry: decodes the data by type and version.
+    :param max_body_bytes: a larger body is refused.
+    """
     if len(body) > max_body_bytes:
         raise InvalidEvent("oversized_body", f"{len(body)} bytes > limit {max_body_bytes}")
     media_type = (content_type or "").split(";")[0].strip().lower()
