@@ -25,7 +25,10 @@ def load_object(path: str) -> Any:
 
 
 def load_registry(path: str) -> EventRegistry:
-    """The event registry at ``module:attribute`` (triggers carry the path, not the object)."""
+    """The event registry at ``module:attribute`` (triggers carry the path, not the object).
+
+    :param path: e.g. ``"my_workflow.events:REGISTRY"``.
+    """
     from segue.events.registry import EventRegistry
 
     registry = load_object(path)

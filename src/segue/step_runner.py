@@ -26,6 +26,13 @@ class StepAbandoned(Exception):
     """The step failed for good: it was dead-lettered and must not be retried."""
 
     def __init__(self, step: str, subject: str, attempts: int, reason: str) -> None:
+        """The step gave up.
+
+        :param step: the step's name.
+        :param subject: what it worked on (the order id).
+        :param attempts: how many tries were made.
+        :param reason: the last error.
+        """
         super().__init__(f"{step} abandoned for {subject} after {attempts} attempt(s): {reason}")
         self.step = step
         self.subject = subject
@@ -34,7 +41,10 @@ class StepAbandoned(Exception):
 
 
 def is_retryable(exc: BaseException) -> bool:
-    """Unknown errors (bugs, lost connections) are retried; typed ones say for themselves."""
+    """Unknown errors (bugs, lost connections) are retried; typed ones say for themselves.
+
+    :param exc: the error a step raised.
+    """
     return bool(getattr(exc, "retryable", True))
 
 

@@ -31,7 +31,14 @@ def connect(
     connect_timeout: float = CONNECT_TIMEOUT_SECONDS,
     **transport_options: Any,
 ) -> Connection:
-    """A connected Kombu connection (raises after MAX_RETRIES failed attempts)."""
+    """A connected Kombu connection (raises after MAX_RETRIES failed attempts).
+
+    :param url: the broker's AMQP URL.
+    :param heartbeat: seconds between heartbeats (on by default).
+    :param confirms: publisher confirms on the connection's channels.
+    :param connect_timeout: seconds a connection attempt may take.
+    :param transport_options: more Kombu transport options.
+    """
     connection = Connection(
         url,
         heartbeat=heartbeat,

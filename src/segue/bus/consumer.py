@@ -40,6 +40,8 @@ NOT_YET_LIMIT = 120  # delayed retries of an out-of-order event (about two minut
 
 @dataclass(frozen=True)
 class Decoded:
+    """A message that decoded into an event, with its handler."""
+
     message: Message
     envelope: Envelope
     handler: Handler
@@ -86,6 +88,16 @@ class BatchHandler:
         not_yet_limit: int = NOT_YET_LIMIT,
         on_commit: Callable[[], None] | None = None,
     ) -> None:
+        """A handler of one service's batches.
+
+        :param spec: the service.
+        :param engine: the store its transactions run on.
+        :param publisher: republishes for delayed retries and parks.
+        :param max_body_bytes: larger messages are parked.
+        :param retry_limit: delayed retries of a failing handler before parking.
+        :param not_yet_limit: delayed retries of an out-of-order event before parking.
+        :param on_commit: called after a commit that queued events (wakes the relay).
+        """
         self.spec = spec
         self.engine = engine
         self.publisher = publisher
@@ -96,7 +108,10 @@ class BatchHandler:
         self.counts: Counter[str] = Counter()
 
     def handle(self, messages: list[Message]) -> None:
-        """Handle, commit, then ack (or retry later / park, then ack) every message."""
+        """Handle, commit, then ack (or retry later / park, then ack) every message.
+
+        :param messages: a batch, in delivery order.
+        """
         decoded = [item for item in map(self._decode, messages) if item is not None]
         if not decoded:
             return

@@ -81,7 +81,12 @@ class ServiceSpec:
 
     @property
     def routing_keys(self) -> list[str]:
+        """What the service's queue binds: its event types, or ``#`` for a catch-all."""
         return ["#"] if self.catch_all is not None else sorted(self.handlers)
 
     def handler_for(self, event_type: str) -> Handler | None:
+        """The handler of ``event_type``, else the catch-all, else None (not consumed).
+
+        :param event_type: a CloudEvents ``type``.
+        """
         return self.handlers.get(event_type, self.catch_all)

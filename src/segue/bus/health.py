@@ -59,8 +59,10 @@ class HealthServer:
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def start(self) -> None:
+        """Serve the health endpoints on a daemon thread."""
         self.thread.start()
 
     def stop(self) -> None:
+        """Stop serving and free the port."""
         self.server.shutdown()
         self.server.server_close()

@@ -15,11 +15,21 @@ CONTEXT_FIELDS = ("correlation_id", "causation_id", "event_id", "event_type", "s
 
 
 class JsonFormatter(logging.Formatter):
+    """One JSON object per log line, with the service and the record's event fields."""
+
     def __init__(self, service: str) -> None:
+        """A formatter for one service's process.
+
+        :param service: named on every line.
+        """
         super().__init__()
         self.service = service
 
     def format(self, record: logging.LogRecord) -> str:
+        """The record as one JSON line.
+
+        :param record: the log record (its extras are kept).
+        """
         line = {
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
             "level": record.levelname,

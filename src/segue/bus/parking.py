@@ -59,7 +59,10 @@ def park(publisher: Publisher, message: Message, service: str, code: str, reason
 
 
 def attempt_of(message: Message) -> int:
-    """How many times this message was already handed back for a delayed retry."""
+    """How many times this message was already handed back for a delayed retry.
+
+    :param message: a delivered message.
+    """
     try:
         return int((message.headers or {}).get(ATTEMPT, 0))
     except (TypeError, ValueError):

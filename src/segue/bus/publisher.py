@@ -32,6 +32,10 @@ class Publisher:
     """Publishes on one connection (one per thread), each message confirmed."""
 
     def __init__(self, connection: Connection) -> None:
+        """A publisher over one connection (not thread-safe: one per thread).
+
+        :param connection: the Kombu connection to publish on.
+        """
         self.connection = connection
         self._producer: Producer | None = None
         # publish_many's own channel in confirm mode, and how many messages it has published:
@@ -41,14 +45,24 @@ class Publisher:
 
     @property
     def producer(self) -> Producer:
+        """The Kombu producer on the connection's default channel, made on first use."""
         if self._producer is None:
             self._producer = Producer(self.connection.default_channel)
         return self._producer
 
     def publish_event(self, envelope: Envelope) -> None:
+        """Publish one event to the events exchange, confirmed.
+
+        :param envelope: the event.
+        """
         self.publish(to_amqp(envelope))
 
     def publish(self, message: AmqpMessage, exchange: Exchange | str = EVENTS) -> None:
+        """Publish one wire message, confirmed; unroutable raises.
+
+        :param message: the encoded event.
+        :param exchange: where to (default: the events exchange).
+        """
         self.publish_raw(
             message.body,
             exchange=exchange,

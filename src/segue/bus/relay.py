@@ -59,6 +59,8 @@ class BacklogBreaker:
         Backlogs are read from the broker at most every BACKLOG_CHECK_SECONDS; in between, what
         this relay published since the last reading counts as backlog, so the overshoot past
         the threshold stays within one batch.
+
+        :param routing_keys: the keys about to be published.
         """
         queues = sorted({queue for key in routing_keys for queue in self.queues_for(key)})
         now = time.monotonic()
@@ -82,10 +84,18 @@ class BacklogBreaker:
         return self._open_queue
 
     def record_published(self, count: int) -> None:
+        """Count messages published since the last backlog reading.
+
+        :param count: how many.
+        """
         self._sent += count
 
 
 def lock_key(source: str) -> int:
+    """The advisory lock id that keeps one relay per source draining at a time.
+
+    :param source: the outbox source (the service name).
+    """
     return zlib.crc32(f"segue.outbox:{source}".encode())
 
 
@@ -101,6 +111,14 @@ class OutboxRelay:
         breaker: BacklogBreaker | None = None,
         batch_size: int = BATCH_SIZE,
     ) -> None:
+        """A relay of one source's outbox rows.
+
+        :param engine: the store holding the outbox.
+        :param connection: the broker connection to publish on.
+        :param source: whose rows (the service name).
+        :param breaker: holds publishing back while a consumer's queue is too long.
+        :param batch_size: rows published per drain.
+        """
         self.engine = engine
         self.publisher = Publisher(connection)
         self.source = source
@@ -152,7 +170,10 @@ class OutboxRelay:
 
 
 def queues_by_routing_key(bindings: Mapping[str, Sequence[str]]) -> Callable[[str], list[str]]:
-    """``routing key -> queues`` from ``queue -> routing keys`` ("#" means every key)."""
+    """``routing key -> queues`` from ``queue -> routing keys`` ("#" means every key).
+
+    :param bindings: each queue's routing keys.
+    """
 
     def queues_for(routing_key: str) -> list[str]:
         return [queue for queue, keys in bindings.items() if "#" in keys or routing_key in keys]

@@ -60,10 +60,15 @@ class Backoff:
         self.delay = 0.2
 
     def sleep(self, stop: threading.Event) -> None:
+        """Wait the current delay (cut short by ``stop``), then double it up to the maximum.
+
+        :param stop: set when the process is stopping.
+        """
         stop.wait(self.delay)
         self.delay = min(self.delay * 2, MAX_BACKOFF_SECONDS)
 
     def reset(self) -> None:
+        """Back to the first, short delay (after a success)."""
         self.delay = 0.2
 
 
@@ -82,6 +87,18 @@ class ServiceRuntime:
         backlog_threshold: int = 5_000,
         health_port: int = 0,
     ) -> None:
+        """The runtime of one service, not started.
+
+        :param spec: the service.
+        :param engine: the store its transactions run on.
+        :param amqp_url: the broker.
+        :param peers: every consumer's spec, whose queues are declared too (so nothing is
+            unroutable).
+        :param prefetch: unacked messages per batch.
+        :param max_body_bytes: larger messages are parked.
+        :param backlog_threshold: a peer queue this long holds the relay back.
+        :param health_port: the port of /livez, /readyz and /metrics (0: any free one).
+        """
         self.spec = spec
         self.engine = engine
         self.amqp_url = amqp_url
@@ -115,12 +132,17 @@ class ServiceRuntime:
     # --- lifecycle ------------------------------------------------------------------------
 
     def start(self) -> None:
+        """Start the health server, consumer and relay threads."""
         self.health.start()
         for thread in self.threads:
             thread.start()
         log.info("%s started; health on http://127.0.0.1:%d", self.spec.name, self.health.port)
 
     def stop(self, timeout: float = 15.0) -> None:
+        """Stop the threads and the health server.
+
+        :param timeout: seconds to wait for each thread.
+        """
         self.stopping.set()
         self.relay_wakeup.set()
         for thread in self.threads:
@@ -140,17 +162,21 @@ class ServiceRuntime:
         self.stop()
 
     def live(self) -> bool:
+        """True while every thread runs (or the runtime is stopping)."""
         return all(thread.is_alive() for thread in self.threads) or self.stopping.is_set()
 
     def ready(self) -> bool:
+        """True once it consumes and relays (what it has to)."""
         consuming = self.status["consuming"] or not self.consumes
         relaying = self.status["relay_connected"] or not self.relays
         return bool(consuming and relaying)
 
     def metrics(self) -> dict[str, Any]:
+        """Counts and status for /metrics."""
         return {"service": self.spec.name, "counts": dict(self.counts), **self.status}
 
     def wake_relay(self) -> None:
+        """Tell the relay there are new outbox rows."""
         self.relay_wakeup.set()
 
     def _reconnecting(

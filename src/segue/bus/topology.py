@@ -29,14 +29,26 @@ MAX_LENGTH = 200_000
 
 
 def queue_name(service: str) -> str:
+    """The main queue of a service.
+
+    :param service: its name.
+    """
     return f"segue.{service}"
 
 
 def retry_queue_name(service: str) -> str:
+    """The delay queue a service's messages wait in before a retry.
+
+    :param service: its name.
+    """
     return f"segue.{service}.retry"
 
 
 def parking_queue_name(service: str) -> str:
+    """Where a service's unhandleable messages are parked.
+
+    :param service: its name.
+    """
     return f"segue.{service}.parked"
 
 
@@ -57,6 +69,14 @@ def service_queues(
     retry_delay_ms: int = RETRY_DELAY_MS,
     max_length: int = MAX_LENGTH,
 ) -> ServiceQueues:
+    """A service's quorum queue, its delay queue and its parking queue, with their bindings.
+
+    :param service: its name.
+    :param routing_keys: what its main queue binds.
+    :param delivery_limit: redeliveries before the broker dead-letters a message.
+    :param retry_delay_ms: how long a message waits in the delay queue.
+    :param max_length: messages the main queue holds before it rejects publishes.
+    """
     name = queue_name(service)
     quorum = {"x-queue-type": "quorum"}
     main = Queue(
@@ -102,6 +122,10 @@ def _binding(routing_key: str) -> binding:
 
 
 def declare_exchanges(connection: Connection) -> None:
+    """Declare the events, dead-letter, retry and correlation exchanges (idempotent).
+
+    :param connection: the broker connection.
+    """
     channel = connection.default_channel
     for exchange in (EVENTS, DEAD, RETRY, CORRELATION):
         exchange(channel).declare()
@@ -110,7 +134,11 @@ def declare_exchanges(connection: Connection) -> None:
 
 
 def declare_service(connection: Connection, queues: ServiceQueues) -> None:
-    """Declare the exchanges and the service's three queues with their bindings."""
+    """Declare the exchanges and the service's three queues with their bindings.
+
+    :param connection: the broker connection.
+    :param queues: the service's queues.
+    """
     declare_exchanges(connection)
     channel = connection.default_channel
     for queue in (queues.main, queues.retry, queues.parked):

@@ -20,7 +20,10 @@ Runner = Callable[[argparse.Namespace, "CliContext"], int]
 
 
 def add_event_commands(subparsers: Any) -> None:
-    """Add ``events`` and its subcommands to the ``segue`` CLI's subparsers."""
+    """Add ``events`` and its subcommands to the ``segue`` CLI's subparsers.
+
+    :param subparsers: the ``segue`` parser's subparsers.
+    """
     events = subparsers.add_parser("events", help="event log, replay, parked messages, schemas")
     events.set_defaults(run=run)
     commands = events.add_subparsers(dest="events_command", required=True)
@@ -51,7 +54,11 @@ def add_event_commands(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace, context: CliContext) -> int:
-    """Run a parsed ``segue events ...`` command; errors become a message and exit code 1."""
+    """Run a parsed ``segue events ...`` command; errors become a message and exit code 1.
+
+    :param args: the parsed command line.
+    :param context: the workflow (registry, database, schemas).
+    """
     func: Runner = args.func
     try:
         return func(args, context)

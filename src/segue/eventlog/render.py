@@ -18,11 +18,18 @@ MASKED = frozenset({"card_number"})
 
 
 def short_id(event_id: str | None) -> str:
+    """The first characters of an event id, enough to tell events apart in a listing.
+
+    :param event_id: the id (None shows as empty).
+    """
     return (event_id or "")[:SHORT_ID]
 
 
 def offset(seconds: float) -> str:
-    """``+0.120s``, ``+1m02.500s``: time since the first event."""
+    """``+0.120s``, ``+1m02.500s``: time since the first event.
+
+    :param seconds: since the first event.
+    """
     if seconds < 60:
         return f"+{seconds:.3f}s"
     minutes, rest = divmod(seconds, 60)
@@ -30,7 +37,10 @@ def offset(seconds: float) -> str:
 
 
 def key_fields(payload: dict[str, Any]) -> str:
-    """``amount=49.99 currency=USD items=2``: scalars, nested models flattened, lists counted."""
+    """``amount=49.99 currency=USD items=2``: scalars, nested models flattened, lists counted.
+
+    :param payload: the event's data.
+    """
     parts: list[str] = []
     for name, value in _flatten(payload):
         if name in OMITTED:

@@ -48,7 +48,11 @@ class QueueMissing(LookupError):
 
 
 def envelope_of(record: EventLogRecord, registry: EventRegistry) -> Envelope:
-    """Rebuild a logged event through the AMQP binding, so it is validated like a delivery."""
+    """Rebuild a logged event through the AMQP binding, so it is validated like a delivery.
+
+    :param record: the logged event.
+    :param registry: decodes its payload.
+    """
     body = json.dumps(record.payload).encode()
     return from_amqp(body, record.headers, JSON, registry, max_body_bytes=len(body) + 1)
 
@@ -60,6 +64,13 @@ def logged_events(
     event_type: str | None = None,
     since: datetime | None = None,
 ) -> list[EventLogRecord]:
+    """Logged events in time order, optionally filtered.
+
+    :param session: an open session on the store.
+    :param correlation_id: only this conversation (an order).
+    :param event_type: only this type.
+    :param since: only events at or after this time.
+    """
     statement = select(EventLogRecord).order_by(EventLogRecord.time, EventLogRecord.id)
     if correlation_id is not None:
         statement = statement.where(EventLogRecord.correlation_id == correlation_id)
@@ -210,7 +221,10 @@ def _requeue(connection: Connection, message: Message) -> None:
 
 
 def unparked(message: Message) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The message's headers without parking and dead-letter headers, and its properties."""
+    """The message's headers without parking and dead-letter headers, and its properties.
+
+    :param message: a message from a parking queue.
+    """
     headers = {
         name: value
         for name, value in (message.headers or {}).items()

@@ -21,12 +21,20 @@ SERVICE_NAME = "event-log"
 
 
 def record(ctx: HandlerContext, payload: EventPayload) -> None:
-    """Catch-all handler: write the event to ``event_log`` (a duplicate is a no-op)."""
+    """Catch-all handler: write the event to ``event_log`` (a duplicate is a no-op).
+
+    :param ctx: the delivery (its session and envelope).
+    :param payload: the event's data (unused).
+    """
     record_event(ctx.session, ctx.envelope)
 
 
 def record_batch(session: Session, envelopes: Sequence[Envelope]) -> None:
-    """The same for a whole batch: one multi-row INSERT instead of one per event."""
+    """The same for a whole batch: one multi-row INSERT instead of one per event.
+
+    :param session: the batch's transaction.
+    :param envelopes: the batch's events.
+    """
     record_events(session, envelopes)
 
 
@@ -46,6 +54,7 @@ def event_log_service(registry: EventRegistry) -> ServiceSpec:
 
 
 def main() -> int:
+    """Run the event log service with the registry from settings, until SIGTERM."""
     from segue.airflow.hooks.amqp import registry_path
     from segue.bus.runtime import run_service  # late: the runtime pulls in Kombu and the store
     from segue.eventlog.store import COMPONENT

@@ -22,11 +22,18 @@ TRACEPARENT = r"^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"
 
 
 def new_traceparent(trace_id: str | None = None) -> str:
-    """A W3C ``traceparent`` for a new span, in the given trace or a new one."""
+    """A W3C ``traceparent`` for a new span, in the given trace or a new one.
+
+    :param trace_id: the trace to continue (None: a new one).
+    """
     return f"00-{trace_id or secrets.token_hex(16)}-{secrets.token_hex(8)}-01"
 
 
 def trace_id_of(traceparent: str) -> str:
+    """The trace id in a W3C ``traceparent``.
+
+    :param traceparent: ``00-<trace>-<span>-<flags>``.
+    """
     return traceparent.split("-")[1]
 
 

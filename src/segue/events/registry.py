@@ -15,11 +15,19 @@ class EventRegistry:
     """The event types a process understands, each at the versions it supports."""
 
     def __init__(self, models: Iterable[type[EventPayload]] = ()) -> None:
+        """A registry holding ``models``.
+
+        :param models: payload models to register.
+        """
         self._models: dict[tuple[str, int], type[EventPayload]] = {}
         for model in models:
             self.register(model)
 
     def register(self, model: type[EventPayload]) -> type[EventPayload]:
+        """Add a payload model (usable as a class decorator); another one at its version is refused.
+
+        :param model: the payload class.
+        """
         key = (model.event_type, model.schema_version)
         if key in self._models and self._models[key] is not model:
             raise ValueError(f"{key[0]} v{key[1]} is already registered")

@@ -51,12 +51,18 @@ UNION_KEYWORDS = ("anyOf", "oneOf")
 
 
 def schema_of(model: type[EventPayload]) -> dict[str, Any]:
-    """The JSON Schema (validation mode) of one payload model, with its id and dialect."""
+    """The JSON Schema (validation mode) of one payload model, with its id and dialect.
+
+    :param model: the payload class.
+    """
     return {"$schema": DIALECT, "$id": model.schema_id(), **model.model_json_schema()}
 
 
 def render(schema: dict[str, Any]) -> str:
-    """Stable text of a schema: sorted keys, two-space indent, trailing newline."""
+    """Stable text of a schema: sorted keys, two-space indent, trailing newline.
+
+    :param schema: the JSON Schema.
+    """
     return json.dumps(schema, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
@@ -88,6 +94,7 @@ class SchemaCheck:
 
     @property
     def ok(self) -> bool:
+        """True when nothing breaks, is out of date or is new."""
         return not (self.breaks or self.out_of_date or self.new)
 
 

@@ -52,7 +52,11 @@ EVENT_QUEUE_URL_PATH = "$$.Execution.Input.event_queue_url"
 
 
 def lambda_arn(region: str, account: str) -> Callable[[str], str]:
-    """A ``resource_for`` that maps each action to a Lambda function named after it."""
+    """A ``resource_for`` that maps each action to a Lambda function named after it.
+
+    :param region: the AWS region.
+    :param account: the AWS account id.
+    """
     return lambda action: f"arn:aws:lambda:{region}:{account}:function:{action}"
 
 
@@ -79,7 +83,13 @@ def to_asl_json(
     retryable_errors: Sequence[str] = ("States.ALL",),
     indent: int | None = 2,
 ) -> str:
-    """:func:`to_asl` as JSON text, ready for ``CreateStateMachine``."""
+    """:func:`to_asl` as JSON text, ready for ``CreateStateMachine``.
+
+    :param definition: the machine.
+    :param resource_for: the task resource (ARN) of an action.
+    :param retryable_errors: the errors each Retry block matches.
+    :param indent: JSON indent (None: one line).
+    """
     asl = to_asl(definition, resource_for=resource_for, retryable_errors=retryable_errors)
     return json.dumps(asl, indent=indent)
 

@@ -19,7 +19,10 @@ class AslError(ValueError):
 def check_asl(asl: Mapping[str, Any]) -> None:
     """Raise AslError listing every structural problem: a missing StartAt, a Next/Default/Catch
     target that doesn't exist in its scope, a state with both or neither of Next and End, an
-    unreachable state, a duplicate name, ``States.ALL`` not alone and last."""
+    unreachable state, a duplicate name, ``States.ALL`` not alone and last.
+
+    :param asl: an Amazon States Language document.
+    """
     problems: list[str] = []
     names: Counter[str] = Counter()
     _check_scope(asl, "machine", problems, names)

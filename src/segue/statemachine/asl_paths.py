@@ -16,7 +16,10 @@ Stack = tuple[str, ...]  # completed compensable steps, oldest first
 
 def completed_steps(definition: StateMachineDefinition) -> dict[str, Stack]:
     """For each state reached by transitions, the compensable steps completed on entering it
-    (oldest first); raises AslError when different paths disagree."""
+    (oldest first); raises AslError when different paths disagree.
+
+    :param definition: the machine.
+    """
     seen: dict[str, set[Stack]] = {}
     frontier: list[tuple[str, Stack]] = [(definition.initial, ())]
     while frontier:

@@ -31,6 +31,8 @@ Kind = Literal["task", "wait", "parallel", "succeed", "fail"]
 
 
 class Frozen(BaseModel):
+    """Base of the definition's models: immutable values, unknown keys refused."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
@@ -62,6 +64,8 @@ class Transition(Frozen):
 
 
 class State(Frozen):
+    """One state: its kind, action and compensation, retry policy and transitions."""
+
     name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
     kind: Kind
     action: str | None = None
@@ -77,9 +81,14 @@ class State(Frozen):
 
     @property
     def terminal(self) -> bool:
+        """True for succeed and fail states."""
         return self.kind in ("succeed", "fail")
 
     def targets(self, event: str) -> list[Transition]:
+        """The transitions ``event`` takes from this state (several when guarded).
+
+        :param event: the event's name.
+        """
         return [t for t in self.transitions if t.event == event]
 
 
@@ -103,6 +112,10 @@ class StateMachineDefinition(Frozen):
         return self
 
     def state(self, name: str) -> State:
+        """The state of that name (KeyError if none).
+
+        :param name: the state's name.
+        """
         for state in self.states:
             if state.name == name:
                 return state
@@ -110,15 +123,23 @@ class StateMachineDefinition(Frozen):
 
     @property
     def state_names(self) -> list[str]:
+        """Every state's name, in definition order."""
         return [state.name for state in self.states]
 
     @classmethod
     def from_mapping(cls, data: dict[str, Any]) -> StateMachineDefinition:
+        """A definition from parsed YAML or JSON (not yet validated as a machine).
+
+        :param data: the definition's keys and values.
+        """
         return cls.model_validate(data)
 
     @classmethod
     def from_file(cls, path: str | Path) -> StateMachineDefinition:
-        """Load a YAML (.yaml/.yml) or JSON definition file."""
+        """Load a YAML (.yaml/.yml) or JSON definition file.
+
+        :param path: the file.
+        """
         text = Path(path).read_text()
         data = json.loads(text) if str(path).endswith(".json") else yaml.safe_load(text)
         return cls.model_validate(data)

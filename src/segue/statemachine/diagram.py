@@ -61,7 +61,10 @@ def to_mermaid(
 
 
 def compensable_in_order(definition: StateMachineDefinition) -> list[str]:
-    """Steps with a compensation in the order a run meets them (branches where the parallel is)."""
+    """Steps with a compensation in the order a run meets them (branches where the parallel is).
+
+    :param definition: the machine.
+    """
     order: list[str] = []
     seen: set[str] = set()
     frontier = [definition.initial]

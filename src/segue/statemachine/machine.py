@@ -55,4 +55,5 @@ class Machine:
 
     @property
     def name(self) -> str:
+        """The machine's name (its definition's)."""
         return self.definition.name

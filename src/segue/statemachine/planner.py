@@ -31,6 +31,12 @@ class Planner:
     """The transition rules of one machine; actions run here, persistence happens elsewhere."""
 
     def __init__(self, machine: Machine, clock: Callable[[], datetime], rng: random.Random) -> None:
+        """A planner for one machine.
+
+        :param machine: the machine.
+        :param clock: now (timers and backoffs).
+        :param rng: the backoff jitter's randomness.
+        """
         self.machine = machine
         self.definition = machine.definition
         self.clock = clock
@@ -203,7 +209,15 @@ class Planner:
         attempt: int,
         error: str | None,
     ) -> Move:
-        """Enter the fail state; compensate next if any completed step has a compensation."""
+        """Enter the fail state; compensate next if any completed step has a compensation.
+
+        :param fail_state: the state failed into.
+        :param event: what made it fail.
+        :param context: the instance's bookkeeping (changed in place).
+        :param data: the instance's data.
+        :param attempt: the attempt counted for the move.
+        :param error: why, for the audit trail.
+        """
         context["undo"] = list(reversed(context.get("completed", [])))
         context["undo_attempts"] = 0
         context["failure"] = error
@@ -299,7 +313,10 @@ class Planner:
         return self.clock() - entered > timedelta(seconds=state.timeout_seconds)
 
     def context(self, instance: Instance) -> dict[str, Any]:
-        """A deep-enough copy of the bookkeeping (nested dicts and lists) to modify freely."""
+        """A deep-enough copy of the bookkeeping (nested dicts and lists) to modify freely.
+
+        :param instance: the saga instance.
+        """
         return {
             key: (dict(value) if isinstance(value, dict) else list(value))
             if isinstance(value, dict | list)

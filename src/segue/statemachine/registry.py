@@ -21,6 +21,10 @@ def register(name: str, factory: Callable[[], Machine]) -> None:
 
 
 def machine_for(name: str) -> Machine:
+    """The machine registered under ``name``, importing the configured saga modules if needed.
+
+    :param name: the machine's name.
+    """
     if name not in _factories:
         for module in get_settings().saga_modules:
             importlib.import_module(module)

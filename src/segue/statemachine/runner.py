@@ -50,6 +50,14 @@ class SagaRunner:
         clock: Callable[[], datetime] = utcnow,
         rng: random.Random | None = None,
     ) -> None:
+        """A runner of one machine's instances over a store.
+
+        :param machine: the machine.
+        :param store: where instances and audit records commit.
+        :param actor: named in the audit trail.
+        :param clock: now (timers and backoffs).
+        :param rng: the backoff jitter's randomness (seed it in tests).
+        """
         self.machine = machine
         self.definition = machine.definition
         self.store = store
@@ -59,14 +67,21 @@ class SagaRunner:
         self.planner = Planner(machine, clock, self.rng)
 
     def start(self, instance_id: str, data: Mapping[str, Any]) -> Instance:
-        """Create the instance in the initial state; starting it again returns it as it is."""
+        """Create the instance in the initial state; starting it again returns it as it is.
+
+        :param instance_id: the new instance's id (e.g. the order id).
+        :param data: its initial data.
+        """
         instance = self._initial(instance_id, data)
         if self.store.create(instance, self.actor):
             return instance
         return self.store.load(instance_id)
 
     def start_many(self, starts: Sequence[tuple[str, Mapping[str, Any]]]) -> list[Instance]:
-        """``start`` for several (id, data) pairs in one commit, in the order given."""
+        """``start`` for several (id, data) pairs in one commit, in the order given.
+
+        :param starts: (instance id, data) pairs.
+        """
         instances = [self._initial(instance_id, data) for instance_id, data in starts]
         created = self.store.create_many(instances, self.actor)
         return [i if i.id in created else self.store.load(i.id) for i in instances]
@@ -116,7 +131,11 @@ class SagaRunner:
         saving each round's transitions in one commit. Per instance this is ``run``: its next
         action runs only after its previous transition committed, its state and audit record
         commit together, and one that another worker moved first is reloaded and looked at
-        again without holding back the others. Returns the instances in the order given."""
+        again without holding back the others. Returns the instances in the order given.
+
+        :param instances: the instances to advance.
+        :param max_rounds: a bound against a machine that loops.
+        """
         current = {instance.id: instance for instance in instances}
         if len(current) != len(instances):
             raise ValueError("a batch takes at most one entry per instance")
@@ -136,7 +155,10 @@ class SagaRunner:
         raise RuntimeError(f"more than {max_rounds} rounds in one run_many")
 
     def must_wait(self, instance: Instance) -> bool:
-        """True while a timer or backoff has not expired, or a wait state has no event yet."""
+        """True while a timer or backoff has not expired, or a wait state has no event yet.
+
+        :param instance: the saga instance.
+        """
         if instance.wake_at is not None:
             return instance.wake_at > self.clock()
         return instance.status == WAITING
@@ -152,7 +174,12 @@ class SagaRunner:
         return self.store.apply(instance, move, actor or self.actor)
 
     def send(self, instance_id: str, event: str, data: Mapping[str, Any] | None = None) -> Instance:
-        """Deliver an external event to an instance waiting in a ``wait`` state."""
+        """Deliver an external event to an instance waiting in a ``wait`` state.
+
+        :param instance_id: the waiting instance.
+        :param event: the event's name.
+        :param data: merged into the instance's data.
+        """
         instance = self.store.load(instance_id)
         state = self.planner.states[instance.state] if not instance.final else None
         if state is None or state.kind != "wait":
@@ -165,7 +192,11 @@ class SagaRunner:
         return self.store.apply(instance, move, self.actor)
 
     def retry_now(self, instance_id: str, actor: str | None = None) -> Instance:
-        """Resume now: skip a pending backoff, or retry a compensation that kept failing."""
+        """Resume now: skip a pending backoff, or retry a compensation that kept failing.
+
+        :param instance_id: the saga instance.
+        :param actor: who asked (default: the runner's actor).
+        """
         instance = self.store.load(instance_id)
         context = self.planner.context(instance)
         if instance.status == "compensation_failed":
@@ -180,7 +211,11 @@ class SagaRunner:
         return self.run(instance_id, actor=actor)
 
     def compensate_now(self, instance_id: str, actor: str | None = None) -> Instance:
-        """Abandon the saga: compensate its completed steps in reverse order."""
+        """Abandon the saga: compensate its completed steps in reverse order.
+
+        :param instance_id: the saga instance.
+        :param actor: who asked (default: the runner's actor).
+        """
         instance = self.store.load(instance_id)
         if instance.final or instance.status == COMPENSATING:
             raise InvalidAction(f"{instance_id} is {instance.status}: cannot compensate now")

@@ -20,7 +20,12 @@ def validate(
     actions: Iterable[str] = (),
     guards: Iterable[str] = (),
 ) -> None:
-    """Raise DefinitionError for the first problem found (nothing when the machine is sound)."""
+    """Raise DefinitionError for the first problem found (nothing when the machine is sound).
+
+    :param definition: the machine.
+    :param actions: the actions that exist: each one named must be here.
+    :param guards: the guards that exist: each one named must be here.
+    """
     names = set(definition.state_names)
     if definition.initial not in names:
         raise DefinitionError(definition.initial, "initial state is not defined")

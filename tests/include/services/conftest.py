@@ -1,15 +1,14 @@
 """Fixtures for the payment services: their specs over the test store and gateway, and a bus.
 
-The bus calls handlers directly, one transaction per delivery, the way the runtime will
-(without inbox or outbox): ``deliver`` hands one event to one service, ``run`` feeds every
-emitted event to every subscribed service until nothing is left.
+The bus is the library's test kit (``segue.testing.InMemoryBus``): it calls handlers directly,
+one transaction per delivery, without inbox or outbox; ``deliver`` hands one event to one
+service, ``run`` feeds every emitted event to every subscribed service until nothing is left.
 """
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pytest
 from sqlalchemy import Engine, func, select
@@ -19,48 +18,10 @@ from include.payments.gateway_client import GatewayClient
 from include.payments.models import Order
 from include.payments.tables import OrderRow, StockRow
 from include.services import payment_services
-from segue.bus.handlers import HandlerContext, ServiceSpec
+from segue.bus.handlers import ServiceSpec
 from segue.events.envelope import Envelope
 from segue.store.engine import session_scope
-
-
-@dataclass
-class Bus:
-    """Delivers events to the services' handlers and records what they emit."""
-
-    engine: Engine
-    services: dict[str, ServiceSpec]
-    log: list[Envelope] = field(default_factory=list)
-
-    def deliver(self, service: str, envelope: Envelope) -> list[Envelope]:
-        """Handle ``envelope`` in ``service`` in one transaction; the events it emitted."""
-        spec = self.services[service]
-        handler = spec.handler_for(envelope.type)
-        assert handler is not None, f"{service} does not consume {envelope.type}"
-        with session_scope(self.engine) as session:
-            ctx = HandlerContext(spec.name, envelope, session)
-            handler(ctx, envelope.data)
-        self.log.extend(ctx.emitted)
-        return ctx.emitted
-
-    def subscribers(self, event_type: str) -> list[str]:
-        return [name for name, spec in self.services.items() if event_type in spec.handlers]
-
-    def run(self, *envelopes: Envelope, order: Iterable[str] | None = None) -> list[Envelope]:
-        """Deliver ``envelopes`` and everything they cause, breadth first; all events emitted.
-
-        ``order`` names the services in the order they get each event (default: flow order).
-        """
-        ranking = list(order or self.services)
-        queue = deque(envelopes)
-        emitted: list[Envelope] = []
-        while queue:
-            envelope = queue.popleft()
-            for service in sorted(self.subscribers(envelope.type), key=ranking.index):
-                new = self.deliver(service, envelope)
-                emitted.extend(new)
-                queue.extend(new)
-        return emitted
+from segue.testing import InMemoryBus
 
 
 @pytest.fixture
@@ -76,8 +37,9 @@ def services(gateway: GatewayClient) -> dict[str, ServiceSpec]:
 
 
 @pytest.fixture
-def bus(clean_db: Engine, services: dict[str, ServiceSpec]) -> Bus:
-    return Bus(clean_db, services)
+def bus(clean_db: Engine, services: dict[str, ServiceSpec]) -> InMemoryBus:
+    """The payment services on the test kit's bus, in flow order, over the clean store."""
+    return InMemoryBus(clean_db, services.values())
 
 
 @pytest.fixture

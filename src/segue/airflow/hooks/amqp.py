@@ -54,24 +54,39 @@ def registry_path(path: str | None) -> str:
 
 
 def envelope_to_json(envelope: Envelope) -> dict[str, Any]:
-    """The envelope as JSON-safe values, ``data`` with its fields (for XCom and trigger events)."""
+    """The envelope as JSON-safe values, ``data`` with its fields (for XCom and trigger events).
+
+    :param envelope: the event to carry.
+    """
     return envelope.model_dump(mode="json", serialize_as_any=True)
 
 
 def envelope_from_json(data: dict[str, Any], registry: EventRegistry) -> Envelope:
-    """Rebuild an envelope from ``Envelope.model_dump(mode="json")`` (an XCom or trigger event)."""
+    """Rebuild an envelope from ``Envelope.model_dump(mode="json")`` (an XCom or trigger event).
+
+    :param data: the dumped envelope.
+    :param registry: decodes ``data["data"]`` into its payload model.
+    """
     payload = registry.parse(data["type"], int(data["schemaversion"]), data["data"])
     return Envelope.model_validate({**data, "data": payload})
 
 
 def reply_queue_name(correlation_id: str, event_types: Sequence[str]) -> str:
-    """``segue.bridge.<correlation id>.<digest of the types>``: one queue per awaited answer."""
+    """``segue.bridge.<correlation id>.<digest of the types>``: one queue per awaited answer.
+
+    :param correlation_id: the conversation the answer belongs to.
+    :param event_types: the event types that answer it.
+    """
     digest = hashlib.sha256("|".join(sorted(set(event_types))).encode()).hexdigest()[:8]
     return f"segue.bridge.{correlation_id}.{digest}"
 
 
 def reply_queue(correlation_id: str, event_types: Sequence[str]) -> Queue:
-    """A durable classic queue bound per type to the correlation id (headers, ``x-match: all``)."""
+    """A durable classic queue bound per type to the correlation id (headers, ``x-match: all``).
+
+    :param correlation_id: the conversation the answer belongs to.
+    :param event_types: the event types that answer it (at least one).
+    """
     if not event_types:
         raise ValueError("a reply queue needs at least one event type")
     bindings = [
@@ -104,6 +119,10 @@ class AmqpParams:
 
     @classmethod
     def from_connection(cls, conn: Any) -> AmqpParams:
+        """The broker parameters of an Airflow connection (login, password, host, vhost, extras).
+
+        :param conn: an Airflow ``Connection`` (its ``extra`` may set ssl, heartbeat and timeouts).
+        """
         extra = conn.extra_dejson or {}
         user = quote(conn.login or "guest", safe="")
         password = quote(conn.password or "", safe="")
@@ -119,6 +138,7 @@ class AmqpParams:
         )
 
     def connect(self) -> Connection:
+        """A Kombu connection with these parameters, its first connect bounded."""
         # max_retries bounds kombu's reconnects of the channel; connect() bounds the first one.
         return connect(
             self.url,
@@ -139,6 +159,11 @@ class AmqpHook(BaseHook):
     def __init__(
         self, amqp_conn_id: str = DEFAULT_CONN_ID, *, params: AmqpParams | None = None
     ) -> None:
+        """A hook over one Airflow connection; nothing is resolved or opened until first used.
+
+        :param amqp_conn_id: the Airflow connection to the broker.
+        :param params: resolved parameters to use instead of looking the connection up.
+        """
         super().__init__()
         self.amqp_conn_id = amqp_conn_id
         self._params = params
@@ -152,6 +177,7 @@ class AmqpHook(BaseHook):
 
     @property
     def params(self) -> AmqpParams:
+        """The resolved broker parameters (looked up once, on first use)."""
         if self._params is None:
             self._params = AmqpParams.from_connection(self.get_connection(self.amqp_conn_id))
         return self._params
@@ -161,12 +187,14 @@ class AmqpHook(BaseHook):
         return asdict(self.params)
 
     def get_conn(self) -> Connection:
+        """The hook's Kombu connection, opened on first use and reused until ``close``."""
         if self._conn is None:
             self._conn = self.params.connect()
             self._declared = False
         return self._conn
 
     def close(self) -> None:
+        """Release the connection, if open; the next use opens a new one."""
         if self._conn is not None:
             self._conn.release()
             self._conn = None
@@ -185,7 +213,10 @@ class AmqpHook(BaseHook):
         return conn
 
     def publish_event(self, envelope: Envelope) -> None:
-        """Publish with a publisher confirm; unroutable raises ``PublishFailed``."""
+        """Publish with a publisher confirm; unroutable raises ``PublishFailed``.
+
+        :param envelope: the event to publish.
+        """
         try:
             Publisher(self._topology()).publish_event(envelope)
         except Exception:
@@ -199,7 +230,11 @@ class AmqpHook(BaseHook):
         return str(queue.name)
 
     def delete_reply_queue(self, correlation_id: str, event_types: Sequence[str]) -> None:
-        """Drop a reply queue whose answer has been recorded (else it expires after a day)."""
+        """Drop a reply queue whose answer has been recorded (else it expires after a day).
+
+        :param correlation_id: the conversation whose queue goes.
+        :param event_types: the types the queue was declared for (they name it).
+        """
         name = reply_queue_name(correlation_id, event_types)
         self.get_conn().default_channel.queue_delete(queue=name)
 

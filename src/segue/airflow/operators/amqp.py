@@ -27,7 +27,13 @@ from segue.imports import load_registry
 
 
 def stable_event_id(dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> str:
-    """The same id on every try of one task instance (uuid5; the try number is left out)."""
+    """The same id on every try of one task instance (uuid5; the try number is left out).
+
+    :param dag_id: the task instance's DAG.
+    :param run_id: its DAG run.
+    :param task_id: its task.
+    :param map_index: its map index (-1 when not mapped).
+    """
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"airflow:{dag_id}/{run_id}/{task_id}/{map_index}"))
 
 
@@ -75,6 +81,10 @@ class PublishEventOperator(BaseOperator):
         self.registry = registry_path(registry)
 
     def build_envelope(self, context: Context) -> Envelope:
+        """The envelope this task instance publishes; its id is the same on every try.
+
+        :param context: the task's Airflow context (its ``ti`` names the event id).
+        """
         data = json.loads(self.data) if isinstance(self.data, str) else self.data
         try:
             payload = build_payload(

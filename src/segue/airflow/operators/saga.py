@@ -55,6 +55,11 @@ class RunSagaOperator(BaseOperator):
         return self._drive(runner, instance_id)
 
     def resume(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Back from the trigger: drive the saga on until it is final or must wait again.
+
+        :param context: the task's Airflow context.
+        :param event: the trigger's event (``instance_id`` and ``reason``).
+        """
         instance_id = (event or {}).get("instance_id") or str(self.data[self.id_field])
         self.log.info("resumed saga %s (%s)", instance_id, (event or {}).get("reason"))
         return self._drive(self._runner(context), instance_id)

@@ -15,6 +15,8 @@ __all__ = ["SeguePlugin", "create_app"]
 
 
 class SeguePlugin(AirflowPlugin):
+    """Adds the saga pages and API (one FastAPI app) and a Browse menu entry to Airflow's UI."""
+
     name = "segue"
     fastapi_apps = [{"app": create_app(), "url_prefix": URL_PREFIX, "name": "Segue sagas"}]
     external_views = [

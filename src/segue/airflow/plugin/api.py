@@ -20,12 +20,24 @@ def list_sagas(
     status: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
+    """Saga instances, newest first, optionally filtered (JSON).
+
+    :param service: the app's saga service.
+    :param state: only instances in this state.
+    :param status: only instances with this status.
+    :param limit: at most this many (1 to 1000).
+    """
     instances = service.list(state=state or None, status=status or None, limit=limit)
     return {"instances": [instance_json(i) for i in instances], "count": len(instances)}
 
 
 @router.get("/sagas/{instance_id}")
 def get_saga(instance_id: str, service: ServiceDep) -> dict[str, Any]:
+    """One saga instance with its audit trail and the states it visited (JSON).
+
+    :param instance_id: the saga instance.
+    :param service: the app's saga service.
+    """
     detail = service.detail(instance_id)
     return {
         "instance": instance_json(detail.instance),

@@ -40,6 +40,10 @@ class LazyService:
     """Builds the service once, on first use, from any thread of the server's pool."""
 
     def __init__(self, factory: ServiceFactory) -> None:
+        """A service built on its first call, once, however many requests race for it.
+
+        :param factory: builds the service (opens the saga store).
+        """
         self._factory = factory
         self._service: SagaService | None = None
         self._lock = threading.Lock()
@@ -53,6 +57,10 @@ class LazyService:
 
 
 def create_app(*, service_factory: ServiceFactory | None = None) -> FastAPI:
+    """The plugin's FastAPI app: HTML pages, the JSON API under /api, and their error pages.
+
+    :param service_factory: builds the saga service (default: from this process's settings).
+    """
     # No /docs or /openapi.json: every route of this app needs a logged-in user.
     app = FastAPI(title="Segue sagas", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.segue_service = LazyService(service_factory or default_service)
@@ -82,7 +90,13 @@ def _instance_id(request: Request) -> str | None:
 def error_response(
     request: Request, status_code: int, message: str, headers: dict[str, str] | None = None
 ) -> Response:
-    """JSON ``{"detail": ...}`` under /api, an HTML page elsewhere; same status code."""
+    """JSON ``{"detail": ...}`` under /api, an HTML page elsewhere; same status code.
+
+    :param request: decides JSON or HTML.
+    :param status_code: the response's status.
+    :param message: what went wrong, for the reader.
+    :param headers: extra response headers.
+    """
     if _wants_json(request):
         return JSONResponse({"detail": message}, status_code, headers=headers)
     return render(

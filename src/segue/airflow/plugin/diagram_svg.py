@@ -25,6 +25,8 @@ LONG_LABEL = 18  # longer names get a smaller font to stay inside their box
 
 @dataclass(frozen=True)
 class Box:
+    """A laid-out node of the diagram: its state, kind, position and size in SVG units."""
+
     name: str
     kind: str
     x: float
@@ -35,18 +37,22 @@ class Box:
 
     @property
     def cx(self) -> float:
+        """The horizontal centre."""
         return self.x + self.w / 2
 
     @property
     def cy(self) -> float:
+        """The vertical centre."""
         return self.y + self.h / 2
 
     @property
     def right(self) -> float:
+        """The right edge."""
         return self.x + self.w
 
     @property
     def bottom(self) -> float:
+        """The bottom edge."""
         return self.y + self.h
 
 

@@ -34,6 +34,10 @@ def _mask(value: Any) -> str:
 
 
 def instance_json(instance: Instance) -> dict[str, Any]:
+    """An instance as JSON values, its data and context redacted (no card numbers leave).
+
+    :param instance: the saga instance.
+    """
     data = asdict(instance)
     data["data"] = redact(instance.data)
     data["context"] = redact(instance.context)
@@ -42,11 +46,18 @@ def instance_json(instance: Instance) -> dict[str, Any]:
 
 
 def trail_json(trail: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """An audit trail as JSON values.
+
+    :param trail: the instance's audit records, oldest first.
+    """
     return jsonable_encoder(trail)
 
 
 def timestamp(value: datetime | None) -> str:
-    """A compact UTC time for tables (``2026-11-25 20:14:03``)."""
+    """A compact UTC time for tables (``2026-11-25 20:14:03``).
+
+    :param value: the time (naive ones are shown as is).
+    """
     if value is None:
         return ""
     if value.tzinfo is not None:

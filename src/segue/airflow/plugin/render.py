@@ -37,6 +37,14 @@ def render(
     headers: dict[str, str] | None = None,
     **context: Any,
 ) -> HTMLResponse:
+    """An HTML page from a template, with the mount path and the user's context filled in.
+
+    :param request: the current request (gives the mount path).
+    :param template: the template's file name.
+    :param status_code: the response's status.
+    :param headers: extra response headers.
+    :param context: the template's variables.
+    """
     base = base_path(request)
     page = environment.get_template(template).render(
         base=base, airflow_root=base.rsplit("/", 1)[0] or "/", **context

@@ -51,7 +51,10 @@ CSRF_FIELD = "csrf_token"
 
 
 def login_url(request: Request) -> str | None:
-    """Airflow's login page, coming back to this request's page (None outside Airflow)."""
+    """Airflow's login page, coming back to this request's page (None outside Airflow).
+
+    :param request: the page to come back to.
+    """
     try:
         url = get_auth_manager().get_url_login(next_url=str(request.url))
     except RuntimeError:  # no auth manager: served alone (tests)
@@ -69,16 +72,28 @@ def actor_name(user: BaseUser) -> str:
 
 
 def cookie_path(request: Request) -> str:
-    """Where this app is mounted (``/segue`` inside Airflow), so cookies stay ours."""
+    """Where this app is mounted (``/segue`` inside Airflow), so cookies stay ours.
+
+    :param request: the current request.
+    """
     return request.scope.get("root_path", "").rstrip("/") or "/"
 
 
 def csrf_token(request: Request) -> str:
-    """The browser's current CSRF token, or a new one (set it with remember_csrf_token)."""
+    """The browser's current CSRF token, or a new one (set it with remember_csrf_token).
+
+    :param request: the current request.
+    """
     return request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(32)
 
 
 def remember_csrf_token(request: Request, response: Response, token: str) -> None:
+    """Set the CSRF cookie on ``response`` unless the browser already holds this token.
+
+    :param request: the current request (its cookies and scheme).
+    :param response: the response that sets the cookie.
+    :param token: the token the page's form carries.
+    """
     if request.cookies.get(CSRF_COOKIE) != token:
         response.set_cookie(
             CSRF_COOKIE,
@@ -91,7 +106,10 @@ def remember_csrf_token(request: Request, response: Response, token: str) -> Non
 
 
 async def verify_csrf(request: Request) -> None:
-    """Reject a cookie-authenticated POST that did not come from our own form."""
+    """Reject a cookie-authenticated POST that did not come from our own form.
+
+    :param request: the POST; bearer-token requests pass, others need same origin and the token.
+    """
     authorization = request.headers.get("authorization", "")
     if authorization.lower().startswith("bearer "):
         return

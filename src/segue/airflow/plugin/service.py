@@ -67,25 +67,44 @@ class SagaDetail:
 
 
 def can_retry(instance: Instance) -> bool:
-    """Mirror of ``SagaRunner.retry_now``'s precondition, to enable the button."""
+    """Mirror of ``SagaRunner.retry_now``'s precondition, to enable the button.
+
+    :param instance: the saga instance shown.
+    """
     return instance.status == "compensation_failed" or (
         instance.wake_at is not None and not instance.final
     )
 
 
 def can_compensate(instance: Instance) -> bool:
-    """Mirror of ``SagaRunner.compensate_now``'s precondition, to enable the button."""
+    """Mirror of ``SagaRunner.compensate_now``'s precondition, to enable the button.
+
+    :param instance: the saga instance shown.
+    """
     return not instance.final and instance.status != COMPENSATING
 
 
 class SagaService:
+    """What the UI and API do with sagas: list, show, retry, compensate (errors typed for HTTP)."""
+
     def __init__(self, store: SagaStore, machine_for: MachineLookup) -> None:
+        """A service over one saga store.
+
+        :param store: where instances and their audit trails live.
+        :param machine_for: the machine of a name (to show its diagram and act on instances).
+        """
         self.store = store
         self.machine_for = machine_for
 
     def list(
         self, *, state: str | None = None, status: str | None = None, limit: int = 100
     ) -> list[Instance]:
+        """Instances, newest first, optionally filtered.
+
+        :param state: only instances in this state.
+        :param status: only instances with this status.
+        :param limit: at most this many.
+        """
         return self.store.list_instances(state=state, status=status, limit=limit)
 
     def known_states(self) -> list[str]:
@@ -95,12 +114,20 @@ class SagaService:
             return sorted(row[0] for row in rows)
 
     def load(self, instance_id: str) -> Instance:
+        """One instance; SagaNotFound (404) when there is none.
+
+        :param instance_id: the saga instance.
+        """
         try:
             return self.store.load(instance_id)
         except KeyError:
             raise SagaNotFound(f"no saga instance {instance_id!r}") from None
 
     def detail(self, instance_id: str) -> SagaDetail:
+        """An instance with its trail and definition; an unknown machine is reported, not raised.
+
+        :param instance_id: the saga instance.
+        """
         instance = self.load(instance_id)
         trail = self.store.audit_trail(instance_id)
         try:
@@ -110,12 +137,20 @@ class SagaService:
         return SagaDetail(instance, trail, definition)
 
     def retry(self, instance_id: str, actor: str) -> Instance:
-        """Retry from the current state (skip a backoff / resume failed compensations)."""
+        """Retry from the current state (skip a backoff / resume failed compensations).
+
+        :param instance_id: the saga instance.
+        :param actor: who asked (recorded in the audit trail).
+        """
         runner = self._runner(instance_id)
         return self._act(lambda: runner.retry_now(instance_id, actor=actor))
 
     def compensate(self, instance_id: str, actor: str) -> Instance:
-        """Abandon the saga now and compensate its completed steps."""
+        """Abandon the saga now and compensate its completed steps.
+
+        :param instance_id: the saga instance.
+        :param actor: who asked (recorded in the audit trail).
+        """
         runner = self._runner(instance_id)
         return self._act(lambda: runner.compensate_now(instance_id, actor=actor))
 

@@ -40,6 +40,10 @@ ACTION_DEPENDENCIES = [Depends(may_edit_dag_runs), Depends(verify_csrf)]
 
 @router.get("/", include_in_schema=False)
 def index(request: Request) -> RedirectResponse:
+    """Redirect the app's root to the saga list.
+
+    :param request: the current request.
+    """
     return RedirectResponse(f"{base_path(request)}/sagas", status_code=303)
 
 
@@ -52,6 +56,15 @@ def saga_list(
     status: str = "",
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Response:
+    """The saga list page, with state and status filters.
+
+    :param request: the current request.
+    :param service: the app's saga service.
+    :param user: the logged-in Airflow user.
+    :param state: only instances in this state.
+    :param status: only instances with this status.
+    :param limit: at most this many (1 to 1000).
+    """
     instances = service.list(state=state or None, status=status or None, limit=limit)
     return render(
         request,
@@ -70,6 +83,13 @@ def saga_list(
 def saga_page(
     request: Request, instance_id: str, service: ServiceDep, user: GetUserDep
 ) -> Response:
+    """One saga's page: diagram, data, audit trail and the retry/compensate buttons.
+
+    :param request: the current request.
+    :param instance_id: the saga instance.
+    :param service: the app's saga service.
+    :param user: the logged-in Airflow user.
+    """
     detail = service.detail(instance_id)
     instance = detail.instance
     token = csrf_token(request)
@@ -101,6 +121,13 @@ def saga_page(
 
 @router.post("/sagas/{instance_id}/retry", dependencies=ACTION_DEPENDENCIES)
 def retry(request: Request, instance_id: str, service: ServiceDep, user: GetUserDep) -> Response:
+    """The retry button: resume the saga now, then back to its page.
+
+    :param request: the form's POST.
+    :param instance_id: the saga instance.
+    :param service: the app's saga service.
+    :param user: who pressed it (the audit trail's actor).
+    """
     actor = actor_name(user)
     instance = service.retry(instance_id, actor)
     return _back(request, instance, f"Retried from the current state by {actor}")
@@ -110,6 +137,13 @@ def retry(request: Request, instance_id: str, service: ServiceDep, user: GetUser
 def compensate(
     request: Request, instance_id: str, service: ServiceDep, user: GetUserDep
 ) -> Response:
+    """The compensate button: abandon the saga and undo its steps, then back to its page.
+
+    :param request: the form's POST.
+    :param instance_id: the saga instance.
+    :param service: the app's saga service.
+    :param user: who pressed it (the audit trail's actor).
+    """
     actor = actor_name(user)
     instance = service.compensate(instance_id, actor)
     return _back(request, instance, f"Compensation requested by {actor}")

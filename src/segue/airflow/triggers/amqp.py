@@ -43,6 +43,17 @@ class EventArrivedTrigger(BaseTrigger):
         registry: str | None = None,
         poll_seconds: float = 1.0,
     ) -> None:
+        """A wait for one answer on a reply queue, until ``deadline``.
+
+        :param queue: the reply queue to poll.
+        :param event_types: the event types that answer.
+        :param correlation_id: the conversation the answer must belong to.
+        :param deadline: ISO time after which the trigger fires a timeout.
+        :param caused_by: the id of the event asked with, if the answer must be caused by it.
+        :param amqp_conn_id: the Airflow connection to the broker.
+        :param registry: ``module:attribute`` of the event registry (default: from settings).
+        :param poll_seconds: how long each bounded wait for a message lasts.
+        """
         super().__init__()
         self.queue = queue
         self.event_types = list(event_types)

@@ -40,7 +40,10 @@ T = TypeVar("T")
 
 
 def service_name(name: str) -> str:
-    """The bus service name of a watcher: its queue is ``segue.airflow.<name>``."""
+    """The bus service name of a watcher: its queue is ``segue.airflow.<name>``.
+
+    :param name: the watcher's name.
+    """
     return f"airflow.{name}"
 
 
@@ -53,6 +56,8 @@ class Delivery:
 
 
 class AmqpStreamProducer(SharedStreamProducer):
+    """Reads one watcher's queue for every trigger sharing it; acks only what Airflow persisted."""
+
     def __init__(
         self,
         *,
@@ -63,6 +68,15 @@ class AmqpStreamProducer(SharedStreamProducer):
         prefetch: int = 50,
         poll_seconds: float = 1.0,
     ) -> None:
+        """A producer of one watcher's queue (opened by ``open_stream``).
+
+        :param name: the watcher's name (its queue is ``segue.airflow.<name>``).
+        :param routing_keys: the event types the queue is bound to.
+        :param amqp_conn_id: the Airflow connection to the broker.
+        :param registry: ``module:attribute`` of the event registry that decodes messages.
+        :param prefetch: unacked messages held at once.
+        :param poll_seconds: how long each bounded wait for a message lasts.
+        """
         self.name = name
         self.queues: ServiceQueues = service_queues(service_name(name), list(routing_keys))
         self.amqp_conn_id = amqp_conn_id

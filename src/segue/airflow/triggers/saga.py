@@ -20,9 +20,18 @@ from segue.store.engine import shared_engine, utcnow
 
 
 class SagaProgressTrigger(BaseTrigger):
+    """Fires when a saga instance has moved past a version or its timer is due."""
+
     def __init__(
         self, instance_id: str, seen_version: int, wake_at: str | None, poll_seconds: float = 2.0
     ) -> None:
+        """A watch of one saga instance.
+
+        :param instance_id: the saga instance.
+        :param seen_version: the version the task last saw.
+        :param wake_at: ISO time the instance's timer or backoff expires, if any.
+        :param poll_seconds: how often the store is read.
+        """
         super().__init__()
         self.instance_id = instance_id
         self.seen_version = seen_version
