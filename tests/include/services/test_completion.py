@@ -16,13 +16,13 @@ from include.payments import steps
 from include.payments.events import InventoryUpdated
 from include.payments.tables import ReceiptRow, ShippingNoticeRow
 from segue.store.engine import session_scope
-from tests.include.services.conftest import Bus
+from segue.testing import InMemoryBus
 
 
-def run_without(bus: Bus, service: str, *envelopes):
+def run_without(bus: InMemoryBus, service: str, *envelopes):
     """Run the flow with ``service`` stopped; returns everything emitted."""
-    running = {name: spec for name, spec in bus.services.items() if name != service}
-    return Bus(bus.engine, running).run(*envelopes)
+    running = [spec for name, spec in bus.services.items() if name != service]
+    return InMemoryBus(bus.engine, running).run(*envelopes)
 
 
 @pytest.mark.parametrize("late", ["receipt", "shipping"])
@@ -48,7 +48,7 @@ def test_receipt_and_shipping_in_parallel_complete_every_order(
     exactly when both rows exist, never missed (the order row lock orders the two checks)."""
     orders = [make_order() for _ in range(20)]
     for order in orders:
-        run_without(Bus(bus.engine, bus.services), "receipt", order_placed(order))
+        run_without(bus, "receipt", order_placed(order))
         with session_scope(clean_db) as session:  # undo shipping: we replay both together
             session.query(ShippingNoticeRow).filter_by(order_id=order.order_id).delete()
     errors: list[BaseException] = []

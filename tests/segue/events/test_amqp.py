@@ -113,6 +113,15 @@ def with_header(message: AmqpMessage, name: str, value: Any) -> dict[str, Any]:
     return headers
 
 
+def test_unsupported_specversion() -> None:
+    """Before, an event with specversion 9.9 was processed; only CloudEvents 1.0 is accepted."""
+    message = to_amqp(placed())
+    error = expect(
+        "unsupported_specversion", message, headers=with_header(message, "specversion", "9.9")
+    )
+    assert "'9.9'" in error.detail
+
+
 def test_oversized_body() -> None:
     message = to_amqp(placed())
     error = expect("oversized_body", message, body=b" " * (MAX_BODY_BYTES + 1))
