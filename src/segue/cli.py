@@ -72,6 +72,8 @@ def build_parser(prog: str = "segue") -> tuple[argparse.ArgumentParser, Any]:
     """The ``segue`` parser with the library's commands, and its subparsers to add more to.
 
     Each command sets ``run`` (a :data:`Command`) in its defaults.
+
+    :param prog: the program name shown in usage and help.
     """
     from segue.eventlog.cli import add_event_commands
     from segue.migrations.cli import add_db_commands

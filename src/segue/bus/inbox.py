@@ -27,7 +27,12 @@ def claim(session: Session, consumer: str, event_id: str) -> bool:
 
 
 def claim_many(session: Session, consumer: str, event_ids: Iterable[str]) -> set[str]:
-    """Claim several event ids in one statement; the ids claimed now (the rest: duplicates)."""
+    """Claim several event ids in one statement; the ids claimed now (the rest: duplicates).
+
+    :param session: the session of the effect; the rows commit or roll back with it.
+    :param consumer: the consuming service's name (the inbox key with each event id).
+    :param event_ids: the events being handled; an id repeated here is claimed once.
+    """
     now = utcnow()
     rows = [
         {"consumer": consumer, "event_id": event_id, "received_at": now} for event_id in event_ids

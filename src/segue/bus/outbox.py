@@ -30,6 +30,9 @@ def add_many_to_outbox(session: Session, envelopes: Sequence[Envelope]) -> int:
 
     The order matters: the relay publishes by id, so the events of one order keep the order in
     which they were emitted.
+
+    :param session: the session of the effect; the rows commit or roll back with it.
+    :param envelopes: the events to publish, in emission order; ids already queued are skipped.
     """
     rows = [_row(envelope) for envelope in envelopes]
     return len(

@@ -20,6 +20,8 @@ class BusBase(DeclarativeBase):
 
 
 class InboxRow(BusBase):
+    """One event id a consumer has handled (its presence marks a later delivery a duplicate)."""
+
     __tablename__ = "inbox"
 
     consumer: Mapped[str] = mapped_column(String(100), primary_key=True)
@@ -28,6 +30,8 @@ class InboxRow(BusBase):
 
 
 class OutboxRow(BusBase):
+    """One event waiting for the relay: routing key, AMQP headers, properties and body as sent."""
+
     __tablename__ = "outbox"
 
     # Publication order: the relay drains in id order, which keeps each order's events in order.

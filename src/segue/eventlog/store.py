@@ -51,6 +51,7 @@ class EventLogRecord(EventLogBase):
 
     @property
     def short_type(self) -> str:
+        """The event type's last dotted part (``...order.placed`` gives ``placed``)."""
         return self.type.rsplit(".", 1)[-1]
 
 
@@ -75,7 +76,11 @@ def record_event(session: Session, envelope: Envelope) -> bool:
 
 
 def record_events(session: Session, envelopes: Sequence[Envelope]) -> int:
-    """Record several envelopes with one statement (logged ids skipped); how many were new."""
+    """Record several envelopes with one statement (logged ids skipped); how many were new.
+
+    :param session: where the rows are written; the caller commits.
+    :param envelopes: the events to log; an id repeated here is written once.
+    """
     rows = [_values(envelope) for envelope in envelopes]
     return len(insert_many_if_absent(session, TABLE, rows, key="event_id"))  # type: ignore[arg-type]
 
@@ -98,7 +103,11 @@ def _values(envelope: Envelope) -> dict[str, Any]:
 
 
 def timeline(session: Session, correlation_id: str) -> list[EventLogRecord]:
-    """The events of one correlation id (an order), by event time then recording time."""
+    """The events of one correlation id (an order), by event time then recording time.
+
+    :param session: the session to read with.
+    :param correlation_id: the correlation id the events share.
+    """
     statement = (
         select(EventLogRecord)
         .where(EventLogRecord.correlation_id == correlation_id)

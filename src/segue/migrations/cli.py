@@ -17,7 +17,10 @@ if TYPE_CHECKING:
 
 
 def add_db_commands(subparsers: Any) -> None:
-    """Add ``segue db ...`` to the ``segue`` parser's subparsers."""
+    """Add ``segue db ...`` to the ``segue`` parser's subparsers.
+
+    :param subparsers: what ``add_subparsers`` returned for the ``segue`` parser.
+    """
     db = subparsers.add_parser("db", help="migrate and check the business store's schema")
     commands = db.add_subparsers(dest="db_command", required=True)
 

@@ -30,7 +30,10 @@ class Component:
     legacy_tables: tuple[str, ...] = ()
 
     def owns(self, table_name: str) -> bool:
-        """True for the tables of this component's models (what its migrations manage)."""
+        """True for the tables of this component's models (what its migrations manage).
+
+        :param table_name: a table name as the database reports it.
+        """
         return table_name in self.metadata.tables
 
     def script(self) -> ScriptDirectory:

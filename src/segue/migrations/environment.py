@@ -28,7 +28,10 @@ def include_name_for(component: Component) -> Any:
 
 
 def configure_options(component: Component) -> dict[str, Any]:
-    """The ``context.configure`` options shared by migrations, ``check`` and revisions."""
+    """The ``context.configure`` options shared by migrations, ``check`` and revisions.
+
+    :param component: whose metadata, version table and tables the options name.
+    """
     return {
         "target_metadata": component.metadata,
         "version_table": component.version_table,

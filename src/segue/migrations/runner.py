@@ -52,13 +52,20 @@ def upgrade(
 
 
 def current(engine: Engine, components: Sequence[Component]) -> dict[str, str | None]:
-    """The revision each component's version table records (None: not migrated yet)."""
+    """The revision each component's version table records (None: not migrated yet).
+
+    :param engine: the database to read.
+    :param components: whose revisions to read; the result is keyed by their names.
+    """
     with engine.connect() as connection:
         return {component.name: revision_of(connection, component) for component in components}
 
 
 def heads(components: Sequence[Component]) -> dict[str, str | None]:
-    """The head revision of each component's migrations."""
+    """The head revision of each component's migrations.
+
+    :param components: whose script folders to read; the result is keyed by their names.
+    """
     return {component.name: head_of(component) for component in components}
 
 
@@ -69,6 +76,9 @@ def check(engine: Engine, components: Sequence[Component]) -> list[str]:
     then Alembic's autogenerate compare, as ``alembic check`` does, finds the tables, columns,
     types, indexes and constraints the models have and the migrations do not, or the reverse.
     An empty list means they agree.
+
+    :param engine: a database upgraded with the migrations (read only).
+    :param components: the components to check, in order.
     """
     problems: list[str] = []
     with engine.connect() as connection:
@@ -129,7 +139,10 @@ def head_of(component: Component) -> str | None:
 
 
 def describe(diff: Any) -> str:
-    """One line for one autogenerate difference, naming the table and column."""
+    """One line for one autogenerate difference, naming the table and column.
+
+    :param diff: an item of ``compare_metadata``'s result: a tuple, or a list of them.
+    """
     if isinstance(diff, list):
         return "; ".join(describe(item) for item in diff)
     kind, *rest = diff

@@ -25,6 +25,8 @@ class SagaBase(DeclarativeBase):
 
 
 class SagaInstanceRow(SagaBase):
+    """One saga instance: its state, status, data and bookkeeping, guarded by ``version``."""
+
     __tablename__ = "saga_instances"
 
     id: Mapped[str] = mapped_column(String(100), primary_key=True)
@@ -90,6 +92,7 @@ class Instance:
 
     @property
     def final(self) -> bool:
+        """True once the instance has a final status (nothing more will move it)."""
         return self.status in FINAL_STATUSES
 
 
@@ -131,12 +134,19 @@ def moved(instance: Instance, move: Move, now: datetime) -> Instance:
 
 
 def audit_from(instance: Instance, move: Move) -> str:
-    """The ``from_state`` of the audit record: the move's own, else the instance's state."""
+    """The ``from_state`` of the audit record: the move's own, else the instance's state.
+
+    :param instance: the instance as loaded, before the move.
+    :param move: the transition being saved.
+    """
     return move.from_state if move.from_state is not None else instance.state
 
 
 def as_instance(row: dict[str, Any]) -> Instance:
-    """An Instance from a row; SQLite hands back naive datetimes, which are UTC here."""
+    """An Instance from a row; SQLite hands back naive datetimes, which are UTC here.
+
+    :param row: the ``saga_instances`` columns by name; its naive datetimes are fixed in place.
+    """
     for column in ("wake_at", "created_at", "updated_at"):
         value = row.get(column)
         if value is not None and value.tzinfo is None:

@@ -60,7 +60,11 @@ class SagaStore:
         """``synchronous_commit=False`` (PostgreSQL) stops waiting for the WAL flush on each
         transition: a database crash may then forget the last fraction of a second of
         transitions, and those instances redo their (idempotent) steps from an earlier state,
-        as after a worker crash. An application crash loses nothing either way."""
+        as after a worker crash. An application crash loses nothing either way.
+
+        :param engine: the business store; ``segue.statemachine`` is migrated on it here.
+        :param synchronous_commit: False to skip the WAL flush wait (PostgreSQL with psycopg 3).
+        """
         self.engine = engine
         self.synchronous_commit = synchronous_commit
         dialect = engine.dialect
@@ -86,17 +90,28 @@ class SagaStore:
             self._local.writer = None
 
     def create(self, instance: Instance, actor: str) -> bool:
-        """Insert a new instance with its first audit record; False if the id exists."""
+        """Insert a new instance with its first audit record; False if the id exists.
+
+        :param instance: the new instance (its ``version`` is stored as 1).
+        :param actor: who created it, for the audit record.
+        """
         return self._writer().create(instance, actor)
 
     def create_many(self, instances: Sequence[Instance], actor: str) -> set[str]:
         """``create`` for several instances in one commit; the ids actually created (the
-        others existed already and are left as they are)."""
+        others existed already and are left as they are).
+
+        :param instances: the new instances, each id at most once (else ValueError).
+        :param actor: who created them, for the audit records.
+        """
         _distinct(instance.id for instance in instances)
         return self._writer().create_many(instances, actor)
 
     def load(self, instance_id: str) -> Instance:
-        """The instance as stored now; KeyError if there is none."""
+        """The instance as stored now; KeyError if there is none.
+
+        :param instance_id: the instance's id.
+        """
         return self._writer().load(instance_id)
 
     def apply(self, instance: Instance, move: Move, actor: str) -> Instance:
@@ -109,7 +124,12 @@ class SagaStore:
     ) -> list[Instance | None]:
         """Persist the moves of several distinct instances in one commit (group commit). Each
         instance's state and audit record still go together; where its version check fails
-        the result is None and nothing of it is written, while the others are saved."""
+        the result is None and nothing of it is written, while the others are saved.
+
+        :param moves: (instance as loaded, move) pairs, each instance at most once (else
+            ValueError); the results come in the same order.
+        :param actor: who moved them, for the audit records.
+        """
         _distinct(instance.id for instance, _ in moves)
         return self._writer().apply_many(moves, actor)
 
@@ -147,6 +167,10 @@ class SagaStore:
         )
 
     def audit_trail(self, instance_id: str) -> list[dict[str, Any]]:
+        """The audit records of one instance as dicts of columns, oldest first.
+
+        :param instance_id: the instance's id (no instance: an empty list).
+        """
         query = (
             select(TRANSITIONS)
             .where(TRANSITIONS.c.instance_id == instance_id)
@@ -158,6 +182,12 @@ class SagaStore:
     def list_instances(
         self, *, state: str | None = None, status: str | None = None, limit: int = 100
     ) -> list[Instance]:
+        """Instances, most recently updated first.
+
+        :param state: only instances in this state (default: any).
+        :param status: only instances with this status (default: any).
+        :param limit: at most this many.
+        """
         query = select(INSTANCES).order_by(INSTANCES.c.updated_at.desc()).limit(limit)
         if state:
             query = query.where(INSTANCES.c.state == state)

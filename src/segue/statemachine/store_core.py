@@ -48,22 +48,36 @@ class CoreWriter:
     """Creates, loads and moves instances on one SQLAlchemy connection (one thread's)."""
 
     def __init__(self, engine: Engine) -> None:
+        """Check out one connection from ``engine`` and keep it for this writer's thread.
+
+        :param engine: the business store.
+        """
         self.connection: Connection = engine.connect()
 
     @property
     def usable(self) -> bool:
+        """False once the connection is closed or invalidated (the store then opens another)."""
         return not (self.connection.closed or self.connection.invalidated)
 
     def close(self) -> None:
+        """Close the connection (return it to the engine's pool)."""
         self.connection.close()
 
     def create(self, instance: Instance, actor: str) -> bool:
-        """Insert a new instance with its first audit record; False if the id exists."""
+        """Insert a new instance with its first audit record; False if the id exists.
+
+        :param instance: the new instance (its ``version`` is stored as 1).
+        :param actor: who created it, for the audit record.
+        """
         with self.connection.begin():
             return self._create(instance, actor)
 
     def create_many(self, instances: Sequence[Instance], actor: str) -> set[str]:
-        """Insert the instances absent so far in one transaction; the ids actually created."""
+        """Insert the instances absent so far in one transaction; the ids actually created.
+
+        :param instances: the new instances.
+        :param actor: who created them, for the audit records.
+        """
         with self.connection.begin():
             return {i.id for i in instances if self._create(i, actor)}
 
@@ -100,6 +114,10 @@ class CoreWriter:
         return created
 
     def load(self, instance_id: str) -> Instance:
+        """The instance as stored now; KeyError if there is none.
+
+        :param instance_id: the instance's id.
+        """
         with self.connection.begin():
             row = self.connection.execute(LOAD_INSTANCE, {"b_id": instance_id}).first()
         if row is None:
@@ -118,7 +136,11 @@ class CoreWriter:
         self, moves: Sequence[tuple[Instance, Move]], actor: str
     ) -> list[Instance | None]:
         """Persist every move in one transaction; None where the version check failed (that
-        instance is left untouched, the others are saved)."""
+        instance is left untouched, the others are saved).
+
+        :param moves: (instance as loaded, move) pairs; the results come in the same order.
+        :param actor: who moved them, for the audit records.
+        """
         with self.connection.begin():
             return [self._move(instance, move, actor) for instance, move in moves]
 

@@ -104,6 +104,11 @@ class PostgresWriter:
     detached from the pool so it never goes back to other users in that mode)."""
 
     def __init__(self, engine: Engine, *, synchronous_commit: bool = True) -> None:
+        """Take a connection from ``engine``'s pool, detach it and switch it to autocommit.
+
+        :param engine: the business store (PostgreSQL through psycopg 3).
+        :param synchronous_commit: False sets ``synchronous_commit = off`` for this session.
+        """
         self._fairy = engine.raw_connection()
         self.connection: Any = self._fairy.driver_connection
         self._fairy.detach()
@@ -113,13 +118,19 @@ class PostgresWriter:
 
     @property
     def usable(self) -> bool:
+        """False once the connection is closed or broken (the store then opens another)."""
         return not (self.connection.closed or self.connection.broken)
 
     def close(self) -> None:
+        """Close the connection (detached, so it does not go back to the pool)."""
         self._fairy.close()
 
     def create(self, instance: Instance, actor: str) -> bool:
-        """Insert a new instance with its first audit record; False if the id exists."""
+        """Insert a new instance with its first audit record; False if the id exists.
+
+        :param instance: the new instance (its ``version`` is stored as 1).
+        :param actor: who created it, for the audit record.
+        """
         params = {
             "id": instance.id,
             "machine": instance.machine,
@@ -135,7 +146,11 @@ class PostgresWriter:
 
     def create_many(self, instances: Sequence[Instance], actor: str) -> set[str]:
         """Insert the instances absent so far, each with its first audit record, in one
-        statement (one commit); the ids actually created."""
+        statement (one commit); the ids actually created.
+
+        :param instances: the new instances.
+        :param actor: who created them, for the audit records.
+        """
         if not instances:
             return set()
         params = {
@@ -152,6 +167,10 @@ class PostgresWriter:
         return {row[0] for row in self.connection.execute(CREATE_MANY, params).fetchall()}
 
     def load(self, instance_id: str) -> Instance:
+        """The instance as stored now; KeyError if there is none.
+
+        :param instance_id: the instance's id.
+        """
         row = self.connection.execute(LOAD, (instance_id,)).fetchone()
         if row is None:
             raise KeyError(instance_id)
@@ -183,7 +202,12 @@ class PostgresWriter:
         self, moves: Sequence[tuple[Instance, Move]], actor: str
     ) -> list[Instance | None]:
         """Persist every move in one statement (one commit); None where the version check
-        failed (that instance is left untouched, the others are saved)."""
+        failed (that instance is left untouched, the others are saved).
+
+        :param moves: (instance as loaded, move) pairs, each instance at most once; the results
+            come in the same order.
+        :param actor: who moved them, for the audit records.
+        """
         if not moves:
             return []
         now = utcnow()

@@ -25,6 +25,8 @@ class DeadLetterBase(DeclarativeBase):
 
 
 class DeadLetter(DeadLetterBase):
+    """One abandoned piece of work: which workflow, subject and step, why, and its payload."""
+
     __tablename__ = "dead_letters"
     __table_args__ = (UniqueConstraint("workflow", "subject", "step"),)
 
@@ -57,7 +59,16 @@ def record_dead_letter(
     attempts: int,
     payload: Any,
 ) -> bool:
-    """Record abandoned work; True if this call wrote the row (False: already recorded)."""
+    """Record abandoned work; True if this call wrote the row (False: already recorded).
+
+    :param session: where the row is written; the caller commits.
+    :param workflow: the name of the workflow that gave up.
+    :param subject: the business key (an order id for payments).
+    :param step: the step that failed.
+    :param error: why; kept to its first 10,000 characters.
+    :param attempts: how many attempts were made.
+    :param payload: the work's input (JSON-serializable), kept for inspection.
+    """
     return insert_if_absent(
         session,
         DeadLetter.__table__,
@@ -74,6 +85,10 @@ def record_dead_letter(
 
 
 def dead_letters_for(session: Session, subject: str) -> list[DeadLetter]:
-    """Every dead-letter record of one subject, oldest first."""
+    """Every dead-letter record of one subject, oldest first.
+
+    :param session: the session to read with.
+    :param subject: the business key (an order id for payments).
+    """
     query = select(DeadLetter).where(DeadLetter.subject == subject).order_by(DeadLetter.id)
     return list(session.scalars(query))

@@ -39,7 +39,10 @@ def new_metadata() -> MetaData:
 
 
 def normalize_url(url: str) -> str:
-    """Use psycopg 3 for plain ``postgresql://`` URLs (SQLAlchemy would pick psycopg2)."""
+    """Use psycopg 3 for plain ``postgresql://`` URLs (SQLAlchemy would pick psycopg2).
+
+    :param url: a database URL; ``postgres://`` is accepted too, other URLs are returned as is.
+    """
     if url.startswith("postgresql://") or url.startswith("postgres://"):
         return "postgresql+psycopg://" + url.split("://", 1)[1]
     return url
@@ -73,7 +76,10 @@ def shared_engine(url: str) -> Engine:
 
 @contextmanager
 def session_scope(engine: Engine) -> Iterator[Session]:
-    """A session whose transaction commits on success and rolls back on error."""
+    """A session whose transaction commits on success and rolls back on error.
+
+    :param engine: the engine the session binds to (objects are not expired on commit).
+    """
     factory = sessionmaker(engine, expire_on_commit=False)
     with factory() as session, session.begin():
         yield session
