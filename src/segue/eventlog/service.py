@@ -46,9 +46,8 @@ def event_log_service(registry: EventRegistry) -> ServiceSpec:
 
 
 def main() -> int:
-    from segue.airflow.hooks.amqp import registry_path
     from segue.bus.runtime import run_service  # late: the runtime pulls in Kombu and the store
-    from segue.imports import load_registry
+    from segue.imports import load_registry, registry_path
 
     run_service(event_log_service(load_registry(registry_path(None))))
     return 0
