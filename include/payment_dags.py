@@ -14,8 +14,8 @@ from airflow.sdk import Param, get_current_context, task
 
 from include.payments import pipeline
 from include.payments.order_form import ORDER_FORM
+from include.payments.settings import get_payment_settings
 from segue.airflow.steps import run_task_step
-from segue.settings import get_settings
 from segue.step_runner import abandon_step
 
 # Tasks that do part of another step: the hybrid DAG's charge is three tasks.
@@ -39,7 +39,7 @@ def order_params() -> dict[str, Param]:
 def payment_default_args() -> dict[str, Any]:
     """The step DAGs' task defaults: retries with backoff from the settings, and the failure
     callback that dead-letters a task whatever ended it."""
-    settings = get_settings()
+    settings = get_payment_settings()
     return {
         "owner": "payments",
         "retries": settings.retries,

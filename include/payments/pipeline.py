@@ -20,7 +20,8 @@ from include.payments import reconcile, steps
 from include.payments.database import payments_engine
 from include.payments.errors import OrderNotFound, PaymentError
 from include.payments.gateway_client import GatewayClient
-from segue.settings import SegueSettings, get_settings
+from include.payments.settings import PaymentSettings, get_payment_settings
+from segue.settings import get_settings
 from segue.store.engine import session_scope
 
 log = logging.getLogger(__name__)
@@ -36,9 +37,10 @@ class PaymentDeps:
     gateway: GatewayClient
 
     @classmethod
-    def from_settings(cls, settings: SegueSettings) -> PaymentDeps:
+    def from_settings(cls, settings: PaymentSettings, database_url: str) -> PaymentDeps:
+        """The business store at ``database_url`` and a gateway client from ``settings``."""
         return cls(
-            engine=payments_engine(settings.database_url),
+            engine=payments_engine(database_url),
             gateway=GatewayClient(
                 settings.gateway_url, timeout_seconds=settings.gateway_timeout_seconds
             ),
@@ -48,7 +50,7 @@ class PaymentDeps:
 @lru_cache(maxsize=1)
 def default_deps() -> PaymentDeps:
     """The dependencies of this process, built once from its settings."""
-    return PaymentDeps.from_settings(get_settings())
+    return PaymentDeps.from_settings(get_payment_settings(), get_settings().database_url)
 
 
 def order_id_for_run(run_id: str) -> str:
