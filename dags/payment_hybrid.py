@@ -35,12 +35,12 @@ from include.payment_dags import (
 from include.payments import followups, pipeline
 from include.payments.events import ChargeCompleted, ChargeFailed, ChargeRequested
 from include.payments.order_form import masked
+from include.payments.settings import get_payment_settings
 from segue.airflow.hooks.amqp import AmqpHook
 from segue.airflow.operators.amqp import PublishEventOperator
 from segue.airflow.sensors.amqp import EventSensor
-from segue.settings import get_settings
 
-settings = get_settings()
+settings = get_payment_settings()
 REPLIES = [ChargeCompleted.event_type, ChargeFailed.event_type]
 
 

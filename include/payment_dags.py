@@ -14,8 +14,8 @@ from airflow.sdk import Param, get_current_context, task
 from include.payments import pipeline, retry
 from include.payments.deps import PaymentDeps, default_deps
 from include.payments.order_form import ORDER_FORM
+from include.payments.settings import get_payment_settings
 from segue.airflow.steps import run_task_step
-from segue.settings import get_settings
 from segue.step_runner import abandon_step
 
 # Tasks that do part of another step: the hybrid DAG's charge is three tasks.
@@ -36,7 +36,7 @@ def payment_default_args() -> dict[str, Any]:
     ended it."""
     return {
         "owner": "payments",
-        **retry.step_task_retries(get_settings()),
+        **retry.step_task_retries(get_payment_settings()),
         "on_failure_callback": dead_letter_failed_task,
     }
 

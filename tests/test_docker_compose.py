@@ -32,6 +32,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 from sqlalchemy.engine import make_url
 
+from include.payments.settings import PaymentSettings
 from segue.settings import SegueSettings
 from segue.store.postgres import drop_database
 
@@ -283,7 +284,7 @@ def test_segue_variables_name_real_settings(compose: dict[str, Any]):
         name for name in compose["x-airflow-common"]["environment"] if name.startswith("SEGUE_")
     ]
     assert set(names) >= set(SEGUE_ENV)
-    fields = set(SegueSettings.model_fields)
+    fields = set(SegueSettings.model_fields) | set(PaymentSettings.model_fields)
     assert {name.removeprefix("SEGUE_").lower() for name in names} <= fields
 
 

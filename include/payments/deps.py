@@ -9,7 +9,8 @@ from sqlalchemy import Engine
 
 from include.payments.database import payments_engine
 from include.payments.gateway_client import GatewayClient
-from segue.settings import SegueSettings, get_settings
+from include.payments.settings import PaymentSettings, get_payment_settings
+from segue.settings import get_settings
 
 
 @dataclass(frozen=True)
@@ -20,10 +21,14 @@ class PaymentDeps:
     gateway: GatewayClient
 
     @classmethod
-    def from_settings(cls, settings: SegueSettings) -> PaymentDeps:
-        """The store at ``settings.database_url`` and the gateway at ``settings.gateway_url``."""
+    def from_settings(cls, settings: PaymentSettings, database_url: str) -> PaymentDeps:
+        """The business store at ``database_url`` and a gateway client from ``settings``.
+
+        :param settings: the payment settings (gateway URL and timeout).
+        :param database_url: the business store's SQLAlchemy URL.
+        """
         return cls(
-            engine=payments_engine(settings.database_url),
+            engine=payments_engine(database_url),
             gateway=GatewayClient(
                 settings.gateway_url, timeout_seconds=settings.gateway_timeout_seconds
             ),
@@ -33,4 +38,4 @@ class PaymentDeps:
 @lru_cache(maxsize=1)
 def default_deps() -> PaymentDeps:
     """The dependencies of this process, built once from its settings."""
-    return PaymentDeps.from_settings(get_settings())
+    return PaymentDeps.from_settings(get_payment_settings(), get_settings().database_url)

@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from segue.settings import SegueSettings
+from include.payments.settings import PaymentSettings
 from segue.statemachine.definition import RetryPolicy
 
 # --- saga steps ------------------------------------------------------------------------------
@@ -52,7 +52,7 @@ def task_retries(
     }
 
 
-def step_task_retries(settings: SegueSettings) -> dict[str, Any]:
+def step_task_retries(settings: PaymentSettings) -> dict[str, Any]:
     """The step DAGs' tasks (one payment step each): from the process's ``settings``."""
     return task_retries(
         settings.retries,

@@ -27,7 +27,7 @@ from include.payments.deps import PaymentDeps, default_deps
 from include.payments.events import ChargeRequested
 from include.payments.retry import GATEWAY_RETRY
 from include.payments.saga import PAYMENT_MACHINE, payment_machine
-from segue.settings import get_settings
+from include.payments.settings import get_payment_settings
 from segue.statemachine.command import CommandStep, command_action
 from segue.statemachine.definition import StateMachineDefinition
 from segue.statemachine.machine import Machine
@@ -55,7 +55,7 @@ CHARGE_STEP = CommandStep(
     action="request_charge",
     on_reply={CHARGE_COMPLETED: "FULFILMENT", CHARGE_FAILED: "FAILED"},
     # the one reply timeout of the charge service, shared with payment_hybrid's await_charge
-    timeout_seconds=get_settings().charge_reply_timeout_seconds,
+    timeout_seconds=get_payment_settings().charge_reply_timeout_seconds,
     compensation="refund",
     retry=GATEWAY_RETRY,
     sent_key="charge_command_id",

@@ -56,11 +56,12 @@ def consumer_specs() -> list[ServiceSpec]:
     is down waits in that consumer's queue instead of being unroutable.
     """
     from include.payments.events import PAYMENT_EVENTS
+    from include.payments.settings import get_payment_settings
     from include.services.saga_replies import saga_replies_service
     from segue.eventlog.service import event_log_service
-    from segue.settings import get_settings
 
-    gateway = GatewayClient(get_settings().gateway_url)  # only its routing keys are used here
+    # Only the charge service's routing keys are used here, never the gateway itself.
+    gateway = GatewayClient(get_payment_settings().gateway_url)
     return [*payment_services(gateway), event_log_service(PAYMENT_EVENTS), saga_replies_service()]
 
 
@@ -74,9 +75,9 @@ def run(spec: ServiceSpec) -> None:
 
 def run_with_gateway(make_spec: Callable[[GatewayClient], ServiceSpec]) -> None:
     """``run`` for a service that calls the gateway, with a client from this process's settings."""
-    from segue.settings import get_settings
+    from include.payments.settings import get_payment_settings
 
-    settings = get_settings()
+    settings = get_payment_settings()
     gateway = GatewayClient(settings.gateway_url, timeout_seconds=settings.gateway_timeout_seconds)
     try:
         run(make_spec(gateway))

@@ -23,6 +23,7 @@ from include.payments.database import payments_engine
 from include.payments.errors import InvalidOrder
 from include.payments.events import PAYMENT_EVENTS
 from include.payments.models import Order
+from include.payments.settings import get_payment_settings
 from include.payments.tables import OrderRow
 from include.services.intake import SOURCE, place_order
 from segue.bus.handlers import ServiceSpec
@@ -118,11 +119,11 @@ def all_consumers() -> list[ServiceSpec]:
 
 
 def main() -> None:
-    settings = get_settings()
+    port = get_payment_settings().intake_port
     prepare_process(SOURCE)
-    app, _ = build(settings)
-    log.info("order intake on http://127.0.0.1:%d/orders", settings.intake_port)
-    uvicorn.run(app, host="127.0.0.1", port=settings.intake_port, log_level="warning")
+    app, _ = build(get_settings())
+    log.info("order intake on http://127.0.0.1:%d/orders", port)
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
 
 
 if __name__ == "__main__":

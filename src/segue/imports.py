@@ -24,6 +24,23 @@ def load_object(path: str) -> Any:
         raise ValueError(f"module {module_name!r} has no attribute {attribute!r}") from None
 
 
+def registry_path(path: str | None) -> str:
+    """``path`` or, when None, ``SEGUE_EVENT_REGISTRY``: the ``module:attribute`` of the event
+    registry operators, sensors, triggers and the event log decode with (a clear error when
+    neither is set).
+
+    :param path: an explicit ``module:attribute``, or None to read the setting.
+    """
+    from segue.settings import get_settings
+
+    resolved = path or get_settings().event_registry
+    if not resolved:
+        raise ValueError(
+            "no event registry: pass registry='module:attribute' or set SEGUE_EVENT_REGISTRY"
+        )
+    return resolved
+
+
 def load_registry(path: str) -> EventRegistry:
     """The event registry at ``module:attribute`` (triggers carry the path, not the object).
 

@@ -1,7 +1,9 @@
-"""Process-wide settings for Segue, read once from the environment (prefix ``SEGUE_``).
+"""Process-wide settings of the Segue library, read once from the environment (prefix ``SEGUE_``).
 
 Every process (Airflow task, service, CLI, benchmark) calls :func:`get_settings` instead of
-reading ``os.environ`` itself, so configuration has one documented place.
+reading ``os.environ`` itself, so configuration has one documented place. Only what the library
+reads is here; a workflow keeps its own settings next to its code and names itself to the
+library through ``event_registry``, ``saga_modules`` and ``schemas_root``.
 """
 
 from __future__ import annotations
@@ -16,19 +18,14 @@ DEFAULT_SQLITE_PATH = Path.home() / ".segue" / "segue.db"
 
 
 class SegueSettings(BaseSettings):
-    """Configuration shared by every Segue process."""
+    """Configuration the library reads in every Segue process."""
 
     model_config = SettingsConfigDict(env_prefix="SEGUE_", frozen=True, extra="ignore")
 
     database_url: str = Field(
         default=f"sqlite:///{DEFAULT_SQLITE_PATH}",
-        description="SQLAlchemy URL of the business store (orders, charges, stock, ...).",
-    )
-    gateway_url: str = Field(
-        default="http://127.0.0.1:8099", description="Base URL of the payment gateway."
-    )
-    gateway_timeout_seconds: float = Field(
-        default=5.0, gt=0, description="Per-request timeout when calling the gateway."
+        description="SQLAlchemy URL of the business store (the workflow's tables, outbox, "
+        "inbox, saga state, dead letters).",
     )
     amqp_url: str = Field(
         default="amqp://guest:guest@127.0.0.1:5672//",
@@ -48,9 +45,6 @@ class SegueSettings(BaseSettings):
     service_health_port: int = Field(
         default=0, ge=0, description="Port of a service's /healthz and /readyz (0: any free port)."
     )
-    intake_port: int = Field(
-        default=8097, ge=0, description="Port of the order intake's HTTP API (POST /orders)."
-    )
     saga_modules: tuple[str, ...] = Field(
         default=(),
         description="Modules that register saga machines (for the plugin and operators).",
@@ -63,19 +57,6 @@ class SegueSettings(BaseSettings):
     schemas_root: Path | None = Field(
         default=None,
         description="Folder the committed event schemas' paths (schema_id) are relative to.",
-    )
-    retries: int = Field(default=3, ge=0, description="Retries per pipeline step.")
-    charge_reply_timeout_seconds: float = Field(
-        default=900.0,
-        gt=0,
-        description="How long payment_hybrid waits for the charge service's reply before it "
-        "fails the order (and refunds a charge that comes later).",
-    )
-    retry_delay_seconds: float = Field(
-        default=10.0, gt=0, description="First retry delay; doubles on each retry."
-    )
-    max_retry_delay_seconds: float = Field(
-        default=300.0, gt=0, description="Upper bound on the retry delay."
     )
 
 

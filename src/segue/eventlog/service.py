@@ -55,10 +55,9 @@ def event_log_service(registry: EventRegistry) -> ServiceSpec:
 
 def main() -> int:
     """Run the event log service with the registry from settings, until SIGTERM."""
-    from segue.airflow.hooks.amqp import registry_path
     from segue.bus.runtime import run_service  # late: the runtime pulls in Kombu and the store
     from segue.eventlog.store import COMPONENT
-    from segue.imports import load_registry
+    from segue.imports import load_registry, registry_path
 
     run_service(event_log_service(load_registry(registry_path(None))), components=[COMPONENT])
     return 0

@@ -40,19 +40,6 @@ CORRELATION_HEADER = PREFIX + "correlationid"
 TYPE_HEADER = PREFIX + "type"
 
 
-def registry_path(path: str | None) -> str:
-    """``path`` or, when None, ``SEGUE_EVENT_REGISTRY``: the ``module:attribute`` of the event
-    registry operators, sensors and triggers decode with (a clear error when neither is set)."""
-    from segue.settings import get_settings
-
-    resolved = path or get_settings().event_registry
-    if not resolved:
-        raise ValueError(
-            "no event registry: pass registry='module:attribute' or set SEGUE_EVENT_REGISTRY"
-        )
-    return resolved
-
-
 def envelope_to_json(envelope: Envelope) -> dict[str, Any]:
     """The envelope as JSON-safe values, ``data`` with its fields (for XCom and trigger events).
 

@@ -18,12 +18,12 @@ from typing import Any
 from airflow.sdk import BaseOperator, Context
 from airflow.sdk.exceptions import AirflowFailException
 
-from segue.airflow.hooks.amqp import DEFAULT_CONN_ID, AmqpHook, registry_path
+from segue.airflow.hooks.amqp import DEFAULT_CONN_ID, AmqpHook
 from segue.events.envelope import Envelope
 from segue.events.errors import InvalidEvent
 from segue.events.payload import EventPayload
 from segue.events.registry import EventRegistry
-from segue.imports import load_registry
+from segue.imports import load_registry, registry_path
 
 
 def stable_event_id(dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> str:

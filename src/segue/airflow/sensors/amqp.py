@@ -24,11 +24,10 @@ from segue.airflow.hooks.amqp import (
     AmqpHook,
     envelope_from_json,
     envelope_to_json,
-    registry_path,
 )
 from segue.airflow.triggers.amqp import EventArrivedTrigger
 from segue.events.envelope import Envelope
-from segue.imports import load_registry
+from segue.imports import load_registry, registry_path
 
 TRIGGER_GRACE_SECONDS = 60  # the trigger fires its own timeout; Airflow's is a backstop
 

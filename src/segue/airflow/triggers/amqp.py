@@ -23,9 +23,8 @@ from segue.airflow.hooks.amqp import (
     DEFAULT_CONN_ID,
     AmqpHook,
     envelope_to_json,
-    registry_path,
 )
-from segue.imports import load_registry
+from segue.imports import load_registry, registry_path
 
 
 class EventArrivedTrigger(BaseTrigger):

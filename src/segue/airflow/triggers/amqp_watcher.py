@@ -23,8 +23,9 @@ from airflow.triggers.shared_stream import (
     reject_shared_stream_event,
 )
 
-from segue.airflow.hooks.amqp import DEFAULT_CONN_ID, registry_path
+from segue.airflow.hooks.amqp import DEFAULT_CONN_ID
 from segue.airflow.triggers.amqp_stream import AmqpStreamProducer
+from segue.imports import registry_path
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,100}$")
 

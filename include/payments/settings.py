@@ -1,0 +1,49 @@
+"""Settings of the payment workflow, read once from the environment (prefix ``SEGUE_``).
+
+The library's :class:`segue.settings.SegueSettings` keeps what the library uses (database,
+broker, event registry, ...); what only the payment workflow reads lives here. The prefix is the
+same, so every ``SEGUE_*`` variable keeps its name. Each process calls
+:func:`get_payment_settings` instead of reading ``os.environ`` itself.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class PaymentSettings(BaseSettings):
+    """Configuration of the payment workflow: the gateway, step retries and reply timeouts."""
+
+    model_config = SettingsConfigDict(env_prefix="SEGUE_", frozen=True, extra="ignore")
+
+    gateway_url: str = Field(
+        default="http://127.0.0.1:8099", description="Base URL of the payment gateway."
+    )
+    gateway_timeout_seconds: float = Field(
+        default=5.0, gt=0, description="Per-request timeout when calling the gateway."
+    )
+    intake_port: int = Field(
+        default=8097, ge=0, description="Port of the order intake's HTTP API (POST /orders)."
+    )
+    retries: int = Field(default=3, ge=0, description="Retries per pipeline step.")
+    retry_delay_seconds: float = Field(
+        default=10.0, gt=0, description="First retry delay; doubles on each retry."
+    )
+    max_retry_delay_seconds: float = Field(
+        default=300.0, gt=0, description="Upper bound on the retry delay."
+    )
+    charge_reply_timeout_seconds: float = Field(
+        default=900.0,
+        gt=0,
+        description="How long payment_hybrid waits for the charge service's reply before it "
+        "fails the order (and refunds a charge that comes later).",
+    )
+
+
+@lru_cache(maxsize=1)
+def get_payment_settings() -> PaymentSettings:
+    """The payment settings of this process (read from the environment on first use)."""
+    return PaymentSettings()
