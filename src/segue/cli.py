@@ -3,7 +3,7 @@
 The library knows no workflow. What a command needs of one (the business database, the event
 registry, where the committed schemas live) comes from a :class:`CliContext`: by default read
 from :mod:`segue.settings` (``SEGUE_DATABASE_URL``, ``SEGUE_EVENT_REGISTRY``,
-``SEGUE_SCHEMAS_ROOT``); a project's own command passes its values instead (``tools.cli``).
+``SEGUE_SCHEMAS_ROOT``); a project's own command passes its values in a ``CliContext`` instead.
 """
 
 from __future__ import annotations
