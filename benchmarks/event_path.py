@@ -81,12 +81,13 @@ from event_path_report import limits, print_storm_summary, print_summary, target
 from sqlalchemy import Engine
 
 import segue.eventlog.store  # noqa: F401  (registers event_log before the schema is created)
-from include.gateway.process import GatewayProcess, free_port, start_gateway
 from include.payments.catalog import seed_catalog
 from include.payments.database import payments_engine
 from include.services import EVENT_PATH_PROCESSES
 from segue.store.engine import session_scope
 from tools.broker import fresh_vhost
+from tools.gateway import GatewayProcess, start_gateway
+from tools.ports import unused_port
 from tools.sandbox import fresh_database
 from tools.services import ServiceProcess, start_services
 
@@ -144,7 +145,7 @@ def fleet(
         engine = payments_engine(database_url)
         with session_scope(engine) as session:
             seed_catalog(session, stock=STOCK)
-        intake_port = free_port()
+        intake_port = unused_port()
         print(f"starting {len(FLEET)} services (logs in {log_dir})", flush=True)
         launch = profiled_services if profile else start_services
         with launch(

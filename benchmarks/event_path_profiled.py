@@ -134,7 +134,7 @@ def profiled_services(
         database_url=database_url, amqp_url=amqp_url, gateway_url=gateway_url, extra=extra_env
     )
     services = {
-        name: ServiceProcess(
+        name: ServiceProcess.of_module(
             name,
             "benchmarks.event_path_profiled",
             {

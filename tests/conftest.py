@@ -10,7 +10,6 @@ import pytest
 from sqlalchemy import Engine, text
 
 from include.gateway import admin as gateway_admin
-from include.gateway.process import GatewayProcess, start_gateway
 from include.payments.catalog import seed_catalog
 from include.payments.database import COMPONENTS, payments_engine
 from include.payments.deps import PaymentDeps
@@ -18,6 +17,7 @@ from include.payments.gateway_client import GatewayClient
 from include.workflow import workflow_env
 from segue.store.engine import session_scope
 from tools.broker import fresh_vhost
+from tools.gateway import GatewayProcess, start_gateway
 from tools.sandbox import fresh_database
 
 TEST_STOCK = 100

@@ -1,1 +1,2 @@
-"""Running Segue on one machine: background processes, a local Airflow, the `segue` CLI."""
+"""Running Segue on one machine: processes and ports (tools.processes, tools.ports), a local
+Airflow, the gateway and services as processes, the `segue` CLI."""

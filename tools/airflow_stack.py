@@ -22,8 +22,8 @@ import httpx
 
 from include.workflow import workflow_env
 from segue.settings import get_settings
-from tools import background
 from tools.airflow_api import AirflowApi
+from tools.processes import read_pid, spawn_detached, stop_detached
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 COMPONENTS = ("metadatabase", "scheduler", "triggerer", "dag_processor")
@@ -126,7 +126,7 @@ class AirflowStack:
         self.home.mkdir(parents=True, exist_ok=True)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self.log_path.write_text("")
-        return background.spawn(
+        return spawn_detached(
             self.airflow_command(),
             env=self.env(),
             log_path=self.log_path,
@@ -135,10 +135,10 @@ class AirflowStack:
         )
 
     def stop(self) -> bool:
-        return background.stop(self.pid_path)
+        return stop_detached(self.pid_path)
 
     def running(self) -> bool:
-        return background.read_pid(self.pid_path) is not None
+        return read_pid(self.pid_path) is not None
 
     def admin_password(self) -> str:
         return json.loads(self.password_file.read_text())["admin"]

@@ -6,16 +6,17 @@ Started only when RabbitMQ answers; each process gets a fixed health port (liste
 
 from __future__ import annotations
 
-import sys
-import time
 from pathlib import Path
-
-import httpx
 
 from include.services import EVENT_PATH_PROCESSES
 from segue.bus.connection import connect
-from tools import background
-from tools.airflow_stack import PROJECT_ROOT
+from tools.processes import (
+    answers_as,
+    python_module,
+    spawn_detached,
+    stop_detached,
+    wait_detached,
+)
 from tools.services import service_env
 
 INTAKE_PORT = 8097
@@ -43,34 +44,31 @@ def start_event_path(home: Path, *, database_url: str, amqp_url: str, gateway_ur
     env["SEGUE_INTAKE_PORT"] = str(INTAKE_PORT)
     ports = health_ports()
     for name, module in EVENT_PATH_PROCESSES.items():
-        background.spawn(
-            [sys.executable, "-m", module],
+        spawn_detached(
+            python_module(module),
             env={**env, "SEGUE_SERVICE_HEALTH_PORT": str(ports[name])},
-            log_path=home / "logs" / f"{name}.log",
+            log_path=_log_path(home, name),
             pid_path=_pid_path(home, name),
-            cwd=PROJECT_ROOT,
         )
-    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
-    waiting = dict(ports)
-    while waiting and time.monotonic() < deadline:
-        for name, port in list(waiting.items()):
-            if background.read_pid(_pid_path(home, name)) is None:
-                raise RuntimeError(f"{name} exited; see {home / 'logs' / f'{name}.log'}")
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                    del waiting[name]
-            except httpx.HTTPError:
-                pass
-        time.sleep(0.3)
-    if waiting:
-        raise RuntimeError(f"not ready after {READY_TIMEOUT_SECONDS}s: {sorted(waiting)}")
+    for name, port in ports.items():  # all start at once; each must answer as itself
+        wait_detached(
+            _pid_path(home, name),
+            lambda pid, port=port: answers_as(f"http://127.0.0.1:{port}/readyz", pid),
+            timeout=READY_TIMEOUT_SECONDS,
+            name=name,
+            log_path=_log_path(home, name),
+        )
     return f"http://127.0.0.1:{INTAKE_PORT}"
 
 
 def stop_event_path(home: Path) -> list[str]:
     """Stop every event-path process started by ``start_event_path``; the names stopped."""
-    return [name for name in EVENT_PATH_PROCESSES if background.stop(_pid_path(home, name))]
+    return [name for name in EVENT_PATH_PROCESSES if stop_detached(_pid_path(home, name))]
 
 
 def _pid_path(home: Path, name: str) -> Path:
     return home / "pids" / f"{name}.pid"
+
+
+def _log_path(home: Path, name: str) -> Path:
+    return home / "logs" / f"{name}.log"

@@ -12,13 +12,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from include.gateway.process import GatewayProcess, free_port, start_gateway
 from include.payments.catalog import seed_catalog
 from include.payments.database import payments_engine
 from segue.store.engine import session_scope, shared_engine
 from segue.store.postgres import drop_database, ensure_database
 from tools.airflow_stack import AirflowStack
 from tools.broker import fresh_vhost
+from tools.gateway import GatewayProcess, start_gateway
+from tools.ports import unused_port
 
 POSTGRES = os.environ.get("SEGUE_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432")
 
@@ -73,7 +74,7 @@ def airflow_sandbox(
         stack = AirflowStack(
             home=home,
             metadata_url=metadata_url,
-            port=free_port(),
+            port=unused_port(),
             dag_refresh_seconds=5,
             extra_env={
                 "SEGUE_DATABASE_URL": business_url,

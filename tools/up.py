@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
-
-import httpx
 
 from include.payments.catalog import seed_catalog
 from include.payments.database import COMPONENTS
@@ -21,9 +18,9 @@ from segue.migrations import migrated
 from segue.settings import get_settings
 from segue.store.engine import session_scope, shared_engine
 from segue.store.postgres import ensure_database, postgres_reachable
-from tools import background
 from tools.airflow_stack import PROJECT_ROOT, AirflowStack
 from tools.event_path import broker_reachable, start_event_path, stop_event_path
+from tools.gateway import start_detached_gateway, stop_detached_gateway
 
 LOCAL_HOME = PROJECT_ROOT / ".airflow"
 LOCAL_POSTGRES = os.environ.get(
@@ -81,34 +78,11 @@ def init_business_store(url: str) -> None:
     print(f"  business store ready ({added} catalog items added)")
 
 
-def start_gateway(home: Path, port: int = GATEWAY_PORT) -> str:
-    """(Re)start the payment gateway simulator in the background; returns its URL."""
-    pid_path = home / "gateway.pid"
-    background.stop(pid_path)
-    background.spawn(
-        [sys.executable, "-m", "include.gateway", "--host", "127.0.0.1", "--port", str(port)],
-        env=dict(os.environ),
-        log_path=home / "logs" / "gateway.log",
-        pid_path=pid_path,
-        cwd=PROJECT_ROOT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                return url
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    raise RuntimeError(f"gateway did not start; see {home / 'logs' / 'gateway.log'}")
-
-
 def up(home: Path = LOCAL_HOME) -> int:
     print("Segue: starting the local stack")
     databases = choose_databases(home)
     init_business_store(databases.business_url)
-    gateway_url = start_gateway(home)
+    gateway_url = start_detached_gateway(home, GATEWAY_PORT)
     print(f"  gateway up at {gateway_url}")
     amqp_url = get_settings().amqp_url
     intake_url = None
@@ -149,7 +123,7 @@ def up(home: Path = LOCAL_HOME) -> int:
 
 def down(home: Path = LOCAL_HOME) -> int:
     stopped_airflow = AirflowStack(home=home, metadata_url="").stop()
-    stopped_gateway = background.stop(home / "gateway.pid")
+    stopped_gateway = stop_detached_gateway(home)
     stopped_services = stop_event_path(home)
     print(
         f"Airflow {'stopped' if stopped_airflow else 'was not running'}; "

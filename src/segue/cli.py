@@ -4,7 +4,7 @@ The library knows no workflow. What a command needs of one (the business databas
 registry, where the committed schemas live, the migration components of its store) comes from
 a :class:`CliContext`: by default read from :mod:`segue.settings` (``SEGUE_DATABASE_URL``,
 ``SEGUE_EVENT_REGISTRY``, ``SEGUE_SCHEMAS_ROOT``) with the library's own components; a
-project's own command passes its values instead (``tools.cli``).
+project's own command passes its values in a ``CliContext`` instead.
 """
 
 from __future__ import annotations

@@ -14,9 +14,9 @@ import pytest
 from selenium import webdriver
 from selenium.webdriver.remote.webdriver import WebDriver
 
-from include.gateway.process import GatewayProcess
 from tools.airflow_api import AirflowApi
 from tools.airflow_stack import AirflowStack
+from tools.gateway import GatewayProcess
 from tools.sandbox import airflow_sandbox
 
 E2E_RETRIES = 2

@@ -24,8 +24,8 @@ from include.payments.followups import followups_engine, followups_for
 from segue.airflow.hooks.amqp import AmqpHook, AmqpParams
 from segue.events.envelope import Envelope
 from segue.store.engine import session_scope
-from tools import background
 from tools.airflow_stack import AirflowStack
+from tools.processes import read_pid, spawn_detached, stop_detached
 
 pytestmark = pytest.mark.e2e
 FOLLOWUP = "payment_charge_failed_followup"
@@ -60,7 +60,7 @@ def wait_until(check, what: str, timeout: float = 120.0) -> None:
 
 def triggerer_processes(stack: AirflowStack) -> list[psutil.Process]:
     """The standalone's ``airflow triggerer`` and everything it started."""
-    standalone = psutil.Process(background.read_pid(stack.pid_path))
+    standalone = psutil.Process(read_pid(stack.pid_path))
     for child in standalone.children(recursive=False):
         if "triggerer" in " ".join(child.cmdline()):
             return [child, *child.children(recursive=True)]
@@ -73,7 +73,7 @@ def replacement_triggerer(airflow_stack: AirflowStack) -> Iterator[Callable[[], 
     pid_path = airflow_stack.home / "triggerer-replacement.pid"
 
     def start() -> None:
-        background.spawn(
+        spawn_detached(
             [str(Path(airflow_stack.airflow_command()[0])), "triggerer"],
             env=airflow_stack.env(),
             log_path=airflow_stack.home / "logs" / "triggerer-replacement.log",
@@ -82,7 +82,7 @@ def replacement_triggerer(airflow_stack: AirflowStack) -> Iterator[Callable[[], 
         )
 
     yield start
-    background.stop(pid_path)
+    stop_detached(pid_path)
 
 
 def test_a_message_survives_a_triggerer_killed_before_handing_it_over(

@@ -16,12 +16,12 @@ import httpx
 import pytest
 from sqlalchemy import Engine, func, select
 
-from include.gateway.process import free_port
 from include.payments.steps import TERMINAL
 from include.payments.tables import OrderRow, StockRow
 from include.services import EVENT_PATH_PROCESSES
 from segue.store.engine import session_scope
 from tests.conftest import DECLINED_CARD, reset_tables
+from tools.ports import unused_port
 from tools.services import ServiceProcess, start_services
 
 STOCK = 1_000_000
@@ -74,7 +74,7 @@ def run_choreography(
     """Every event-path process on fresh tables, with ``extra_env`` on top of the settings."""
     reset_tables(engine, stock=STOCK)
     seed_scarce_sku(engine)
-    intake_port = free_port()
+    intake_port = unused_port()
     with start_services(
         EVENT_PATH_PROCESSES,
         database_url=str(engine.url.render_as_string(hide_password=False)),

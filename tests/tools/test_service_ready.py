@@ -22,7 +22,8 @@ def health_server():
 
 
 def service_on(port: int, pid: int, tmp_path: Path) -> ServiceProcess:
-    service = ServiceProcess("probe", "unused", {}, tmp_path / "probe.log", health_port=port)
+    service = ServiceProcess.of_module("probe", "unused", {}, tmp_path / "probe.log")
+    service.health_port = port
     service.popen = SimpleNamespace(pid=pid)  # type: ignore[assignment]
     return service
 

@@ -1,4 +1,5 @@
-"""The subprocess helper: startup checks, failure reports and bounded shutdown."""
+"""The gateway's process helper (tools.gateway): startup checks, failure reports and bounded
+shutdown."""
 
 from __future__ import annotations
 
@@ -9,9 +10,8 @@ import time
 import httpx
 import pytest
 
-from include.gateway.process import GatewayProcess, GatewayStartError, start_gateway
-
-from .helpers import charge_body, new_key
+from tests.include.gateway.helpers import charge_body, new_key
+from tools.gateway import GatewayProcess, GatewayStartError, start_gateway
 
 
 def test_session_gateway_is_the_process_we_started(gateway_process: GatewayProcess) -> None:
