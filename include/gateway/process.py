@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -40,6 +41,7 @@ class GatewayProcess:
     port: int
     log_path: Path
     popen: subprocess.Popen[bytes] = field(repr=False)
+    admin_token: str = field(default="", repr=False)
 
     @property
     def pid(self) -> int:
@@ -99,20 +101,24 @@ def start_gateway(
     log_path: Path | None = None,
     extra_args: Sequence[str] = (),
     startup_timeout: float = STARTUP_TIMEOUT_SECONDS,
+    admin_token: str | None = None,
 ) -> GatewayProcess:
     """Start a gateway and wait until it is healthy.
 
     ``failure_rate=None`` keeps the gateway's own default (``SEGUE_GATEWAY_FAILURE_RATE`` or
-    0.02). ``extra_args`` are more CLI flags, e.g. ``("--seed", "7")``. Raises
-    ``GatewayStartError`` with the tail of the log when it does not come up.
+    0.02). ``extra_args`` are more CLI flags, e.g. ``("--seed", "7")``. The gateway gets
+    ``admin_token`` (default: a new random one) as ``SEGUE_GATEWAY_ADMIN_TOKEN``; it is in the
+    returned process's ``admin_token``. Raises ``GatewayStartError`` with the tail of the log
+    when it does not come up.
     """
+    token = admin_token or secrets.token_urlsafe(32)
     attempts = 1 if port is not None else _PORT_ATTEMPTS
     for attempt in range(1, attempts + 1):
         chosen = port if port is not None else free_port(host)
         args = ["--host", host, "--port", str(chosen)]
         if failure_rate is not None:
             args += ["--failure-rate", str(failure_rate)]
-        process = _spawn([*args, *extra_args], chosen, host, log_path)
+        process = _spawn([*args, *extra_args], chosen, host, log_path, token)
         try:
             _wait_healthy(process, startup_timeout)
             return process
@@ -124,7 +130,9 @@ def start_gateway(
     raise AssertionError("unreachable")
 
 
-def _spawn(args: list[str], port: int, host: str, log_path: Path | None) -> GatewayProcess:
+def _spawn(
+    args: list[str], port: int, host: str, log_path: Path | None, admin_token: str
+) -> GatewayProcess:
     if log_path is None:
         handle, name = tempfile.mkstemp(prefix=f"segue-gateway-{port}-", suffix=".log")
         os.close(handle)
@@ -133,6 +141,7 @@ def _spawn(args: list[str], port: int, host: str, log_path: Path | None) -> Gate
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
     env.setdefault("PYTHONUNBUFFERED", "1")
+    env["SEGUE_GATEWAY_ADMIN_TOKEN"] = admin_token
     with log_path.open("ab") as log:
         popen = subprocess.Popen(
             [sys.executable, "-m", "include.gateway", *args],
@@ -143,7 +152,13 @@ def _spawn(args: list[str], port: int, host: str, log_path: Path | None) -> Gate
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    return GatewayProcess(url=f"http://{host}:{port}", port=port, log_path=log_path, popen=popen)
+    return GatewayProcess(
+        url=f"http://{host}:{port}",
+        port=port,
+        log_path=log_path,
+        popen=popen,
+        admin_token=admin_token,
+    )
 
 
 def _wait_healthy(process: GatewayProcess, timeout: float) -> None:
