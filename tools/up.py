@@ -8,6 +8,7 @@ locking breaks Airflow's scheduler and triggerer under load.
 from __future__ import annotations
 
 import os
+import secrets
 import sys
 import time
 from dataclasses import dataclass
@@ -99,7 +100,7 @@ def ensure_demo_client(url: str, home: Path = LOCAL_HOME) -> tuple[str, Path]:
             name = client_of_key(session, path.read_text().strip())
         if name is not None:
             return name, path
-    name = f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
+    name = f"demo-{secrets.token_hex(4)}"
     with session_scope(engine) as session:
         key = create_client(session, name)
     write_secret(path, key)
