@@ -35,3 +35,5 @@ RUN pip install --no-cache-dir --no-deps -e /opt/airflow
 # so the named volume mounted on it starts with the same ownership.
 COPY --chown=airflow:0 docker/airflow-init.sh /opt/airflow/docker/airflow-init.sh
 RUN mkdir -p /opt/airflow/auth && chmod g+rwx /opt/airflow/auth
+# The same for the folder the gateway writes its generated admin token to (0600 inside).
+RUN mkdir -p /opt/airflow/gateway-secrets && chmod g+rwx,o-rwx /opt/airflow/gateway-secrets

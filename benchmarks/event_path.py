@@ -56,6 +56,7 @@ from typing import Any
 
 from event_path_ceiling import publish_ceiling
 from event_path_load import (
+    BENCHMARK_CLIENT,
     Placement,
     count_logged,
     count_orders,
@@ -84,6 +85,7 @@ import segue.eventlog.store  # noqa: F401  (registers event_log before the schem
 from include.payments.catalog import seed_catalog
 from include.payments.database import payments_engine
 from include.services import EVENT_PATH_PROCESSES
+from include.services.api_clients import create_client
 from segue.store.engine import session_scope
 from tools.broker import fresh_vhost
 from tools.gateway import GatewayProcess, start_gateway
@@ -106,6 +108,7 @@ class Fleet:
     database: str
     intake_url: str
     log_dir: Path
+    api_key: str
 
     def meter(self) -> CpuMeter:
         pids = {name: service.pid for name, service in self.services.items()}
@@ -145,6 +148,7 @@ def fleet(
         engine = payments_engine(database_url)
         with session_scope(engine) as session:
             seed_catalog(session, stock=STOCK)
+            api_key = create_client(session, BENCHMARK_CLIENT)
         intake_port = unused_port()
         print(f"starting {len(FLEET)} services (logs in {log_dir})", flush=True)
         launch = profiled_services if profile else start_services
@@ -154,7 +158,13 @@ def fleet(
             amqp_url=amqp_url,
             gateway_url=gateway.url,
             log_dir=log_dir,
-            extra_env={"SEGUE_INTAKE_PORT": str(intake_port), **(env or {})},
+            extra_env={
+                "SEGUE_INTAKE_PORT": str(intake_port),
+                # the benchmark measures the path, not the per-client limit
+                "SEGUE_INTAKE_RATE_PER_SECOND": "1000000",
+                "SEGUE_INTAKE_RATE_BURST": "1000000",
+                **(env or {}),
+            },
         ) as services:
             yield Fleet(
                 services,
@@ -163,6 +173,7 @@ def fleet(
                 database_url.rsplit("/", 1)[1],
                 f"http://127.0.0.1:{intake_port}",
                 log_dir,
+                api_key,
             )
         engine.dispose()
 
@@ -198,7 +209,14 @@ def latency_phase(box: Fleet, rate: float, seconds: float, threads: int) -> dict
     with Monitor(
         box.services, lambda: (placement.placed, count_orders(box.engine, prefix)), label="latency"
     ) as monitor:
-        place_paced_http(box.intake_url, placement, rate=rate, seconds=seconds, threads=threads)
+        place_paced_http(
+            box.intake_url,
+            placement,
+            api_key=box.api_key,
+            rate=rate,
+            seconds=seconds,
+            threads=threads,
+        )
         wait_for(
             lambda: count_logged(box.engine, prefix) >= placement.placed,
             lambda: count_logged(box.engine, prefix),

@@ -29,6 +29,9 @@ PLACED = OrderPlaced.event_type
 SHIPPED = ShippingNotified.event_type
 
 
+BENCHMARK_CLIENT = "benchmark"
+
+
 def order_data(order_id: str) -> dict[str, Any]:
     """The README's example order (good card, catalog SKUs in stock) under ``order_id``."""
     return {**EXAMPLE_ORDER, "order_id": order_id}
@@ -39,7 +42,7 @@ def place_batch(engine: Engine, order_ids: list[str]) -> None:
     orders = [Order.model_validate(order_data(order_id)) for order_id in order_ids]
     with session_scope(engine) as session:
         for order in orders:
-            place_order(session, order)
+            place_order(session, order, client=BENCHMARK_CLIENT)
 
 
 def count_orders(engine: Engine, prefix: str, status: str = "completed") -> int:
@@ -96,14 +99,25 @@ def place_closed_loop(
 
 
 def place_paced_http(
-    intake_url: str, placement: Placement, *, rate: float, seconds: float, threads: int
+    intake_url: str,
+    placement: Placement,
+    *,
+    api_key: str,
+    rate: float,
+    seconds: float,
+    threads: int,
 ) -> None:
     """Open-loop load: order i is sent at start + i/rate by a pool of ``threads`` clients,
-    whatever happened to the earlier ones."""
+    whatever happened to the earlier ones, with the intake API key ``api_key``."""
     total = int(rate * seconds)
     limits = httpx.Limits(max_connections=threads, max_keepalive_connections=threads)
     with (
-        httpx.Client(base_url=intake_url, timeout=30, limits=limits) as client,
+        httpx.Client(
+            base_url=intake_url,
+            timeout=30,
+            limits=limits,
+            headers={"Authorization": f"Bearer {api_key}"},
+        ) as client,
         ThreadPoolExecutor(threads, thread_name_prefix="client") as pool,
     ):
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import Engine, text
 
-from include.gateway import admin as gateway_admin
+from include.gateway.admin import GatewayAdmin
 from include.payments.catalog import seed_catalog
 from include.payments.database import COMPONENTS, payments_engine
 from include.payments.deps import PaymentDeps
@@ -85,8 +85,14 @@ def gateway_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gatewa
 @pytest.fixture
 def gateway_url(gateway_process: GatewayProcess) -> str:
     """The gateway's URL, with its ledger and faults reset for this test."""
-    gateway_admin.reset(gateway_process.url)
+    GatewayAdmin.of(gateway_process).reset()
     return gateway_process.url
+
+
+@pytest.fixture
+def gateway_admin(gateway_process: GatewayProcess, gateway_url: str) -> GatewayAdmin:
+    """The admin API (with its token) of the session's gateway, reset for this test."""
+    return GatewayAdmin.of(gateway_process)
 
 
 @pytest.fixture

@@ -43,6 +43,7 @@ DOCKERIGNORE = ROOT / ".dockerignore"
 SCHEMA_FILE = ROOT / "tests" / "fixtures" / "compose-spec.json"
 AIRFLOW_INIT_SCRIPT = ROOT / "docker" / "airflow-init.sh"
 POSTGRES_INIT_SCRIPT = ROOT / "docker" / "postgres" / "init-databases.sh"
+GENERATE_ENV_SCRIPT = ROOT / "docker" / "generate-env.sh"
 POSTGRES = os.environ.get("SEGUE_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432")
 
 AIRFLOW_VERSION = "3.3.2"
@@ -256,9 +257,102 @@ def test_common_environment(compose: dict[str, Any], name: str, value: str):
     assert compose["x-airflow-common"]["environment"][name] == value
 
 
-@pytest.mark.parametrize("name", ["AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__CORE__FERNET_KEY"])
-def test_secrets_come_from_the_environment(compose: dict[str, Any], name: str):
-    assert re.fullmatch(r"\$\{[A-Z_]+:-[^}]*\}", compose["x-airflow-common"]["environment"][name])
+REQUIRED_FROM_ENV = r"\$\{[A-Z_]+:\?[^}]+\}"  # ${VAR:?message}: compose refuses to start without it
+
+
+@pytest.mark.parametrize(
+    ("service", "name"),
+    [
+        ("airflow-apiserver", "AIRFLOW__API_AUTH__JWT_SECRET"),
+        ("airflow-apiserver", "AIRFLOW__CORE__FERNET_KEY"),
+        ("airflow-init", "AIRFLOW_ADMIN_PASSWORD"),
+    ],
+)
+def test_secrets_are_required_from_the_environment(
+    services: dict[str, Any], service: str, name: str
+):
+    assert re.fullmatch(REQUIRED_FROM_ENV, services[service]["environment"][name])
+    assert "docker/generate-env.sh" in services[service]["environment"][name]
+
+
+SECRET_NAME = re.compile(r"SECRET|FERNET|PASSWORD|TOKEN|_KEY\b", re.IGNORECASE)
+INTERNAL_CREDENTIALS = {"POSTGRES_PASSWORD"}  # the unpublished database's own user
+
+
+def _environment_entries(document: Any, path: str = "") -> Iterator[tuple[str, str, str]]:
+    """(where, variable, value) for every environment entry anywhere in the document."""
+    if isinstance(document, dict):
+        for key, value in document.items():
+            if key == "environment" and isinstance(value, dict):
+                for name, item in value.items():
+                    yield path, str(name), str(item)
+            else:
+                yield from _environment_entries(value, f"{path}.{key}")
+    elif isinstance(document, list):
+        for index, item in enumerate(document):
+            yield from _environment_entries(item, f"{path}[{index}]")
+
+
+def test_no_fixed_secret_and_no_default_for_one(compose: dict[str, Any]):
+    """A secret is required from the environment (``${VAR:?...}``), never written down."""
+    secrets = [
+        (where, name, value)
+        for where, name, value in _environment_entries(compose)
+        if SECRET_NAME.search(name)
+        and name not in INTERNAL_CREDENTIALS
+        and not name.endswith("_FILE")
+    ]
+    assert {name for _, name, _ in secrets} >= {
+        "AIRFLOW__API_AUTH__JWT_SECRET",
+        "AIRFLOW__CORE__FERNET_KEY",
+        "AIRFLOW_ADMIN_PASSWORD",
+    }
+    fixed = [(w, n, v) for w, n, v in secrets if not re.fullmatch(REQUIRED_FROM_ENV, v)]
+    assert not fixed
+    text = COMPOSE_FILE.read_text()
+    assert "segue-local-development-jwt-secret" not in text
+    assert not re.search(r"\$\{[A-Z_]*(SECRET|FERNET|PASSWORD|TOKEN)[A-Z_]*:?-", text)
+
+
+def test_the_gateway_generates_its_admin_token_into_a_volume(services: dict[str, Any]):
+    gateway = services["gateway"]
+    assert "SEGUE_GATEWAY_ADMIN_TOKEN" not in gateway["environment"]
+    token_file = gateway["environment"]["SEGUE_GATEWAY_ADMIN_TOKEN_FILE"]
+    assert token_file == "/opt/airflow/gateway-secrets/gateway-admin-token"
+    assert "gateway-secrets:/opt/airflow/gateway-secrets" in gateway["volumes"]
+    assert (
+        "RUN mkdir -p /opt/airflow/gateway-secrets && chmod g+rwx,o-rwx "
+        "/opt/airflow/gateway-secrets" in dockerfile_instructions()
+    )
+
+
+def test_the_gateway_is_published_on_loopback_only(services: dict[str, Any]):
+    ports = services["gateway"].get("ports", [])
+    assert all(str(port).startswith("127.0.0.1:") for port in ports), ports
+
+
+def test_generate_env_writes_fresh_secrets_once(tmp_path: Path):
+    from cryptography.fernet import Fernet
+
+    target = tmp_path / ".env"
+    result = subprocess.run(
+        ["bash", str(GENERATE_ENV_SCRIPT), str(target)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    values = dict(line.split("=", 1) for line in target.read_text().splitlines() if "=" in line)
+    assert set(values) == {"AIRFLOW_ADMIN_PASSWORD", "AIRFLOW_JWT_SECRET", "AIRFLOW_FERNET_KEY"}
+    Fernet(values["AIRFLOW_FERNET_KEY"].encode())  # a valid Fernet key
+    assert len(values["AIRFLOW_JWT_SECRET"]) >= 48
+    assert oct(target.stat().st_mode & 0o777) == "0o600"
+    before = target.read_text()
+    again = subprocess.run(
+        ["bash", str(GENERATE_ENV_SCRIPT), str(target)], capture_output=True, text=True, timeout=60
+    )
+    assert again.returncode == 0 and "exists" in again.stderr
+    assert target.read_text() == before
+    other = tmp_path / "other.env"
+    subprocess.run(["bash", str(GENERATE_ENV_SCRIPT), str(other)], check=True, timeout=60)
+    assert other.read_text() != before  # random, not a fixed default
 
 
 def test_airflow_variables_name_real_airflow_options(compose: dict[str, Any]):
@@ -413,7 +507,7 @@ def test_python_healthcheck_follows_the_http_status(
 
 
 @pytest.mark.parametrize(
-    "script", [AIRFLOW_INIT_SCRIPT, POSTGRES_INIT_SCRIPT], ids=lambda p: p.name
+    "script", [AIRFLOW_INIT_SCRIPT, POSTGRES_INIT_SCRIPT, GENERATE_ENV_SCRIPT], ids=lambda p: p.name
 )
 def test_scripts_are_executable_strict_bash(script: Path):
     assert os.access(script, os.X_OK)

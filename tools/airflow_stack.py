@@ -27,6 +27,10 @@ from tools.processes import read_pid, spawn_detached, stop_detached
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 COMPONENTS = ("metadatabase", "scheduler", "triggerer", "dag_processor")
+# The simple auth manager's users (name:role): an admin, and a viewer who may read but not act.
+ADMIN_USER = "admin"
+VIEWER_USER = "viewer"
+AUTH_USERS = f"{ADMIN_USER}:admin,{VIEWER_USER}:viewer"
 
 
 def amqp_conn_uri(amqp_url: str) -> str:
@@ -101,7 +105,7 @@ class AirflowStack:
                 "AIRFLOW__API__BASE_URL": self.url,
                 "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.url}/execution/",
                 "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": str(self.dag_refresh_seconds),
-                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": AUTH_USERS,
                 "AIRFLOW__CORE__FERNET_KEY": local_fernet_keys(self.metadata_url, self.home),
             }
         )
@@ -140,11 +144,16 @@ class AirflowStack:
     def running(self) -> bool:
         return read_pid(self.pid_path) is not None
 
-    def admin_password(self) -> str:
-        return json.loads(self.password_file.read_text())["admin"]
+    def password_of(self, user: str) -> str:
+        """The generated password of ``user`` (one of AUTH_USERS)."""
+        return str(json.loads(self.password_file.read_text())[user])
 
-    def api(self) -> AirflowApi:
-        return AirflowApi(self.url, "admin", self.admin_password())
+    def admin_password(self) -> str:
+        return self.password_of(ADMIN_USER)
+
+    def api(self, user: str = ADMIN_USER) -> AirflowApi:
+        """The REST client, logged in as ``user`` (default the admin)."""
+        return AirflowApi(self.url, user, self.password_of(user))
 
     def wait_ready(self, timeout: float = 300.0, progress: bool = False) -> None:
         """Wait until every component reports healthy; raise with the log tail otherwise."""
@@ -155,7 +164,7 @@ class AirflowStack:
                 raise AirflowStartError(f"airflow standalone exited:\n{self.log_tail()}")
             status = self._health()
             healthy = status and all(status.get(c) == "healthy" for c in COMPONENTS)
-            if healthy and self.password_file.exists():
+            if healthy and self._users_have_passwords():
                 return
             summary = ", ".join(f"{c}={status.get(c, '?')}" for c in COMPONENTS)
             if progress and summary != last:
@@ -163,6 +172,13 @@ class AirflowStack:
                 last = summary
             time.sleep(2.0)
         raise AirflowStartError(f"Airflow not healthy after {timeout:.0f}s:\n{self.log_tail()}")
+
+    def _users_have_passwords(self) -> bool:
+        try:
+            passwords = json.loads(self.password_file.read_text())
+        except (OSError, ValueError):
+            return False
+        return all(user.split(":")[0] in passwords for user in AUTH_USERS.split(","))
 
     def _health(self) -> dict[str, str]:
         try:

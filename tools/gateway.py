@@ -8,9 +8,10 @@ manager). ``start_detached_gateway`` is the ``segue up`` variant that outlives t
 from __future__ import annotations
 
 import os
+import secrets
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
@@ -42,6 +43,7 @@ class GatewayProcess(ChildProcess):
 
     host: str = "127.0.0.1"
     port: int = 0
+    admin_token: str = field(default="", repr=False)
 
     @property
     def url(self) -> str:
@@ -61,6 +63,7 @@ def start_gateway(
     log_path: Path | None = None,
     extra_args: Sequence[str] = (),
     startup_timeout: float = STARTUP_TIMEOUT_SECONDS,
+    admin_token: str | None = None,
 ) -> GatewayProcess:
     """Start a gateway and wait until it is healthy.
 
@@ -71,8 +74,11 @@ def start_gateway(
     :param log_path: where its output goes (a temporary file when None).
     :param extra_args: more CLI flags, e.g. ``("--seed", "7")``.
     :param startup_timeout: seconds to wait for ``/healthz``.
+    :param admin_token: the token of its ``/admin`` routes (``SEGUE_GATEWAY_ADMIN_TOKEN``;
+        default: a new random one), kept in the returned process's ``admin_token``.
     :raises GatewayStartError: with the tail of the log when it does not come up.
     """
+    token = admin_token or secrets.token_urlsafe(32)
     attempts = 1 if port is not None else _PORT_ATTEMPTS
     for attempt in range(1, attempts + 1):
         chosen = port if port is not None else unused_port(host)
@@ -82,10 +88,11 @@ def start_gateway(
         process = GatewayProcess(
             name="gateway",
             command=python_module(GATEWAY_MODULE, *args, *extra_args),
-            env=python_env(),
+            env={**python_env(), "SEGUE_GATEWAY_ADMIN_TOKEN": token},
             log_path=log_path or _temporary_log(chosen),
             host=host,
             port=chosen,
+            admin_token=token,
         )
         process.start()
         try:
@@ -102,19 +109,23 @@ def start_gateway(
     raise AssertionError("unreachable")
 
 
-def start_detached_gateway(home: Path, port: int, *, timeout: float = 20.0) -> str:
+def start_detached_gateway(
+    home: Path, port: int, *, timeout: float = 20.0, env: dict[str, str] | None = None
+) -> str:
     """(Re)start the gateway in the background, pid file under ``home``; its URL once healthy.
 
     :param home: the launcher's home (``gateway.pid``, ``logs/gateway.log``).
     :param port: the port to listen on.
     :param timeout: seconds to wait for ``/healthz``.
+    :param env: variables on top of this process's environment (e.g. where the gateway writes
+        the admin token it generates).
     """
     pid_path = home / "gateway.pid"
     log_path = home / "logs" / "gateway.log"
     stop_detached_gateway(home)
     spawn_detached(
         python_module(GATEWAY_MODULE, "--host", "127.0.0.1", "--port", str(port)),
-        env=python_env(),
+        env=python_env(env),
         log_path=log_path,
         pid_path=pid_path,
     )

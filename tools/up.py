@@ -8,6 +8,7 @@ locking breaks Airflow's scheduler and triggerer under load.
 from __future__ import annotations
 
 import os
+import secrets
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,8 @@ LOCAL_POSTGRES = os.environ.get(
 )
 AIRFLOW_PORT = 8080
 GATEWAY_PORT = 8099
+GATEWAY_TOKEN_FILE = "gateway-admin-token"
+DEMO_KEY_FILE = "intake-demo.key"
 
 
 @dataclass(frozen=True)
@@ -78,11 +81,51 @@ def init_business_store(url: str) -> None:
     print(f"  business store ready ({added} catalog items added)")
 
 
+def ensure_demo_client(url: str, home: Path = LOCAL_HOME) -> tuple[str, Path]:
+    """The demo API client's name and the file holding its key (made on first use).
+
+    The key is kept in ``.airflow/intake-demo.key`` (mode 0600) so every ``make run`` can show
+    how to use it; when that file is gone or its key revoked, a new demo client is made.
+    """
+    from include.payments.database import payments_engine
+    from include.services.api_clients import client_of_key, create_client
+
+    engine = payments_engine(url)
+    path = home / DEMO_KEY_FILE
+    if path.exists():
+        with session_scope(engine) as session:
+            name = client_of_key(session, path.read_text().strip())
+        if name is not None:
+            return name, path
+    name = f"demo-{secrets.token_hex(4)}"
+    with session_scope(engine) as session:
+        key = create_client(session, name)
+    write_secret(path, key)
+    return name, path
+
+
+def write_secret(path: Path, value: str) -> None:
+    """Write ``value`` to ``path``, readable by its owner only."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(value + "\n")
+    os.chmod(path, 0o600)
+
+
+def gateway_env(home: Path) -> dict[str, str]:
+    """The gateway's environment: ours, and where it writes the admin token it generates
+    (unless ``SEGUE_GATEWAY_ADMIN_TOKEN`` names one)."""
+    env = dict(os.environ)
+    env.setdefault("SEGUE_GATEWAY_ADMIN_TOKEN_FILE", str(home / GATEWAY_TOKEN_FILE))
+    return env
+
+
 def up(home: Path = LOCAL_HOME) -> int:
     print("Segue: starting the local stack")
     databases = choose_databases(home)
     init_business_store(databases.business_url)
-    gateway_url = start_detached_gateway(home, GATEWAY_PORT)
+    gateway_url = start_detached_gateway(home, GATEWAY_PORT, env=gateway_env(home))
     print(f"  gateway up at {gateway_url}")
     amqp_url = get_settings().amqp_url
     intake_url = None
@@ -104,21 +147,41 @@ def up(home: Path = LOCAL_HOME) -> int:
     stack.wait_ready(progress=True)
     api = stack.api()
     api.wait_for_dag("payment_pipeline")
+    client, key_file = ensure_demo_client(databases.business_url, home)
     print(
         "\nSegue is up.\n"
         f"  Airflow UI:  {stack.url}\n"
-        f"  Login:       admin / {stack.admin_password()}\n"
+        f"  Login:       admin / {stack.admin_password()}"
+        f"  (read-only: viewer / {stack.password_of('viewer')})\n"
         f"  DAG:         {stack.url}/dags/payment_pipeline  (Trigger -> fill the order form)\n"
-        f"  Gateway:     {gateway_url}  (faults: PUT {gateway_url}/admin/faults)\n"
+        f"  Gateway:     {gateway_url}  (faults: PUT {gateway_url}/admin/faults with\n"
+        f'               -H "Authorization: Bearer {_gateway_token_hint(home)}")\n'
         f"  Business DB: {databases.business_url}\n"
         + (
             f"  Event path:  POST {intake_url}/orders  (see README: the event path)\n"
+            f"  Intake key:  client {client!r}, key in {_shown(key_file)}; use it as\n"
+            f'               curl -H "Authorization: Bearer $(cat {_shown(key_file)})" '
+            f"{intake_url}/orders/ord-demo-1\n"
             if intake_url
             else ""
         )
         + "  Stop with:   make stop\n"
     )
     return 0
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the project when it is inside it (shorter to paste)."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _gateway_token_hint(home: Path) -> str:
+    if "SEGUE_GATEWAY_ADMIN_TOKEN" in os.environ:
+        return "$SEGUE_GATEWAY_ADMIN_TOKEN"
+    return f"$(cat {_shown(Path(gateway_env(home)['SEGUE_GATEWAY_ADMIN_TOKEN_FILE']))})"
 
 
 def down(home: Path = LOCAL_HOME) -> int:

@@ -1,6 +1,8 @@
 """Run the gateway simulator: ``python -m include.gateway --port 8099 [--failure-rate 0.02]``.
 
 CLI flags override ``SEGUE_GATEWAY_*`` environment variables, which override the defaults.
+The admin token is never a flag (it would show in ``ps``): set ``SEGUE_GATEWAY_ADMIN_TOKEN``, or
+let the gateway generate one into ``--admin-token-file``.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any, get_args
 
 import uvicorn
 
+from include.gateway.admin_auth import resolve_admin_token
 from include.gateway.app import create_app
 from include.gateway.faults import Distribution
 from include.gateway.settings import GatewaySettings
@@ -31,6 +34,7 @@ _FLAGS: tuple[tuple[str, str, Any, str], ...] = (
     ("--latency-max-ms", "latency_max_ms", float, "cap of any latency draw"),
     ("--seed", "seed", int, "seed of the fault RNG, for reproducible runs"),
     ("--max-body-bytes", "max_body_bytes", int, "largest accepted request body"),
+    ("--admin-token-file", "admin_token_file", str, "where a generated admin token is written"),
 )
 
 
@@ -68,8 +72,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         settings.port,
         settings.fault_config().model_dump_json(),
     )
+    admin_token = resolve_admin_token(settings, write_file=True)
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, admin_token=admin_token),
         host=settings.host,
         port=settings.port,
         workers=1,

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import logging
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
+from include.gateway.admin_auth import require_admin
 from include.gateway.bodies import read_body
 from include.gateway.errors import from_validation_error, invalid_request
 from include.gateway.state import GatewayState
@@ -16,9 +17,14 @@ from include.gateway.state import GatewayState
 logger = logging.getLogger(__name__)
 
 
-def admin_router(state: GatewayState) -> APIRouter:
-    """``GET/PUT /admin/faults`` and ``POST /admin/reset``, bound to ``state``."""
-    router = APIRouter(prefix="/admin", tags=["admin"])
+def admin_router(state: GatewayState, admin_token: str) -> APIRouter:
+    """``GET/PUT /admin/faults`` and ``POST /admin/reset``, bound to ``state``.
+
+    Every route under ``/admin`` needs ``Authorization: Bearer <admin_token>`` (else 401).
+    """
+    router = APIRouter(
+        prefix="/admin", tags=["admin"], dependencies=[Depends(require_admin(admin_token))]
+    )
 
     @router.get("/faults")
     async def get_faults() -> JSONResponse:

@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from include.gateway.admin_auth import resolve_admin_token
 from include.gateway.admin_routes import admin_router
 from include.gateway.bodies import IDEMPOTENCY_HEADER, idempotency_key, parse_body, read_body
 from include.gateway.errors import GatewayError, install_error_handlers
@@ -116,9 +117,18 @@ def _found(resource: dict[str, Any] | None, code: str, resource_id: str) -> JSON
     return JSONResponse(resource)
 
 
-def create_app(settings: GatewaySettings | None = None) -> FastAPI:
-    """A gateway app with its own in-memory state (one per process; tests may make several)."""
+def create_app(
+    settings: GatewaySettings | None = None, *, admin_token: str | None = None
+) -> FastAPI:
+    """A gateway app with its own in-memory state (one per process; tests may make several).
+
+    :param settings: the gateway's settings (default: from the environment).
+    :param admin_token: the token of ``/admin/*`` (default: ``settings.admin_token``, else a
+        random one, kept in ``app.state.admin_token``).
+    """
     settings = settings or GatewaySettings()
+    if admin_token is None:
+        admin_token = resolve_admin_token(settings, write_file=False)
     state = GatewayState(settings)
     app = FastAPI(
         title="Segue payment gateway simulator",
@@ -126,7 +136,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         version="1.0",
     )
     app.state.gateway = state
+    app.state.admin_token = admin_token
     install_error_handlers(app)
     app.include_router(payments_router(state))
-    app.include_router(admin_router(state))
+    app.include_router(admin_router(state, admin_token))
     return app

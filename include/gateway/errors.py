@@ -23,18 +23,27 @@ _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "invalid_reques
 class GatewayError(Exception):
     """An error answer: raise it anywhere in a handler to return ``status`` with the shape."""
 
-    def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
         super().__init__(f"{status} {code}: {message}")
         self.status = status
         self.code = code
         self.message = message
+        self.headers = headers
         self.extra = extra
 
     def body(self) -> dict[str, Any]:
         return error_body(self.code, self.message, **self.extra)
 
     def response(self) -> JSONResponse:
-        return JSONResponse(self.body(), status_code=self.status)
+        return JSONResponse(self.body(), status_code=self.status, headers=self.headers)
 
 
 def invalid_request(message: str, field: str | None = None, status: int = 400) -> GatewayError:

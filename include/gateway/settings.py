@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from include.gateway.faults import Distribution, FaultConfig, LatencyConfig
@@ -20,6 +21,10 @@ class GatewaySettings(BaseSettings):
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
     access_log: bool = False
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    # /admin/* needs this token (Authorization: Bearer ...). Unset: a new one is generated at
+    # start and written to admin_token_file (see include.gateway.admin_auth).
+    admin_token: SecretStr | None = Field(default=None, min_length=16)
+    admin_token_file: Path = Path("~/.segue/gateway-admin-token")
 
     failure_rate: float = 0.02
     fail_next: int = 0

@@ -175,4 +175,5 @@ def _ship(session: Session, order_id: str) -> dict[str, Any]:
     return {"shipping": steps.notify_shipping(session, order_id)}
 
 
-register(NAME, payment_machine)
+# The DAG whose runs drive it: the Sagas pages show an instance to who may read that DAG.
+register(NAME, payment_machine, dag_ids=("payment_state_machine",))

@@ -93,4 +93,4 @@ def bridged_payment_machine(deps: PaymentDeps | None = None) -> Machine:
     return Machine(PAYMENT_MACHINE_BRIDGED, actions)
 
 
-register(NAME, bridged_payment_machine)
+register(NAME, bridged_payment_machine, dag_ids=("payment_state_machine_bridged",))

@@ -28,6 +28,17 @@ class PaymentSettings(BaseSettings):
     intake_port: int = Field(
         default=8097, ge=0, description="Port of the order intake's HTTP API (POST /orders)."
     )
+    intake_rate_per_second: float = Field(
+        default=200.0,
+        gt=0,
+        description="Orders a second one API client may send the intake, sustained (else 429).",
+    )
+    intake_rate_burst: int = Field(
+        default=400, ge=1, description="Orders one API client may send at once after a pause."
+    )
+    intake_max_body_bytes: int = Field(
+        default=64 * 1024, ge=1024, description="Largest order body the intake reads (else 413)."
+    )
     retries: int = Field(default=3, ge=0, description="Retries per pipeline step.")
     retry_delay_seconds: float = Field(
         default=10.0, gt=0, description="First retry delay; doubles on each retry."

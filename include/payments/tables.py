@@ -63,7 +63,25 @@ class OrderPlacementRow(PaymentsBase):
 
     order_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # The API client whose key placed the order (NULL only for rows placed before keys).
+    client: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[datetime] = timestamp()
+
+
+class ApiClientRow(PaymentsBase):
+    """A client of the order intake and the sha256 of its API key (the key itself is never kept).
+
+    ``revoked_at`` set means the key no longer opens the door; the row stays, so the name is
+    not reused and placements keep naming a client that existed.
+    """
+
+    __tablename__ = "api_clients"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    key_prefix: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = timestamp()
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class StockRow(PaymentsBase):

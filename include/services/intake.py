@@ -31,11 +31,16 @@ def order_placed_id(order_id: str) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, name))
 
 
-def place_order(session: Session, order: Order) -> Envelope:
+def place_order(session: Session, order: Order, *, client: str) -> Envelope:
     """Queue OrderPlaced for ``order`` (idempotent per order id); returns its envelope.
 
     Placing the same order again returns an envelope with the same id (``time`` is of this
     call) and queues nothing new. Raises InvalidOrder when the id belongs to another order.
+    The placement row records ``client``; a repeat keeps the first placement's client.
+
+    :param session: the business store's session (the caller commits).
+    :param order: the order to place.
+    :param client: the API client placing it (the name its key belongs to).
     """
     envelope = Envelope.create(
         OrderPlaced(order=order),
@@ -43,10 +48,19 @@ def place_order(session: Session, order: Order) -> Envelope:
         subject=order.order_id,
         event_id=order_placed_id(order.order_id),
     )
-    placement = {"order_id": order.order_id, "payload": order.model_dump(mode="json")}
+    placement = {
+        "order_id": order.order_id,
+        "payload": order.model_dump(mode="json"),
+        "client": client,
+    }
     if insert_if_absent(session, OrderPlacementRow.__table__, placement):
         add_to_outbox(session, envelope)
-        logger.info("order %s placed", order.order_id, extra=envelope.log_context())
+        logger.info(
+            "order %s placed by %s",
+            order.order_id,
+            client,
+            extra={**envelope.log_context(), "client": client},
+        )
         return envelope
     earlier = session.get(OrderPlacementRow, order.order_id)
     if earlier is None or Order.model_validate(earlier.payload) != order:

@@ -1,5 +1,10 @@
 """The order intake's HTTP front: ``POST /orders`` records OrderPlaced in the outbox.
 
+Only API clients get in (a bearer key, see :mod:`include.services.api_clients`): a missing,
+unknown or revoked key is 401; a client over its rate is 429 with ``Retry-After``; a body over
+``SEGUE_INTAKE_MAX_BODY_BYTES`` is 413 (with or without ``Content-Length``); a body that is not
+``application/json`` is 415. Each placement records the client that placed it.
+
 ``python -m include.services.intake_http`` serves the API on ``SEGUE_INTAKE_PORT`` and runs the
 outbox relay (and the health endpoint) of the ``intake`` source in the same process. The
 answer is 202: the order is accepted, and its progress shows in ``GET /orders/{order_id}`` and
@@ -8,6 +13,7 @@ in ``segue events timeline <order_id>``.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,29 +22,51 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 from sqlalchemy import Engine
+from starlette.concurrency import run_in_threadpool
 
 from include.payments import steps
 from include.payments.database import payments_engine
 from include.payments.errors import InvalidOrder
 from include.payments.events import PAYMENT_EVENTS
 from include.payments.models import Order
-from include.payments.settings import get_payment_settings
-from include.payments.tables import OrderRow
+from include.payments.settings import PaymentSettings, get_payment_settings
+from include.payments.tables import OrderPlacementRow, OrderRow
+from include.services.api_clients import SHOWN_PREFIX_CHARS, client_of_key
 from include.services.intake import SOURCE, place_order
+from include.services.rate_limit import RateLimiter, retry_after_header
 from segue.bus.handlers import ServiceSpec
 from segue.bus.runtime import ServiceRuntime, prepare_process
+from segue.events.envelope import Envelope
 from segue.settings import SegueSettings, get_settings
 from segue.store.engine import session_scope
 
 log = logging.getLogger(__name__)
 
-MAX_BODY_BYTES = 64 * 1024
 INTAKE = ServiceSpec(name=SOURCE, handlers={}, registry=PAYMENT_EVENTS)
+JSON_TYPE = "application/json"
 
 
-def create_app(engine: Engine, runtime: ServiceRuntime | None = None) -> FastAPI:
-    """The API over ``engine``; ``runtime`` (the relay) starts and stops with the app."""
+def create_app(
+    engine: Engine,
+    runtime: ServiceRuntime | None = None,
+    *,
+    settings: PaymentSettings | None = None,
+) -> FastAPI:
+    """The API over ``engine``; ``runtime`` (the relay) starts and stops with the app.
+
+    Every ``/orders`` route needs an API key (``Authorization: Bearer sk_...``, see
+    :mod:`include.services.api_clients`) and is rate limited per client; ``/healthz`` and
+    ``/readyz`` are open.
+
+    :param engine: the business store.
+    :param runtime: the intake's service runtime (outbox relay, health), None in unit tests.
+    :param settings: limits (rate, burst, body size); default: this process's settings.
+    """
+    settings = settings or get_payment_settings()
+    limiter = RateLimiter(settings.intake_rate_per_second, settings.intake_rate_burst)
+    max_body = settings.intake_max_body_bytes
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -53,39 +81,56 @@ def create_app(engine: Engine, runtime: ServiceRuntime | None = None) -> FastAPI
     @app.middleware("http")
     async def limit_body(request: Request, call_next: Any) -> Any:
         length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
-            return JSONResponse({"detail": f"body over {MAX_BODY_BYTES} bytes"}, status_code=413)
+        if length is not None and length.isdigit() and int(length) > max_body:
+            return too_large(max_body)
         return await call_next(request)
 
-    @app.post("/orders", status_code=202)
-    def post_order(order: Order) -> dict[str, str]:
+    async def admitted(request: Request) -> str:
+        """The caller's client name, once its key is good and its bucket has a token."""
+        key = bearer_key(request)
+        client = await run_in_threadpool(lookup_client, engine, key)
+        wait = limiter.acquire(client)
+        if wait > 0:
+            log.warning("client %s over its rate limit", client, extra={"client": client})
+            raise HTTPException(
+                429,
+                detail=f"client {client!r} is over its rate limit of "
+                f"{limiter.rate:g} orders/s (burst {limiter.burst}): retry later",
+                headers={"Retry-After": retry_after_header(wait)},
+            )
+        return client
+
+    @app.post("/orders", status_code=202, response_model=None)
+    async def post_order(request: Request) -> dict[str, str] | JSONResponse:
         """Accept an order for the event path (placing the same order twice is harmless)."""
+        client = await admitted(request)
+        media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if media_type != JSON_TYPE:
+            raise HTTPException(
+                415, detail=f"content-type must be {JSON_TYPE}, got {media_type or 'none'!r}"
+            )
+        body = await read_limited(request, max_body)
+        if body is None:
+            return too_large(max_body)
         try:
-            with session_scope(engine) as session:
-                envelope = place_order(session, order)
-        except InvalidOrder as exc:
-            raise HTTPException(409, detail=str(exc)) from exc
+            order = Order.model_validate_json(body)
+        except ValidationError as exc:
+            return JSONResponse({"detail": json.loads(exc.json(include_url=False))}, 422)
+        envelope = await run_in_threadpool(place, engine, order, client)
         if runtime is not None:
             runtime.wake_relay()
         return {
             "order_id": order.order_id,
             "event_id": envelope.id,
             "correlation_id": envelope.correlationid,
+            "client": client,
         }
 
     @app.get("/orders/{order_id}")
-    def get_order(order_id: str) -> dict[str, Any]:
-        """The order's status in the business store (absent until validation has run)."""
-        with session_scope(engine) as session:
-            row = session.get(OrderRow, order_id)
-            if row is None:
-                raise HTTPException(404, detail=f"no order {order_id!r} (yet)")
-            return {
-                "order_id": order_id,
-                "status": row.status,
-                "failure_reason": row.failure_reason,
-                "terminal": row.status in steps.TERMINAL,
-            }
+    async def get_order(order_id: str, request: Request) -> dict[str, Any]:
+        """The status of an order the caller placed (absent until validation has run)."""
+        client = await admitted(request)
+        return await run_in_threadpool(order_status, engine, order_id, client)
 
     @app.get("/healthz")
     def healthz() -> dict[str, bool]:
@@ -97,6 +142,107 @@ def create_app(engine: Engine, runtime: ServiceRuntime | None = None) -> FastAPI
         return JSONResponse({"ready": ready}, status_code=200 if ready else 503)
 
     return app
+
+
+def too_large(limit: int) -> JSONResponse:
+    """The 413 answer for a body over ``limit`` bytes.
+
+    :param limit: the largest body accepted.
+    """
+    return JSONResponse({"detail": f"body over {limit} bytes"}, status_code=413)
+
+
+async def read_limited(request: Request, limit: int) -> bytes | None:
+    """The request body, or None as soon as it passes ``limit`` bytes (chunked bodies too).
+
+    :param request: the request whose body to read.
+    :param limit: the largest body accepted.
+    """
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def unauthorized(message: str, error: str | None = None) -> HTTPException:
+    """A 401 carrying ``WWW-Authenticate: Bearer`` (RFC 6750), with ``error`` when a key came.
+
+    :param message: what is wrong with the credentials, for the reader.
+    :param error: RFC 6750 error code (``invalid_token``), None when no key was sent.
+    """
+    challenge = f'Bearer realm="segue-intake", error="{error}"' if error else "Bearer"
+    return HTTPException(401, detail=message, headers={"WWW-Authenticate": challenge})
+
+
+def bearer_key(request: Request) -> str:
+    """The API key of ``Authorization: Bearer <key>``; 401 when absent or malformed.
+
+    :param request: the incoming request.
+    """
+    header = request.headers.get("authorization")
+    if not header:
+        raise unauthorized(
+            "missing API key: send 'Authorization: Bearer sk_...' "
+            "(create one with `segue clients create NAME`)"
+        )
+    scheme, _, key = header.partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        raise unauthorized(
+            "the Authorization header must be 'Bearer sk_...'", error="invalid_request"
+        )
+    return key.strip()
+
+
+def lookup_client(engine: Engine, key: str) -> str:
+    """The active client of ``key``; 401 when the key is unknown or revoked.
+
+    :param engine: the business store.
+    :param key: the key the caller sent.
+    """
+    with session_scope(engine) as session:
+        client = client_of_key(session, key)
+    if client is None:
+        log.warning("refused an unknown or revoked API key %s...", key[:SHOWN_PREFIX_CHARS])
+        raise unauthorized("unknown or revoked API key", error="invalid_token")
+    return client
+
+
+def place(engine: Engine, order: Order, client: str) -> Envelope:
+    """Place ``order`` for ``client`` in one transaction; 409 when its id is taken.
+
+    :param engine: the business store.
+    :param order: the order.
+    :param client: who places it.
+    """
+    try:
+        with session_scope(engine) as session:
+            return place_order(session, order, client=client)
+    except InvalidOrder as exc:
+        raise HTTPException(409, detail=str(exc)) from exc
+
+
+def order_status(engine: Engine, order_id: str, client: str) -> dict[str, Any]:
+    """The status of ``order_id`` when ``client`` placed it; 404 otherwise (or not yet known).
+
+    :param engine: the business store.
+    :param order_id: the order.
+    :param client: the caller (a client sees only its own orders).
+    """
+    with session_scope(engine) as session:
+        placement = session.get(OrderPlacementRow, order_id)
+        row = session.get(OrderRow, order_id)
+        if placement is None or placement.client != client or row is None:
+            raise HTTPException(404, detail=f"no order {order_id!r} (yet)")
+        return {
+            "order_id": order_id,
+            "status": row.status,
+            "failure_reason": row.failure_reason,
+            "terminal": row.status in steps.TERMINAL,
+        }
 
 
 def build(settings: SegueSettings) -> tuple[FastAPI, ServiceRuntime]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from include.gateway import admin as gateway_admin
+from include.gateway.admin import stats as gateway_stats
 from include.payments import pipeline
 from include.payments.tables import (
     ChargeRow,
@@ -72,7 +72,7 @@ def test_good_order_records_every_effect_once(airflow_api, engine, gateway_url, 
         "dead_letters": [],
     }
     assert stock(engine, "SKU-MUG") == mugs_before - 2
-    assert gateway_admin.stats(gateway_url)["charges"]["succeeded"] == 1
+    assert gateway_stats(gateway_url)["charges"]["succeeded"] == 1
 
 
 def test_declined_card_fails_the_order_without_retrying(
@@ -92,26 +92,28 @@ def test_declined_card_fails_the_order_without_retrying(
     assert (result["charges"], result["reservations"]) == (0, 0)
     assert (result["receipts"], result["shipping_notices"]) == (0, 0)
     assert stock(engine, "SKU-MUG") == mugs_before
-    assert gateway_admin.stats(gateway_url)["charges"]["succeeded"] == 0
+    assert gateway_stats(gateway_url)["charges"]["succeeded"] == 0
 
 
 def test_transient_gateway_failure_succeeds_on_retry_with_one_charge(
-    airflow_api, engine, gateway_url, order_data
+    airflow_api, engine, gateway_url, order_data, gateway_admin
 ):
-    gateway_admin.set_faults(gateway_url, fail_next=1)
+    gateway_admin.set_faults(fail_next=1)
     conf = order_data()
     run, states = run_order(airflow_api, conf)
     assert run["state"] == "success", states
     charge = airflow_api.get(f"/dags/{DAG_ID}/dagRuns/{run['dag_run_id']}/taskInstances/charge")
     assert charge["try_number"] == 2
     assert effects(engine, conf["order_id"])["charges"] == 1
-    stats = gateway_admin.stats(gateway_url)
+    stats = gateway_stats(gateway_url)
     assert stats["injected_failures"] == 1
     assert stats["charges"]["succeeded"] == 1
 
 
-def test_exhausted_retries_dead_letter_the_order(airflow_api, engine, gateway_url, order_data):
-    gateway_admin.set_faults(gateway_url, fail_next=100)
+def test_exhausted_retries_dead_letter_the_order(
+    airflow_api, engine, gateway_url, order_data, gateway_admin
+):
+    gateway_admin.set_faults(fail_next=100)
     conf = order_data()
     run, states = run_order(airflow_api, conf)
     assert run["state"] == "failed"
@@ -122,7 +124,7 @@ def test_exhausted_retries_dead_letter_the_order(airflow_api, engine, gateway_ur
     assert (step, attempts) == ("charge", 3)  # the first try and two retries
     assert "GatewayUnavailable" in error
     assert result["charges"] == 0
-    assert gateway_admin.stats(gateway_url)["injected_failures"] == 3
+    assert gateway_stats(gateway_url)["injected_failures"] == 3
 
 
 def test_invalid_conf_fails_the_first_task_naming_the_field(airflow_api, engine, order_data):

@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from include.gateway import admin as gateway_admin
 from include.payments.tables import ChargeRow, OrderRow, RefundRow, StockRow
 from segue.statemachine.store import SagaStore
 from segue.store.engine import session_scope
@@ -40,9 +39,9 @@ def test_saga_run_succeeds_and_pushes_its_final_state(airflow_api, engine, gatew
 
 
 def test_saga_defers_during_a_gateway_backoff_and_resumes(
-    airflow_api, engine, gateway_url, order_data
+    airflow_api, engine, gateway_url, order_data, gateway_admin
 ):
-    gateway_admin.set_faults(gateway_url, fail_next=1)
+    gateway_admin.set_faults(fail_next=1)
     conf = order_data()
     run, run_id = run_order(airflow_api, conf)
     assert run["state"] == "success", airflow_api.task_states(DAG_ID, run_id)

@@ -23,7 +23,6 @@ from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.select import Select
 from selenium.webdriver.support.wait import WebDriverWait
 
-from include.gateway.admin import set_faults
 from include.payments.deps import PaymentDeps
 from include.payments.gateway_client import GatewayClient
 from include.payments.saga import payment_machine
@@ -42,7 +41,7 @@ class Sagas:
 
 
 @pytest.fixture
-def sagas(airflow_stack, engine, gateway_url, order_data) -> Iterator[Sagas]:
+def sagas(airflow_stack, engine, gateway_url, order_data, gateway_admin) -> Iterator[Sagas]:
     client = GatewayClient(gateway_url, timeout_seconds=2.0)
     store = SagaStore(engine)
     saga_engine = SagaRunner(payment_machine(PaymentDeps(engine=engine, gateway=client)), store)
@@ -55,9 +54,9 @@ def sagas(airflow_stack, engine, gateway_url, order_data) -> Iterator[Sagas]:
         return instance_id
 
     succeeded = run("ok")
-    set_faults(gateway_url, fail_next=2)  # one failed charge for each of the next two sagas
+    gateway_admin.set_faults(fail_next=2)  # one failed charge for each of the next two sagas
     parked = [run("retry"), run("compensate")]
-    set_faults(gateway_url, fail_next=0)
+    gateway_admin.set_faults(fail_next=0)
     yield Sagas(store, succeeded, *parked)
     for instance_id in parked:  # leave no saga parked forever in the session's database
         if not store.load(instance_id).final:

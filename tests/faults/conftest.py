@@ -19,6 +19,7 @@ from sqlalchemy import Engine, func, select
 from include.payments.steps import TERMINAL
 from include.payments.tables import OrderRow, StockRow
 from include.services import EVENT_PATH_PROCESSES
+from include.services.api_clients import create_client
 from segue.store.engine import session_scope
 from tests.conftest import DECLINED_CARD, reset_tables
 from tools.ports import unused_port
@@ -35,9 +36,11 @@ class Choreography:
     services: dict[str, ServiceProcess]
     intake_url: str
     engine: Engine
+    api_key: str
 
     def place(self, order: dict[str, object]) -> str:
-        response = httpx.post(f"{self.intake_url}/orders", json=order, timeout=10)
+        headers = {"Authorization": f"Bearer {self.api_key}"}
+        response = httpx.post(f"{self.intake_url}/orders", json=order, headers=headers, timeout=10)
         assert response.status_code == 202, response.text
         return str(order["order_id"])
 
@@ -74,6 +77,8 @@ def run_choreography(
     """Every event-path process on fresh tables, with ``extra_env`` on top of the settings."""
     reset_tables(engine, stock=STOCK)
     seed_scarce_sku(engine)
+    with session_scope(engine) as session:
+        api_key = create_client(session, "fault-tests")
     intake_port = unused_port()
     with start_services(
         EVENT_PATH_PROCESSES,
@@ -83,7 +88,7 @@ def run_choreography(
         log_dir=log_dir,
         extra_env={"SEGUE_INTAKE_PORT": str(intake_port), **extra_env},
     ) as services:
-        yield Choreography(services, f"http://127.0.0.1:{intake_port}", engine)
+        yield Choreography(services, f"http://127.0.0.1:{intake_port}", engine, api_key)
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from collections import Counter
 
 from sqlalchemy import Engine, select
 
-from include.gateway import admin as gateway_admin
+from include.gateway.admin import stats as gateway_stats
 from include.payments.tables import (
     ChargeRow,
     OrderRow,
@@ -90,7 +90,7 @@ def payment_violations(engine: Engine, kinds: dict[str, str], gateway_url: str) 
             want.update(receipts=0, notices=0, reserved=0, committed=0)
         if got != want:
             problems.append(f"{order_id} ({kind}): got {got}, want {want}")
-    ledger = gateway_admin.stats(gateway_url)
+    ledger = gateway_stats(gateway_url)
     if ledger["charges"]["succeeded"] != sum(charges.values()):
         problems.append(
             f"gateway charged {ledger['charges']} but the store has {sum(charges.values())}"

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, select
 
-from include.gateway import admin as gateway_admin
+from include.gateway.admin import stats as gateway_stats
 from include.payments.gateway_client import GatewayCharge, GatewayClient
 from include.payments.tables import ChargeRow, OrderRow, RefundRow
 from segue.bus.inbox import InboxRow
@@ -90,6 +90,7 @@ def test_lost_charge_of_an_out_of_stock_order_is_refunded_exactly_once(
     gateway_url: str,
     fresh_amqp_url: str,
     duplicated: bool,
+    gateway_admin,
 ) -> None:
     choreography, engine = impatient_choreography, impatient_choreography.engine
     gateway = GatewayClient(gateway_url)
@@ -103,7 +104,7 @@ def test_lost_charge_of_an_out_of_stock_order_is_refunded_exactly_once(
     try:
         with tap:
             inventory.stop()  # so the charge service takes the order first
-            gateway_admin.set_faults(gateway_url, timeout_rate=1.0, timeout_delay_seconds=STALL)
+            gateway_admin.set_faults(timeout_rate=1.0, timeout_delay_seconds=STALL)
             choreography.place(order)
 
             def charged_at_gateway() -> list[GatewayCharge]:
@@ -113,7 +114,7 @@ def test_lost_charge_of_an_out_of_stock_order_is_refunded_exactly_once(
             assert count(engine, ChargeRow, order_id=order_id) == 0  # the answer was lost
             inventory.restart()  # fails the order between the charge service's retries
             wait_for("out of stock", lambda: status_of(engine, order_id) == "failed", choreography)
-            gateway_admin.set_faults(gateway_url, timeout_rate=0.0)
+            gateway_admin.set_faults(timeout_rate=0.0)
 
             [reservation_failed] = wait_for(
                 "InventoryReservationFailed",
@@ -138,7 +139,7 @@ def test_lost_charge_of_an_out_of_stock_order_is_refunded_exactly_once(
     finally:
         gateway.close()
     assert (charge.status, charge.amount_refunded) == ("succeeded", Decimal("49.99"))
-    stats = gateway_admin.stats(gateway_url)
+    stats = gateway_stats(gateway_url)
     assert stats["injected_timeouts"] >= 1
     assert (stats["charges"]["succeeded"], stats["refunds"]) == (1, 1)
     assert count(engine, ChargeRow, order_id=order_id, gateway_charge_id=charge.id) == 1

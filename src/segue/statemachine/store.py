@@ -10,7 +10,7 @@ transition cost more than the SQL itself.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Engine, select
@@ -180,15 +180,23 @@ class SagaStore:
             return [row._asdict() for row in connection.execute(query)]
 
     def list_instances(
-        self, *, state: str | None = None, status: str | None = None, limit: int = 100
+        self,
+        *,
+        state: str | None = None,
+        status: str | None = None,
+        limit: int = 100,
+        machines: Collection[str] | None = None,
     ) -> list[Instance]:
         """Instances, most recently updated first.
 
         :param state: only instances in this state (default: any).
         :param status: only instances with this status (default: any).
         :param limit: at most this many.
+        :param machines: only instances of these machines (default: any; empty: none).
         """
         query = select(INSTANCES).order_by(INSTANCES.c.updated_at.desc()).limit(limit)
+        if machines is not None:
+            query = query.where(INSTANCES.c.machine.in_(sorted(machines)))
         if state:
             query = query.where(INSTANCES.c.state == state)
         if status:

@@ -9,7 +9,7 @@ from datetime import datetime
 import httpx
 import pytest
 
-from include.gateway import admin
+from include.gateway.admin import stats as gateway_stats
 from include.gateway.cards import DECLINING_CARDS
 
 from .helpers import (
@@ -61,9 +61,9 @@ def test_same_key_different_body_is_a_conflict(client: httpx.Client) -> None:
     assert charge_count(client) == 1
 
 
-def test_concurrent_requests_with_one_key_make_one_charge(gateway_url: str) -> None:
+def test_concurrent_requests_with_one_key_make_one_charge(gateway_url: str, gateway_admin) -> None:
     # A little latency makes the 20 requests overlap inside the gateway.
-    admin.set_faults(gateway_url, latency={"distribution": "fixed", "mean_ms": 50})
+    gateway_admin.set_faults(latency={"distribution": "fixed", "mean_ms": 50})
     key, body, barrier = new_key(), charge_body(), threading.Barrier(20)
 
     def send(_: int) -> httpx.Response:
@@ -75,7 +75,7 @@ def test_concurrent_requests_with_one_key_make_one_charge(gateway_url: str) -> N
         responses = list(pool.map(send, range(20)))
     assert {r.status_code for r in responses} == {201}
     assert len({r.json()["id"] for r in responses}) == 1
-    stats = admin.stats(gateway_url)
+    stats = gateway_stats(gateway_url)
     assert stats["charges"]["succeeded"] == 1
     assert stats["replays"] == 19
 
@@ -91,7 +91,7 @@ def test_concurrent_requests_with_distinct_keys_all_charge(gateway_url: str) -> 
     with ThreadPoolExecutor(10) as pool:
         ids = list(pool.map(send, range(40)))
     assert len(set(ids)) == 40
-    assert admin.stats(gateway_url)["charges"]["succeeded"] == 40
+    assert gateway_stats(gateway_url)["charges"]["succeeded"] == 40
 
 
 @pytest.mark.parametrize(("card", "decline_code"), sorted(DECLINING_CARDS.items()))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from include.gateway import admin as gateway_admin
+from include.gateway.admin import stats as gateway_stats
 from include.payments.errors import GatewayRejected
 from include.payments.saga import PAYMENT_MACHINE
 from include.payments.tables import (
@@ -180,16 +180,16 @@ def test_each_failing_step_compensates_exactly_the_completed_steps_in_reverse(
     result = effects(deps.engine, data["order_id"])
     for key, value in expected.items():
         assert result[key] == value, key
-    assert gateway_admin.stats(gateway_url)["refunds"] == expected["refunds"]
+    assert gateway_stats(gateway_url)["refunds"] == expected["refunds"]
     # running the finished saga again changes nothing
     assert engine.run(data["order_id"]).version == instance.version
     assert effects(deps.engine, data["order_id"]) == result
 
 
 def test_transient_charge_failures_wait_with_backoff_then_succeed(
-    saga, saga_store, order_data, deps, gateway_url
+    saga, saga_store, order_data, deps, gateway_url, gateway_admin
 ):
-    gateway_admin.set_faults(gateway_url, fail_next=1)
+    gateway_admin.set_faults(fail_next=1)
     data = order_data()
     engine = saga()
     engine.start(data["order_id"], data)
@@ -228,8 +228,10 @@ def test_a_compensation_that_keeps_failing_parks_the_saga_for_a_human(
     assert effects(deps.engine, data["order_id"])["refunds"] == 1
 
 
-def test_compensate_now_abandons_a_waiting_saga(saga, saga_store, order_data, deps, gateway_url):
-    gateway_admin.set_faults(gateway_url, fail_next=1)
+def test_compensate_now_abandons_a_waiting_saga(
+    saga, saga_store, order_data, deps, gateway_url, gateway_admin
+):
+    gateway_admin.set_faults(fail_next=1)
     data = order_data()
     engine = saga()
     engine.start(data["order_id"], data)

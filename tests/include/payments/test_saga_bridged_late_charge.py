@@ -24,7 +24,7 @@ import pytest
 from kombu import Connection, Queue
 from sqlalchemy import Engine, func, select
 
-from include.gateway import admin as gateway_admin
+from include.gateway.admin import stats as gateway_stats
 from include.payments import steps
 from include.payments.deps import PaymentDeps
 from include.payments.events import PAYMENT_EVENTS, ChargeCompleted, RefundIssued
@@ -158,7 +158,7 @@ def outbox_empty(engine: Engine) -> bool:
 
 def gateway_ledger(gateway_url: str, order_id: str) -> tuple[int, int, list[dict[str, Any]]]:
     """(charges succeeded, refunds) from the gateway's stats, and its charges for the order."""
-    stats = gateway_admin.stats(gateway_url)
+    stats = gateway_stats(gateway_url)
     response = httpx.get(f"{gateway_url}/charges", params={"reference": order_id}, timeout=5)
     response.raise_for_status()
     return stats["charges"]["succeeded"], stats["refunds"], response.json()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from include.gateway import admin as gateway_admin
+from include.gateway.admin import stats as gateway_stats
 from include.payments.tables import ChargeRow
 
 WORKER = Path(__file__).with_name("saga_worker.py")
@@ -41,13 +41,13 @@ def test_killed_after_charging_before_saving_resumes_with_one_charge(
     assert process.returncode == -9, process.stderr.read()
     crashed = saga_store.load(data["order_id"])
     assert crashed.state == "CHARGING"  # the charge happened, the transition was never saved
-    assert gateway_admin.stats(gateway_url)["charges"]["succeeded"] == 1
+    assert gateway_stats(gateway_url)["charges"]["succeeded"] == 1
     assert charges(deps.engine, data["order_id"]) == 1  # the step's own transaction committed
 
     final = engine.run(data["order_id"])
     assert final.status == "succeeded"
     assert charges(deps.engine, data["order_id"]) == 1
-    assert gateway_admin.stats(gateway_url)["charges"]["succeeded"] == 1
+    assert gateway_stats(gateway_url)["charges"]["succeeded"] == 1
 
 
 def test_two_processes_advancing_one_instance_apply_one_transition(
@@ -69,5 +69,5 @@ def test_two_processes_advancing_one_instance_apply_one_transition(
     trail = [(r["from_state"], r["to_state"]) for r in saga_store.audit_trail(data["order_id"])]
     assert trail.count(("CHARGING", "FULFILMENT")) == 1
     assert charges(deps.engine, data["order_id"]) == 1
-    assert gateway_admin.stats(gateway_url)["charges"]["succeeded"] == 1
+    assert gateway_stats(gateway_url)["charges"]["succeeded"] == 1
     assert engine.run(data["order_id"]).status == "succeeded"

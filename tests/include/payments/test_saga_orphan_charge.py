@@ -11,7 +11,7 @@ from decimal import Decimal
 
 from sqlalchemy import func, select
 
-from include.gateway import admin as gateway_admin
+from include.gateway.admin import stats as gateway_stats
 from include.payments.saga import payment_machine
 from include.payments.tables import ChargeRow, OrderRow, RefundRow
 from segue.statemachine.machine import ActionContext
@@ -28,7 +28,7 @@ def count(engine, table, order_id: str) -> int:
 
 
 def test_a_charge_whose_answer_was_lost_is_refunded_when_the_saga_fails(
-    deps, saga_store, order_data, gateway_url
+    deps, saga_store, order_data, gateway_url, gateway_admin
 ):
     now = [utcnow()]
     engine = SagaRunner(payment_machine(deps), saga_store, actor="test", clock=lambda: now[0])
@@ -36,16 +36,14 @@ def test_a_charge_whose_answer_was_lost_is_refunded_when_the_saga_fails(
     order_id = data["order_id"]
 
     # First attempt: the gateway charges, then stalls past the client's timeout.
-    gateway_admin.set_faults(
-        gateway_url, timeout_rate=1.0, timeout_delay_seconds=CLIENT_TIMEOUT + 1
-    )
+    gateway_admin.set_faults(timeout_rate=1.0, timeout_delay_seconds=CLIENT_TIMEOUT + 1)
     engine.start(order_id, data)
     instance = engine.run(order_id)
     assert (instance.state, instance.wake_at is not None) == ("CHARGING", True)
     assert count(deps.engine, ChargeRow, order_id) == 0  # only the gateway knows
 
     # Then the gateway is down (503 before processing) for every retry left.
-    gateway_admin.set_faults(gateway_url, timeout_rate=0.0, fail_next=3)  # attempts 2-4
+    gateway_admin.set_faults(timeout_rate=0.0, fail_next=3)  # attempts 2-4
     for _ in range(10):
         now[0] += timedelta(minutes=5)  # past any backoff
         instance = engine.run(order_id)
@@ -59,7 +57,7 @@ def test_a_charge_whose_answer_was_lost_is_refunded_when_the_saga_fails(
         Decimal("49.99"),
         Decimal("49.99"),
     )
-    stats = gateway_admin.stats(gateway_url)
+    stats = gateway_stats(gateway_url)
     assert (stats["charges"]["succeeded"], stats["refunds"]) == (1, 1)
     assert count(deps.engine, ChargeRow, order_id) == count(deps.engine, RefundRow, order_id) == 1
     with session_scope(deps.engine) as session:
@@ -68,4 +66,4 @@ def test_a_charge_whose_answer_was_lost_is_refunded_when_the_saga_fails(
     # Compensating again (a retry of the last compensation after a crash) refunds nothing more.
     again = ActionContext(order_id, "UNDO_VALIDATING", dict(instance.data), attempt=2, error="x")
     engine.machine.actions["cancel_order"](again)
-    assert gateway_admin.stats(gateway_url)["refunds"] == 1
+    assert gateway_stats(gateway_url)["refunds"] == 1

@@ -11,7 +11,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select
 
-from include.gateway import admin as gateway_admin
+from include.gateway.admin import stats as gateway_stats
 from include.payments import pipeline, steps
 from include.payments.deps import PaymentDeps
 from include.payments.errors import (
@@ -113,7 +113,7 @@ def test_charge_twice_charges_once(deps, order_data, gateway_url):
     assert first == second
     assert Decimal(first["amount"]) == Decimal("49.99")
     assert count(deps.engine, ChargeRow, order_id=order_id) == 1
-    assert gateway_admin.stats(gateway_url)["charges"]["succeeded"] == 1
+    assert gateway_stats(gateway_url)["charges"]["succeeded"] == 1
     assert order_status(deps.engine, order_id) == "charged"
 
 
@@ -124,33 +124,37 @@ def test_declined_card_records_no_charge(deps, order_data, gateway_url):
     assert raised.value.decline_code == "insufficient_funds"
     assert not raised.value.retryable
     assert count(deps.engine, ChargeRow) == 0
-    assert gateway_admin.stats(gateway_url)["charges"]["succeeded"] == 0
+    assert gateway_stats(gateway_url)["charges"]["succeeded"] == 0
 
 
-def test_gateway_outage_is_transient_and_the_retry_charges_once(deps, order_data, gateway_url):
+def test_gateway_outage_is_transient_and_the_retry_charges_once(
+    deps, order_data, gateway_url, gateway_admin
+):
     order_id = placed(deps, order_data)
-    gateway_admin.set_faults(gateway_url, fail_next=1)
+    gateway_admin.set_faults(fail_next=1)
     with pytest.raises(GatewayUnavailable) as raised:
         pipeline.charge(deps, order_id)
     assert raised.value.retryable
     assert count(deps.engine, ChargeRow) == 0
     pipeline.charge(deps, order_id)
     assert count(deps.engine, ChargeRow) == 1
-    assert gateway_admin.stats(gateway_url)["charges"]["succeeded"] == 1
+    assert gateway_stats(gateway_url)["charges"]["succeeded"] == 1
 
 
-def test_timed_out_charge_is_not_charged_again_on_retry(deps, order_data, gateway_url):
+def test_timed_out_charge_is_not_charged_again_on_retry(
+    deps, order_data, gateway_url, gateway_admin
+):
     """The gateway charged but answered too late: the retry gets the same charge."""
     order_id = placed(deps, order_data)
-    gateway_admin.set_faults(gateway_url, timeout_rate=1, timeout_delay_seconds=1.5)
+    gateway_admin.set_faults(timeout_rate=1, timeout_delay_seconds=1.5)
     impatient = PaymentDeps(deps.engine, GatewayClient(gateway_url, timeout_seconds=0.3))
     with pytest.raises(GatewayUnavailable):
         pipeline.charge(impatient, order_id)
     assert count(deps.engine, ChargeRow) == 0
-    gateway_admin.set_faults(gateway_url, timeout_rate=0)
+    gateway_admin.set_faults(timeout_rate=0)
     pipeline.charge(deps, order_id)
     assert count(deps.engine, ChargeRow) == 1
-    assert gateway_admin.stats(gateway_url)["charges"]["succeeded"] == 1
+    assert gateway_stats(gateway_url)["charges"]["succeeded"] == 1
 
 
 def test_charge_of_an_unknown_order_fails(deps):
@@ -225,7 +229,7 @@ def test_refund_returns_the_whole_charge_once(deps, order_data, gateway_url):
             refund = steps.refund_charge(session, deps.gateway, order_id)
     assert refund is not None and refund.amount == Decimal("49.99")
     assert count(deps.engine, RefundRow) == 1
-    assert gateway_admin.stats(gateway_url)["refunds"] == 1
+    assert gateway_stats(gateway_url)["refunds"] == 1
 
 
 def test_refund_without_a_charge_does_nothing(deps, order_data, gateway_url):
@@ -233,7 +237,7 @@ def test_refund_without_a_charge_does_nothing(deps, order_data, gateway_url):
     with session_scope(deps.engine) as session:
         assert steps.refund_charge(session, deps.gateway, order_id) is None
     assert count(deps.engine, RefundRow) == 0
-    assert gateway_admin.stats(gateway_url)["refunds"] == 0
+    assert gateway_stats(gateway_url)["refunds"] == 0
 
 
 # --- order status --------------------------------------------------------------------------

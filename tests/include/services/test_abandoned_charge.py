@@ -8,7 +8,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
-from include.gateway import admin as gateway_admin
+from include.gateway.admin import stats as gateway_stats
 from include.payment_dags import dead_letter_failed_task
 from include.payments.events import ChargeCompleted, ChargeFailed, ChargeRequested
 from include.payments.tables import ChargeRow, RefundRow
@@ -42,7 +42,7 @@ def test_a_command_still_queued_after_the_give_up_is_refused_without_a_charge(
     [reply] = bus.deliver("charge", charge_requested(order.order_id))
     assert isinstance(reply.data, ChargeFailed)
     assert (reply.data.code, reply.data.requested_by) == ("order_failed", "charge_requested")
-    assert gateway_admin.stats(gateway_url)["charges"]["succeeded"] == 0
+    assert gateway_stats(gateway_url)["charges"]["succeeded"] == 0
     assert store.count(ChargeRow) == 0
     assert store.order(order.order_id).status == "failed"
     assert store.count(DeadLetter, subject=order.order_id, step="charge") == 1
@@ -61,7 +61,7 @@ def test_a_charge_made_just_before_the_give_up_is_refunded_once(
 
     [again] = bus.deliver("charge", charge_requested(order.order_id))  # a new command
     assert isinstance(again.data, ChargeFailed) and again.data.code == "order_failed"
-    stats = gateway_admin.stats(gateway_url)
+    stats = gateway_stats(gateway_url)
     assert (stats["charges"]["succeeded"], stats["refunds"]) == (1, 1)
     assert store.count(ChargeRow, order_id=order.order_id) == 1
     assert store.count(RefundRow, order_id=order.order_id) == 1
@@ -79,6 +79,6 @@ def test_a_later_step_failing_leaves_a_recorded_charge_to_a_human(
 
     dead_letter_failed_task(failed_task(order.order_id, "update_inventory"), deps)
 
-    assert gateway_admin.stats(gateway_url)["refunds"] == 0
+    assert gateway_stats(gateway_url)["refunds"] == 0
     assert store.order(order.order_id).status == "failed"
     assert store.count(DeadLetter, subject=order.order_id, step="update_inventory") == 1

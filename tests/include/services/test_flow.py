@@ -10,7 +10,7 @@ from decimal import Decimal
 
 import pytest
 
-from include.gateway import admin as gateway_admin
+from include.gateway.admin import stats as gateway_stats
 from include.payments.errors import GatewayUnavailable
 from include.payments.events import (
     ChargeCompleted,
@@ -67,7 +67,7 @@ def test_happy_path_runs_through_every_service(
     assert (store.stock("SKU-MUG"), store.stock("SKU-TEE")) == (98, 99)
     assert store.count(ReceiptRow) == store.count(ShippingNoticeRow) == 1
     assert store.count(RefundRow) == 0
-    assert gateway_admin.stats(gateway_url)["charges"]["succeeded"] == 1
+    assert gateway_stats(gateway_url)["charges"]["succeeded"] == 1
 
 
 @pytest.mark.parametrize("first", ["inventory", "charge"])
@@ -90,7 +90,7 @@ def test_declined_card_fails_the_order_and_releases_the_stock(
     assert store.count(ReservationRow, status="reserved") == 0
     assert (store.stock("SKU-MUG"), store.stock("SKU-TEE")) == (100, 100)
     assert store.count(ChargeRow) == 0
-    assert gateway_admin.stats(gateway_url)["charges"] == {"succeeded": 0, "declined": 1}
+    assert gateway_stats(gateway_url)["charges"] == {"succeeded": 0, "declined": 1}
 
 
 def test_out_of_stock_after_the_charge_refunds_it(
@@ -117,7 +117,7 @@ def test_out_of_stock_after_the_charge_refunds_it(
     assert store.order(order.order_id).status == "failed"
     assert store.count(ChargeRow) == store.count(RefundRow) == 1
     assert store.count(ReservationRow) == 0
-    stats = gateway_admin.stats(gateway_url)
+    stats = gateway_stats(gateway_url)
     assert (stats["charges"]["succeeded"], stats["refunds"]) == (1, 1)
 
 
@@ -131,7 +131,7 @@ def test_out_of_stock_before_the_charge_charges_nothing(
     assert names(events) == ["OrderValidated", "InventoryReservationFailed"]
     assert store.order(order.order_id).status == "failed"
     assert store.count(ChargeRow) == store.count(RefundRow) == 0
-    assert gateway_admin.stats(gateway_url)["requests"] == 0
+    assert gateway_stats(gateway_url)["requests"] == 0
 
 
 def test_short_second_line_gives_back_the_first(bus, store, make_order, order_placed):
@@ -148,11 +148,11 @@ def test_short_second_line_gives_back_the_first(bus, store, make_order, order_pl
 
 
 def test_gateway_outage_propagates_and_the_retry_charges_once(
-    bus, store, make_order, order_placed, gateway_url
+    bus, store, make_order, order_placed, gateway_url, gateway_admin
 ):
     order = make_order()
     [validated] = bus.deliver("validation", order_placed(order))
-    gateway_admin.set_faults(gateway_url, fail_next=1)
+    gateway_admin.set_faults(fail_next=1)
     with pytest.raises(GatewayUnavailable):
         bus.deliver("charge", validated)
     assert store.count(ChargeRow) == 0
@@ -161,22 +161,22 @@ def test_gateway_outage_propagates_and_the_retry_charges_once(
     [completed] = bus.deliver("charge", validated)  # the runtime's redelivery
     assert isinstance(completed.data, ChargeCompleted)
     assert store.count(ChargeRow) == 1
-    stats = gateway_admin.stats(gateway_url)
+    stats = gateway_stats(gateway_url)
     assert (stats["charges"]["succeeded"], stats["injected_failures"]) == (1, 1)
 
 
 def test_refund_outage_propagates_and_the_retry_refunds_once(
-    bus, store, make_order, order_placed, gateway_url
+    bus, store, make_order, order_placed, gateway_url, gateway_admin
 ):
     order = make_order(items=[{"sku": "SKU-MUG", "quantity": 101}])
     [validated] = bus.deliver("validation", order_placed(order))
     bus.deliver("charge", validated)
     [failed] = bus.deliver("inventory", validated)
-    gateway_admin.set_faults(gateway_url, fail_next=1)
+    gateway_admin.set_faults(fail_next=1)
     with pytest.raises(GatewayUnavailable):
         bus.deliver("charge", failed)
     assert store.count(RefundRow) == 0
     [refunded] = bus.deliver("charge", failed)
     assert isinstance(refunded.data, RefundIssued)
     assert store.count(RefundRow) == 1
-    assert gateway_admin.stats(gateway_url)["refunds"] == 1
+    assert gateway_stats(gateway_url)["refunds"] == 1

@@ -7,7 +7,7 @@ order: the events of that transaction are already out, and the failed order make
 
 from __future__ import annotations
 
-from include.gateway import admin as gateway_admin
+from include.gateway.admin import stats as gateway_stats
 from include.payments.tables import (
     ChargeRow,
     OrderRow,
@@ -46,7 +46,7 @@ def test_happy_path_twice_has_one_effect_each(bus, store, make_order, order_plac
     assert (store.stock("SKU-MUG"), store.stock("SKU-TEE")) == (98, 99)
     assert store.count(ReceiptRow) == store.count(ShippingNoticeRow) == 1
     assert store.order(order.order_id).status == "completed"
-    assert gateway_admin.stats(gateway_url)["charges"]["succeeded"] == 1
+    assert gateway_stats(gateway_url)["charges"]["succeeded"] == 1
 
 
 def test_compensations_twice_have_one_effect_each(
@@ -70,5 +70,5 @@ def test_compensations_twice_have_one_effect_each(
     [out_of_stock] = then_nothing(bus, "inventory", validated)
     twice(bus, "charge", out_of_stock)
     assert store.count(ChargeRow) == store.count(RefundRow) == 1
-    stats = gateway_admin.stats(gateway_url)
+    stats = gateway_stats(gateway_url)
     assert (stats["charges"]["succeeded"], stats["refunds"]) == (1, 1)

@@ -7,6 +7,7 @@ from sqlalchemy import delete
 
 from include.payments.errors import InvalidOrder
 from include.payments.events import PAYMENT_EVENTS, OrderPlaced
+from include.payments.tables import OrderPlacementRow
 from include.services.intake import order_placed_id, place_order
 from segue.bus.outbox import OutboxRow
 from segue.events.amqp import from_amqp
@@ -15,7 +16,7 @@ from segue.store.engine import session_scope
 
 def place(engine, order):
     with session_scope(engine) as session:
-        return place_order(session, order)
+        return place_order(session, order, client="test-client")
 
 
 def outbox_rows(engine) -> list[OutboxRow]:
@@ -49,7 +50,7 @@ def test_placing_the_same_order_twice_is_absorbed(clean_db, make_order):
 def test_a_rolled_back_placement_leaves_nothing(clean_db, make_order):
     order = make_order()
     with pytest.raises(RuntimeError), session_scope(clean_db) as session:
-        place_order(session, order)
+        place_order(session, order, client="test-client")
         raise RuntimeError("the caller's transaction fails")
     assert outbox_rows(clean_db) == []
     place(clean_db, order)
@@ -86,3 +87,10 @@ def test_another_order_under_a_published_but_not_yet_validated_id_is_rejected(cl
         place(clean_db, make_order(order_id=order.order_id, amount="1.00"))
     place(clean_db, order)  # the same order again: absorbed, nothing queued
     assert outbox_rows(clean_db) == []
+
+
+def test_the_placement_records_its_client(clean_db, make_order):
+    order = make_order()
+    place(clean_db, order)
+    with session_scope(clean_db) as session:
+        assert session.get(OrderPlacementRow, order.order_id).client == "test-client"

@@ -13,7 +13,7 @@ from decimal import Decimal
 
 import pytest
 
-from include.gateway import admin as gateway_admin
+from include.gateway.admin import GatewayAdmin
 from include.payments import pipeline, reconcile, steps
 from include.payments.errors import GatewayUnavailable
 from include.payments.events import InventoryReservationFailed, RefundIssued
@@ -28,35 +28,37 @@ STALL = CLIENT_TIMEOUT + 1.0
 SHORT = [{"sku": "SKU-MUG", "quantity": 101}]  # 100 in stock: out of stock
 
 
-def stall_after_processing(gateway_url: str) -> None:
-    gateway_admin.set_faults(gateway_url, timeout_rate=1.0, timeout_delay_seconds=STALL)
+def stall_after_processing(gateway_admin: GatewayAdmin) -> None:
+    gateway_admin.set_faults(timeout_rate=1.0, timeout_delay_seconds=STALL)
 
 
-def no_faults(gateway_url: str) -> None:
-    gateway_admin.set_faults(gateway_url, timeout_rate=0.0)
+def no_faults(gateway_admin: GatewayAdmin) -> None:
+    gateway_admin.set_faults(timeout_rate=0.0)
 
 
-def lost_charge(bus, make_order, order_placed, gateway_url):  # type: ignore[no-untyped-def]
+def lost_charge(bus, make_order, order_placed, gateway_admin):  # type: ignore[no-untyped-def]
     """An out-of-stock order charged at the gateway with the answer lost, then failed."""
     order = make_order(items=SHORT)
     [validated] = bus.deliver("validation", order_placed(order))
-    stall_after_processing(gateway_url)
+    stall_after_processing(gateway_admin)
     with pytest.raises(GatewayUnavailable):
         bus.deliver("charge", validated)
-    no_faults(gateway_url)
+    no_faults(gateway_admin)
     [out_of_stock] = bus.deliver("inventory", validated)
     assert isinstance(out_of_stock.data, InventoryReservationFailed)
     return order, validated, out_of_stock
 
 
-def assert_refunded_once(store, gateway: GatewayClient, gateway_url: str, order_id: str) -> None:  # type: ignore[no-untyped-def]
+def assert_refunded_once(  # type: ignore[no-untyped-def]
+    store, gateway: GatewayClient, gateway_admin: GatewayAdmin, order_id: str
+) -> None:
     [charge] = gateway.list_charges(reference=order_id)
     assert (charge.status, charge.amount, charge.amount_refunded) == (
         "succeeded",
         Decimal("49.99"),
         Decimal("49.99"),
     )
-    stats = gateway_admin.stats(gateway_url)
+    stats = gateway_admin.stats()
     assert (stats["charges"]["succeeded"], stats["refunds"]) == (1, 1)
     assert store.count(ChargeRow, order_id=order_id, gateway_charge_id=charge.id) == 1
     assert store.count(RefundRow, order_id=order_id, gateway_charge_id=charge.id) == 1
@@ -65,11 +67,11 @@ def assert_refunded_once(store, gateway: GatewayClient, gateway_url: str, order_
 
 
 def test_out_of_stock_refunds_the_charge_whose_answer_was_lost(
-    bus, store, gateway, make_order, order_placed, gateway_url
+    bus, store, gateway, make_order, order_placed, gateway_admin
 ):
-    order, validated, out_of_stock = lost_charge(bus, make_order, order_placed, gateway_url)
+    order, validated, out_of_stock = lost_charge(bus, make_order, order_placed, gateway_admin)
     assert store.count(ChargeRow) == 0  # rolled back: only the gateway knows
-    assert gateway_admin.stats(gateway_url)["injected_timeouts"] == 1
+    assert gateway_admin.stats()["injected_timeouts"] == 1
 
     [refunded] = twice(bus, "charge", out_of_stock)  # and a redelivery of the same event
     assert isinstance(refunded.data, RefundIssued)
@@ -79,26 +81,26 @@ def test_out_of_stock_refunds_the_charge_whose_answer_was_lost(
     # announces it (from its own cause) and charges and refunds nothing again.
     [announced] = twice(bus, "charge", validated)
     assert announced.data.gateway_refund_id == refunded.data.gateway_refund_id
-    assert_refunded_once(store, gateway, gateway_url, order.order_id)
+    assert_refunded_once(store, gateway, gateway_admin, order.order_id)
 
 
 def test_redelivered_order_validated_refunds_it_when_it_comes_first(
-    bus, store, gateway, make_order, order_placed, gateway_url
+    bus, store, gateway, make_order, order_placed, gateway_admin
 ):
-    order, validated, out_of_stock = lost_charge(bus, make_order, order_placed, gateway_url)
+    order, validated, out_of_stock = lost_charge(bus, make_order, order_placed, gateway_admin)
 
     [refunded] = twice(bus, "charge", validated)  # the redelivery finds the order failed
     assert isinstance(refunded.data, RefundIssued)
     assert "order failed: out of stock" in refunded.data.reason
     [announced] = bus.deliver("charge", out_of_stock)  # the refund found, not repeated
     assert announced.data.gateway_refund_id == refunded.data.gateway_refund_id
-    assert_refunded_once(store, gateway, gateway_url, order.order_id)
+    assert_refunded_once(store, gateway, gateway_admin, order.order_id)
 
 
 def test_both_events_at_once_refund_once(
-    bus, store, gateway, make_order, order_placed, gateway_url
+    bus, store, gateway, make_order, order_placed, gateway_admin
 ):
-    order, validated, out_of_stock = lost_charge(bus, make_order, order_placed, gateway_url)
+    order, validated, out_of_stock = lost_charge(bus, make_order, order_placed, gateway_admin)
     barrier = threading.Barrier(2)
     errors: list[BaseException] = []
 
@@ -115,45 +117,45 @@ def test_both_events_at_once_refund_once(
     for thread in threads:
         thread.join(timeout=30)
     assert not errors, errors
-    assert_refunded_once(store, gateway, gateway_url, order.order_id)
+    assert_refunded_once(store, gateway, gateway_admin, order.order_id)
 
 
 def test_a_refund_whose_answer_is_lost_is_replayed_not_repeated(
-    bus, store, gateway, make_order, order_placed, gateway_url
+    bus, store, gateway, make_order, order_placed, gateway_admin
 ):
-    order, _, out_of_stock = lost_charge(bus, make_order, order_placed, gateway_url)
-    stall_after_processing(gateway_url)  # the refund is made, its answer lost
+    order, _, out_of_stock = lost_charge(bus, make_order, order_placed, gateway_admin)
+    stall_after_processing(gateway_admin)  # the refund is made, its answer lost
     with pytest.raises(GatewayUnavailable):
         bus.deliver("charge", out_of_stock)
     assert store.count(ChargeRow) == store.count(RefundRow) == 0
-    no_faults(gateway_url)
+    no_faults(gateway_admin)
 
     [refunded] = bus.deliver("charge", out_of_stock)
     assert isinstance(refunded.data, RefundIssued)
-    stats = gateway_admin.stats(gateway_url)
+    stats = gateway_admin.stats()
     assert stats["replays"] == 1  # the same idempotency key got the same refund back
-    assert_refunded_once(store, gateway, gateway_url, order.order_id)
+    assert_refunded_once(store, gateway, gateway_admin, order.order_id)
 
 
-def test_a_live_order_is_never_reconciled(store, gateway, clean_db, order_data, gateway_url):
+def test_a_live_order_is_never_reconciled(store, gateway, clean_db, order_data, gateway_admin):
     """Only a failed order's charges are refunded: a live one's may be recorded any moment."""
     with session_scope(clean_db) as session:
         order = steps.validate_order(session, order_data())
-    stall_after_processing(gateway_url)
+    stall_after_processing(gateway_admin)
     with pytest.raises(GatewayUnavailable), session_scope(clean_db) as session:
         steps.charge_card(session, gateway, order.order_id)
-    no_faults(gateway_url)
+    no_faults(gateway_admin)
     with session_scope(clean_db) as session:
         assert reconcile.refund_unrecorded_charges(session, gateway, order.order_id) == []
-    assert gateway_admin.stats(gateway_url)["refunds"] == 0
+    assert gateway_admin.stats()["refunds"] == 0
 
 
 def test_linear_charge_step_abandoned_on_timeouts_refunds_the_lost_charge(
-    store, deps, order_data, gateway_url
+    store, deps, order_data, gateway_admin
 ):
     """The DAG's charge task out of retries, every answer lost: failed, dead letter, refunded."""
     order_id = pipeline.validate(deps, order_data())
-    stall_after_processing(gateway_url)
+    stall_after_processing(gateway_admin)
     attempts = 2
 
     def charge_attempt(attempt: int) -> None:
@@ -162,7 +164,7 @@ def test_linear_charge_step_abandoned_on_timeouts_refunds_the_lost_charge(
                 return pipeline.charge(deps, order_id)
             finally:
                 if attempt == attempts:
-                    no_faults(gateway_url)  # the gateway answers again by the abandon
+                    no_faults(gateway_admin)  # the gateway answers again by the abandon
 
         run_step(
             action,
@@ -182,8 +184,8 @@ def test_linear_charge_step_abandoned_on_timeouts_refunds_the_lost_charge(
         charge_attempt(2)
 
     assert store.count(DeadLetter, subject=order_id, step="charge") == 1
-    assert gateway_admin.stats(gateway_url)["injected_timeouts"] == 2
-    assert_refunded_once(store, deps.gateway, gateway_url, order_id)
+    assert gateway_admin.stats()["injected_timeouts"] == 2
+    assert_refunded_once(store, deps.gateway, gateway_admin, order_id)
     assert pipeline.reconcile_failed_order(deps, order_id) == []  # run again: nothing more
 
 
@@ -196,10 +198,10 @@ def twice(bus, service, envelope):  # type: ignore[no-untyped-def]
 
 
 def test_every_charge_under_the_reference_is_refunded_once(
-    bus, store, gateway, make_order, order_placed, gateway_url
+    bus, store, gateway, make_order, order_placed, gateway_admin
 ):
     """Two charges under one reference (not our keys: say the gateway forgot ours)."""
-    order, validated, out_of_stock = lost_charge(bus, make_order, order_placed, gateway_url)
+    order, validated, out_of_stock = lost_charge(bus, make_order, order_placed, gateway_admin)
     gateway.charge(
         idempotency_key="someone-else",
         amount=Decimal("5.00"),
@@ -215,7 +217,7 @@ def test_every_charge_under_the_reference_is_refunded_once(
 
     charges = gateway.list_charges(reference=order.order_id)
     assert [c.amount_refunded for c in charges] == [c.amount for c in charges]
-    stats = gateway_admin.stats(gateway_url)
+    stats = gateway_admin.stats()
     assert (stats["charges"]["succeeded"], stats["refunds"]) == (2, 2)
     assert store.count(ChargeRow, order_id=order.order_id) == 2
     assert store.count(RefundRow, order_id=order.order_id) == 2

@@ -14,14 +14,15 @@ from typing import Any
 
 import pytest
 from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, update
 
 from segue.airflow.plugin import SeguePlugin
+from segue.airflow.plugin.access import dag_authorizer
 from segue.airflow.plugin.app import URL_PREFIX, create_app
 from segue.airflow.plugin.diagram_svg import render_svg
-from segue.airflow.plugin.security import get_user, may_edit_dag_runs
+from segue.airflow.plugin.security import get_user
 from segue.airflow.plugin.service import SagaService
 from segue.statemachine.definition import RetryPolicy, State, StateMachineDefinition, Transition
 from segue.statemachine.machine import ActionContext, Machine
@@ -29,6 +30,9 @@ from segue.statemachine.runner import SagaRunner
 from segue.statemachine.store import INSTANCES, SagaStore
 
 MACHINE = "ui_test_saga"
+OTHER_MACHINE = "other_test_saga"
+# Which DAG runs which machine (as register(..., dag_ids=...) records it).
+DAGS = {MACHINE: ("dag_a",), OTHER_MACHINE: ("dag_b",)}
 
 
 class Knobs:
@@ -117,7 +121,9 @@ def world(clean_db: Engine) -> World:
 
 def mounted(world: World) -> tuple[FastAPI, FastAPI]:
     """(Airflow-like root app, our app mounted under /segue as the api-server does)."""
-    app = create_app(service_factory=lambda: SagaService(world.store, world.lookup))
+    app = create_app(
+        service_factory=lambda: SagaService(world.store, world.lookup, lambda m: DAGS.get(m, ()))
+    )
     root = FastAPI()
     root.mount(URL_PREFIX, app)
     return root, app
@@ -130,12 +136,27 @@ def apps(world: World) -> tuple[FastAPI, FastAPI]:
 
 @pytest.fixture
 def client(apps: tuple[FastAPI, FastAPI]) -> Iterator[TestClient]:
-    """Logged in as ``ada``, allowed to edit DAG runs."""
+    """Logged in as ``ada``, allowed to read and edit the runs of every DAG."""
     root, app = apps
     app.dependency_overrides[get_user] = lambda: SimpleAuthManagerUser(username="ada", role="admin")
-    app.dependency_overrides[may_edit_dag_runs] = lambda: None
+    allow(app, lambda dag_id, method: True)
     with TestClient(root, base_url="http://testserver") as http:
         yield http
+
+
+def allow(app: FastAPI, decide: Any) -> list[tuple[str | None, str]]:
+    """Let ``decide(dag_id, method)`` answer the auth manager's questions; the questions asked."""
+    asked: list[tuple[str | None, str]] = []
+
+    def authorizer():  # type: ignore[no-untyped-def]
+        def allowed(dag_id: str | None, method: str) -> bool:
+            asked.append((dag_id, method))
+            return bool(decide(dag_id, method))
+
+        return allowed
+
+    app.dependency_overrides[dag_authorizer] = authorizer
+    return asked
 
 
 def csrf(client: TestClient, instance_id: str) -> str:
@@ -185,19 +206,59 @@ def test_unauthenticated_page_is_html_and_api_is_json(world):
         assert anonymous.get("/segue/api/sagas").json() == {"detail": "Not authenticated"}
 
 
-def test_actions_need_permission_to_edit_dag_runs(world, apps, client):
+def test_actions_need_permission_to_edit_the_runs_of_the_sagas_dag(world, apps, client):
     instance_id = world.saga(charge_fails=True)
     _, app = apps
-
-    def forbidden() -> None:
-        raise HTTPException(403, "Forbidden")
-
-    app.dependency_overrides[may_edit_dag_runs] = forbidden
+    asked = allow(app, lambda dag_id, method: method == "GET")
     for action in ("retry", "compensate"):
-        assert post_action(client, instance_id, action).status_code == 403
-    assert client.get(f"/segue/sagas/{instance_id}").status_code == 200  # reading is fine
+        response = post_action(client, instance_id, action)
+        assert response.status_code == 403
+        assert "permission to edit the runs of DAG dag_a" in response.text
+    bearer = {"Authorization": "Bearer x"}  # no CSRF check: the DAG check alone refuses
+    assert client.post(f"/segue/sagas/{instance_id}/retry", headers=bearer).status_code == 403
+    page = client.get(f"/segue/sagas/{instance_id}")
+    assert page.status_code == 200  # reading is fine, the buttons are off
+    assert not re.search(r'<button[^>]*type="submit"(?![^>]*disabled)', page.text)
+    assert ("dag_a", "PUT") in asked and ("dag_a", "GET") in asked
     instance = world.store.load(instance_id)
     assert (instance.state, instance.status) == ("CHARGE", "running")
+
+
+def move_to_machine(world: World, instance_id: str, machine: str) -> None:
+    with world.store.engine.begin() as connection:
+        connection.execute(
+            update(INSTANCES).where(INSTANCES.c.id == instance_id).values(machine=machine)
+        )
+
+
+def test_a_user_sees_only_the_sagas_of_dags_they_may_read(world, apps, client):
+    mine = world.saga()
+    theirs = world.saga()
+    move_to_machine(world, theirs, OTHER_MACHINE)
+    _, app = apps
+    allow(app, lambda dag_id, method: dag_id == "dag_a")
+
+    listed = client.get("/segue/sagas")
+    assert mine in listed.text and theirs not in listed.text
+    body = client.get("/segue/api/sagas").json()
+    assert [i["id"] for i in body["instances"]] == [mine]
+    assert client.get(f"/segue/sagas/{mine}").status_code == 200
+    for path in (f"/segue/sagas/{theirs}", f"/segue/api/sagas/{theirs}"):
+        refused = client.get(path)
+        assert refused.status_code == 403, path
+        assert "permission to read the runs of DAG dag_b" in refused.text
+
+
+def test_a_machine_without_dags_needs_access_to_every_dag(world, apps, client):
+    orphan = world.saga()
+    move_to_machine(world, orphan, "unregistered_saga")
+    _, app = apps
+    asked = allow(app, lambda dag_id, method: dag_id is not None)  # no access to "all DAGs"
+    assert client.get(f"/segue/api/sagas/{orphan}").status_code == 403
+    assert orphan not in client.get("/segue/sagas").text
+    assert (None, "GET") in asked
+    allow(app, lambda dag_id, method: True)
+    assert client.get(f"/segue/api/sagas/{orphan}").status_code == 200
 
 
 def test_the_plugin_registers_the_app_and_a_nav_view():

@@ -29,11 +29,12 @@ ServiceFactory = Callable[[], SagaService]
 def default_service() -> SagaService:
     """The business store of ``SEGUE_DATABASE_URL`` and the machines of ``SEGUE_SAGA_MODULES``."""
     from segue.settings import get_settings
-    from segue.statemachine.registry import machine_for
+    from segue.statemachine.registry import dag_ids_for, machine_for
     from segue.statemachine.store import SagaStore
     from segue.store.engine import shared_engine
 
-    return SagaService(SagaStore(shared_engine(get_settings().database_url)), machine_for)
+    store = SagaStore(shared_engine(get_settings().database_url))
+    return SagaService(store, machine_for, dag_ids_for)
 
 
 class LazyService:

@@ -1,8 +1,10 @@
 """Who may use the saga pages, and how the two action forms are kept safe from CSRF.
 
-Authentication and authorization are Airflow's own FastAPI dependencies, so the pages accept
-exactly what Airflow's REST API accepts: a bearer token from ``POST /auth/token`` or the
-``_token`` cookie the UI's login sets (``get_user`` reads both). Tests override these names.
+Authentication is Airflow's own FastAPI dependency, so the pages accept exactly what Airflow's
+REST API accepts: a bearer token from ``POST /auth/token`` or the ``_token`` cookie the UI's
+login sets (``get_user`` reads both). Authorization is per DAG (``access``): reading a saga
+needs read access to its DAG's runs, retrying or compensating needs edit access. Tests
+override ``get_user`` and ``access.dag_authorizer``.
 
 CSRF: the actions are POST-only; Airflow's ``_token`` cookie is ``SameSite=Lax`` (browsers do
 not send it on cross-site POSTs); and a cookie-authenticated POST must also carry a
@@ -18,11 +20,9 @@ from urllib.parse import urlsplit
 
 from airflow.api_fastapi.app import get_auth_manager
 from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
-from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
 from airflow.api_fastapi.core_api.security import (
     GetUserDep,
     get_user,
-    requires_access_dag,
     requires_authenticated,
 )
 from fastapi import HTTPException, Request, Response, status
@@ -35,16 +35,12 @@ __all__ = [
     "csrf_token",
     "get_user",
     "login_url",
-    "may_edit_dag_runs",
     "remember_csrf_token",
     "verify_csrf",
 ]
 
 authenticated = requires_authenticated()
 """Any logged-in Airflow user; 401 without credentials, 403 with an invalid token."""
-
-may_edit_dag_runs = requires_access_dag(method="PUT", access_entity=DagAccessEntity.RUN)
-"""Retrying or compensating a saga changes a workflow's course, like clearing a DAG run."""
 
 CSRF_COOKIE = "segue_csrf"
 CSRF_FIELD = "csrf_token"

@@ -6,7 +6,7 @@ The pages never talk to SQL or the runner directly: this is the seam the tests r
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +33,15 @@ STATUSES = (
     "compensation_failed",
 )
 MachineLookup = Callable[[str], Machine]
+DagLookup = Callable[[str], tuple[str, ...]]
+
+
+def no_dags(_machine: str) -> tuple[str, ...]:
+    """No machine names its DAGs: only users with access to every DAG see its sagas.
+
+    :param _machine: the machine's name.
+    """
+    return ()
 
 
 class SagaNotFound(LookupError):
@@ -87,31 +96,52 @@ def can_compensate(instance: Instance) -> bool:
 class SagaService:
     """What the UI and API do with sagas: list, show, retry, compensate (errors typed for HTTP)."""
 
-    def __init__(self, store: SagaStore, machine_for: MachineLookup) -> None:
+    def __init__(
+        self, store: SagaStore, machine_for: MachineLookup, dags_for: DagLookup = no_dags
+    ) -> None:
         """A service over one saga store.
 
         :param store: where instances and their audit trails live.
         :param machine_for: the machine of a name (to show its diagram and act on instances).
+        :param dags_for: the Airflow DAGs that run a machine (who may see its instances).
         """
         self.store = store
         self.machine_for = machine_for
+        self.dags_for = dags_for
 
     def list(
-        self, *, state: str | None = None, status: str | None = None, limit: int = 100
+        self,
+        *,
+        state: str | None = None,
+        status: str | None = None,
+        limit: int = 100,
+        machines: Collection[str] | None = None,
     ) -> list[Instance]:
         """Instances, newest first, optionally filtered.
 
         :param state: only instances in this state.
         :param status: only instances with this status.
         :param limit: at most this many.
+        :param machines: only instances of these machines (None: any).
         """
-        return self.store.list_instances(state=state, status=status, limit=limit)
+        return self.store.list_instances(state=state, status=status, limit=limit, machines=machines)
 
-    def known_states(self) -> list[str]:
-        """Every state some instance is in now (for the filter's suggestions)."""
+    def machines(self) -> list[str]:
+        """The name of every machine some instance belongs to."""
         with self.store.engine.connect() as connection:
-            rows = connection.execute(select(INSTANCES.c.state).distinct())
+            rows = connection.execute(select(INSTANCES.c.machine).distinct())
             return sorted(row[0] for row in rows)
+
+    def known_states(self, machines: Collection[str] | None = None) -> list[str]:
+        """Every state some instance is in now (for the filter's suggestions).
+
+        :param machines: only instances of these machines (None: any).
+        """
+        query = select(INSTANCES.c.state).distinct()
+        if machines is not None:
+            query = query.where(INSTANCES.c.machine.in_(sorted(machines)))
+        with self.store.engine.connect() as connection:
+            return sorted(row[0] for row in connection.execute(query))
 
     def load(self, instance_id: str) -> Instance:
         """One instance; SagaNotFound (404) when there is none.

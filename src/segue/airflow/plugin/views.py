@@ -9,6 +9,7 @@ from urllib.parse import quote, unquote
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from segue.airflow.plugin.access import AccessDep
 from segue.airflow.plugin.deps import ServiceDep, base_path
 from segue.airflow.plugin.diagram_svg import render_svg
 from segue.airflow.plugin.present import redact
@@ -20,7 +21,6 @@ from segue.airflow.plugin.security import (
     authenticated,
     cookie_path,
     csrf_token,
-    may_edit_dag_runs,
     remember_csrf_token,
     verify_csrf,
 )
@@ -35,7 +35,7 @@ from segue.statemachine.store import Instance
 
 router = APIRouter(dependencies=[Depends(authenticated)])
 FLASH_COOKIE = "segue_flash"
-ACTION_DEPENDENCIES = [Depends(may_edit_dag_runs), Depends(verify_csrf)]
+ACTION_DEPENDENCIES = [Depends(verify_csrf)]
 
 
 @router.get("/", include_in_schema=False)
@@ -52,20 +52,25 @@ def saga_list(
     request: Request,
     service: ServiceDep,
     user: GetUserDep,
+    access: AccessDep,
     state: str = "",
     status: str = "",
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Response:
-    """The saga list page, with state and status filters.
+    """The saga list page, with state and status filters: the sagas of DAGs the user may read.
 
     :param request: the current request.
     :param service: the app's saga service.
     :param user: the logged-in Airflow user.
+    :param access: what the user may see (per DAG).
     :param state: only instances in this state.
     :param status: only instances with this status.
     :param limit: at most this many (1 to 1000).
     """
-    instances = service.list(state=state or None, status=status or None, limit=limit)
+    machines = access.readable(service.machines())
+    instances = service.list(
+        state=state or None, status=status or None, limit=limit, machines=machines
+    )
     return render(
         request,
         "list.html",
@@ -75,13 +80,13 @@ def saga_list(
         status=status,
         limit=limit,
         statuses=STATUSES,
-        known_states=service.known_states(),
+        known_states=service.known_states(machines),
     )
 
 
 @router.get("/sagas/{instance_id}", response_class=HTMLResponse)
 def saga_page(
-    request: Request, instance_id: str, service: ServiceDep, user: GetUserDep
+    request: Request, instance_id: str, service: ServiceDep, user: GetUserDep, access: AccessDep
 ) -> Response:
     """One saga's page: diagram, data, audit trail and the retry/compensate buttons.
 
@@ -89,9 +94,12 @@ def saga_page(
     :param instance_id: the saga instance.
     :param service: the app's saga service.
     :param user: the logged-in Airflow user.
+    :param access: what the user may see and do (403 without read access to its DAG).
     """
+    access.require(service.load(instance_id).machine)
     detail = service.detail(instance_id)
     instance = detail.instance
+    may_act = access.allows(instance.machine, "PUT")
     token = csrf_token(request)
     flash = _read_flash(request)
     response = render(
@@ -107,6 +115,7 @@ def saga_page(
         visited=detail.visited,
         svg=_svg(detail),
         mermaid=_mermaid(detail),
+        may_act=may_act,
         can_retry=can_retry(instance),
         can_compensate=can_compensate(instance),
         csrf_field=CSRF_FIELD,
@@ -120,14 +129,18 @@ def saga_page(
 
 
 @router.post("/sagas/{instance_id}/retry", dependencies=ACTION_DEPENDENCIES)
-def retry(request: Request, instance_id: str, service: ServiceDep, user: GetUserDep) -> Response:
+def retry(
+    request: Request, instance_id: str, service: ServiceDep, user: GetUserDep, access: AccessDep
+) -> Response:
     """The retry button: resume the saga now, then back to its page.
 
     :param request: the form's POST.
     :param instance_id: the saga instance.
     :param service: the app's saga service.
     :param user: who pressed it (the audit trail's actor).
+    :param access: 403 without edit access to the runs of the saga's DAG.
     """
+    access.require(service.load(instance_id).machine, "PUT")
     actor = actor_name(user)
     instance = service.retry(instance_id, actor)
     return _back(request, instance, f"Retried from the current state by {actor}")
@@ -135,7 +148,7 @@ def retry(request: Request, instance_id: str, service: ServiceDep, user: GetUser
 
 @router.post("/sagas/{instance_id}/compensate", dependencies=ACTION_DEPENDENCIES)
 def compensate(
-    request: Request, instance_id: str, service: ServiceDep, user: GetUserDep
+    request: Request, instance_id: str, service: ServiceDep, user: GetUserDep, access: AccessDep
 ) -> Response:
     """The compensate button: abandon the saga and undo its steps, then back to its page.
 
@@ -143,7 +156,9 @@ def compensate(
     :param instance_id: the saga instance.
     :param service: the app's saga service.
     :param user: who pressed it (the audit trail's actor).
+    :param access: 403 without edit access to the runs of the saga's DAG.
     """
+    access.require(service.load(instance_id).machine, "PUT")
     actor = actor_name(user)
     instance = service.compensate(instance_id, actor)
     return _back(request, instance, f"Compensation requested by {actor}")
