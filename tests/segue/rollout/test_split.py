@@ -8,6 +8,7 @@ from collections import Counter
 from decimal import Decimal
 
 import pytest
+from pydantic import ValidationError
 
 from segue.rollout import FlagSpec, RolloutError, SplitDefinition
 from segue.rollout.evaluate import CompiledFlag
@@ -181,5 +182,5 @@ def test_a_missing_sticky_key_is_an_error_naming_it() -> None:
 def test_definition_is_a_frozen_value() -> None:
     definition = SPEC.default_definition()
     assert definition == SplitDefinition(weights={"dag": 100}, baseline="dag")
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError):
         definition.baseline = "events"  # type: ignore[misc]
