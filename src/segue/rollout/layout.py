@@ -75,7 +75,10 @@ class Layout(BaseModel):
         return segments
 
     def model_post_init(self, _context: object) -> None:
-        """Precompute the segment ends for one bisect per evaluation."""
+        """Precompute the segment ends for one bisect per evaluation.
+
+        :param _context: pydantic's validation context (unused).
+        """
         self._ends = [segment.end for segment in self.segments]
         self._paths = [segment.path for segment in self.segments]
 
