@@ -15,6 +15,7 @@ from typing import Any
 
 from openfeature.client import OpenFeatureClient
 from openfeature.evaluation_context import EvaluationContext
+from openfeature.exception import ErrorCode
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Connection, Engine, select
 from sqlalchemy.orm import Session
@@ -83,8 +84,14 @@ def decide(
         flag.baseline,
         EvaluationContext(targeting_key=subject_id, attributes=dict(context)),
     )
+    if details.error_code == ErrorCode.TARGETING_KEY_MISSING:
+        field, _, message = (details.error_message or "context|").partition("|")
+        raise RolloutError(field, message)
     if details.error_code is not None:
-        raise RolloutError("context", details.error_message or str(details.error_code))
+        raise RolloutError(
+            f"flag {flag.name}",
+            f"evaluation failed ({details.error_code.value}): {details.error_message}",
+        )
     if details.value not in flag.paths:
         raise RolloutError(
             "path", f"flag {flag.name!r} chose {details.value!r}, not one of {flag.paths}"

@@ -12,6 +12,7 @@ PostgreSQL-only code; polling works on SQLite as well.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import weakref
@@ -25,12 +26,15 @@ from openfeature.exception import TargetingKeyMissingError, TypeMismatchError
 from openfeature.flag_evaluation import FlagResolutionDetails, Reason
 from openfeature.provider import AbstractProvider, Metadata
 from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from segue.rollout.definition import RolloutError, SplitDefinition
 from segue.rollout.evaluate import CompiledFlag, Evaluation
 from segue.rollout.layout import Layout
 from segue.rollout.tables import FlagVersionRow
+
+log = logging.getLogger(__name__)
 
 DOMAIN_PREFIX = "segue.rollout"
 REFRESH_SECONDS = 0.25
@@ -102,6 +106,24 @@ class SegueProvider(AbstractProvider):
         return default
 
     def _refresh(self, flag_key: str, cached: _Cached | None, now: float) -> _Cached:
+        try:
+            return self._load(flag_key, cached, now)
+        except SQLAlchemyError as error:
+            if cached is None:
+                raise
+            # Keep evaluating the version known (it was in force a moment ago) and check again
+            # after refresh_seconds; a decision's own insert fails anyway while the store is down.
+            log.warning(
+                "flag %s: version check failed (%s); still on version %s",
+                flag_key,
+                type(error).__name__,
+                cached.compiled.version if cached.compiled else 0,
+                extra={"correlation_id": f"flag:{flag_key}", "flag": flag_key},
+            )
+            cached.checked_at = now
+            return cached
+
+    def _load(self, flag_key: str, cached: _Cached | None, now: float) -> _Cached:
         with self._lock, Session(self.engine) as session:
             latest = session.execute(
                 select(func.max(FlagVersionRow.version)).where(FlagVersionRow.flag_name == flag_key)
@@ -141,7 +163,7 @@ class SegueProvider(AbstractProvider):
         try:
             result = self.evaluate(flag_key, default_value, attributes)
         except RolloutError as error:
-            raise TargetingKeyMissingError(str(error)) from None
+            raise TargetingKeyMissingError(f"{error.field}|{error.message}") from None
         metadata: dict[str, int | str] = {"version": result.version, "segue_reason": result.reason}
         if result.bucket is not None:
             metadata["bucket"] = result.bucket

@@ -311,6 +311,31 @@ def test_a_context_without_the_sticky_key_is_refused_and_nothing_is_written(
     with Session(engine) as session:
         with pytest.raises(RolloutError) as caught:
             decide(session, flag, order_id, {"order_id": order_id})
-        assert "customer_email" in str(caught.value)
+        assert caught.value.field == "context.customer_email"
         session.commit()
         assert decision_of(session, order_id) is None
+
+
+def test_two_transactions_deciding_one_subject_keep_one_decision(
+    engine: Engine, flag: FlagSpec, subject: Callable[..., str]
+) -> None:
+    order_id = subject()
+    decided = threading.Event()
+    first: list[Any] = []
+
+    def first_intake() -> None:
+        with Session(engine) as session:
+            first.append(decide(session, flag, order_id, {"order_id": order_id}))
+            decided.set()
+            time.sleep(0.3)  # the other transaction's insert waits on this one
+            session.commit()
+
+    thread = threading.Thread(target=first_intake)
+    thread.start()
+    assert decided.wait(10)
+    with Session(engine) as session:
+        second = decide(session, flag, order_id, {"order_id": order_id})
+        session.commit()
+    thread.join(10)
+    assert first[0].new is True and second.new is False
+    assert second.decided_at == first[0].decided_at and second.path == first[0].path
