@@ -13,6 +13,11 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 EVENT_REGISTRY = "include.payments.events:PAYMENT_EVENTS"
 SAGA_MODULES = ("include.payments.saga", "include.payments.saga_bridged")
+# The traffic split's flag: the execution paths an order may take, in the order new buckets
+# are handed out, and the baseline (before any flag version, and what the kill switch picks).
+ROLLOUT_FLAG = "route"
+ROLLOUT_PATHS = ("dag", "saga", "hybrid", "events")
+ROLLOUT_BASELINE = "dag"
 
 
 def workflow_env() -> dict[str, str]:
@@ -21,4 +26,7 @@ def workflow_env() -> dict[str, str]:
         "SEGUE_EVENT_REGISTRY": EVENT_REGISTRY,
         "SEGUE_SAGA_MODULES": json.dumps(list(SAGA_MODULES)),
         "SEGUE_SCHEMAS_ROOT": str(PROJECT_ROOT),
+        "SEGUE_ROLLOUT_FLAG": ROLLOUT_FLAG,
+        "SEGUE_ROLLOUT_PATHS": json.dumps(list(ROLLOUT_PATHS)),
+        "SEGUE_ROLLOUT_BASELINE": ROLLOUT_BASELINE,
     }

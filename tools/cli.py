@@ -4,7 +4,7 @@ clients (``segue clients create|list|revoke``).
 
 ``segue`` the library (``segue.cli``) knows no workflow; this module tells it ours: the business
 database ``segue up`` uses, the payment events, the committed schemas of this repository and
-the migration components of its business store.
+the migration components of its business store, and the routing flag's paths.
 """
 
 from __future__ import annotations
@@ -35,11 +35,18 @@ def project_context() -> CliContext:
 
         return COMPONENTS
 
+    def rollout():  # type: ignore[no-untyped-def]
+        from include.workflow import ROLLOUT_BASELINE, ROLLOUT_FLAG, ROLLOUT_PATHS
+        from segue.rollout import FlagSpec
+
+        return FlagSpec(name=ROLLOUT_FLAG, paths=ROLLOUT_PATHS, baseline=ROLLOUT_BASELINE)
+
     return CliContext(
         database_url=database_url,
         registry=registry,
         schemas_root=lambda: PROJECT_ROOT,
         components=components,
+        rollout=rollout,
     )
 
 

@@ -9,18 +9,21 @@ from include.payments import followups, tables
 from segue.bus.tables import COMPONENT as BUS
 from segue.eventlog.store import COMPONENT as EVENTLOG
 from segue.migrations import Component, migrated
+from segue.rollout.tables import COMPONENT as ROLLOUT
 from segue.statemachine.records import COMPONENT as STATEMACHINE
 from segue.store.dead_letters import COMPONENT as DEAD_LETTERS
 from segue.store.engine import shared_engine
 
 # Every table the payment workflow uses, in upgrade order: the library's parts it runs on (the
-# bus for the services, dead letters for the DAG path, the saga store, the event log), then
-# its own. `segue db ...` (tools.cli) and every runtime path use this one list.
+# bus for the services, dead letters for the DAG path, the saga store, the event log, the
+# rollout's flag versions and route decisions), then its own. `segue db ...` (tools.cli) and
+# every runtime path use this one list.
 COMPONENTS: tuple[Component, ...] = (
     BUS,
     DEAD_LETTERS,
     STATEMACHINE,
     EVENTLOG,
+    ROLLOUT,
     tables.COMPONENT,
     followups.COMPONENT,
 )

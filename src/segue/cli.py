@@ -1,10 +1,10 @@
-"""The library's command line: ``segue events ...``, ``segue db ...`` and what others add.
+"""The library's command line: ``segue events | db | rollout ...`` and what others add.
 
 The library knows no workflow. What a command needs of one (the business database, the event
 registry, where the committed schemas live, the migration components of its store) comes from
 a :class:`CliContext`: by default read from :mod:`segue.settings` (``SEGUE_DATABASE_URL``,
-``SEGUE_EVENT_REGISTRY``, ``SEGUE_SCHEMAS_ROOT``) with the library's own components; a
-project's own command passes its values in a ``CliContext`` instead.
+``SEGUE_EVENT_REGISTRY``, ``SEGUE_SCHEMAS_ROOT``, ``SEGUE_ROLLOUT_*``) with the library's own
+components; a project's own command passes its values in a ``CliContext`` instead.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from segue.events.registry import EventRegistry
     from segue.migrations.component import Component
+    from segue.rollout.definition import FlagSpec
 
 
 @dataclass(frozen=True)
@@ -29,18 +30,28 @@ class CliContext:
     :param schemas_root: returns the folder the registry's ``schema_id()`` paths are relative to.
     :param components: returns the migration components of the workflow's business store, in
         upgrade order (``segue db ...``); default: the library's own.
+    :param rollout: returns the workflow's routing flag (name, allowed paths, baseline) for
+        ``segue rollout ...``; default: from ``SEGUE_ROLLOUT_FLAG``, ``SEGUE_ROLLOUT_PATHS``,
+        ``SEGUE_ROLLOUT_BASELINE``.
     """
 
     database_url: Callable[[], str]
     registry: Callable[[], EventRegistry]
     schemas_root: Callable[[], Path]
     components: Callable[[], Sequence[Component]] = field(default=lambda: _library_components())
+    rollout: Callable[[], FlagSpec] = field(default=lambda: _settings_flag())
 
 
 def _library_components() -> Sequence[Component]:
     from segue.migrations.library import library_components
 
     return library_components()
+
+
+def _settings_flag() -> FlagSpec:
+    from segue.rollout.definition import flag_from_settings
+
+    return flag_from_settings()
 
 
 def settings_context() -> CliContext:
@@ -77,11 +88,13 @@ def build_parser(prog: str = "segue") -> tuple[argparse.ArgumentParser, Any]:
     """
     from segue.eventlog.cli import add_event_commands
     from segue.migrations.cli import add_db_commands
+    from segue.rollout.cli import add_rollout_commands
 
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     add_event_commands(commands)
     add_db_commands(commands)
+    add_rollout_commands(commands)
     return parser, commands
 
 

@@ -58,6 +58,20 @@ class SegueSettings(BaseSettings):
         default=None,
         description="Folder the committed event schemas' paths (schema_id) are relative to.",
     )
+    rollout_flag: str = Field(
+        default="route",
+        min_length=1,
+        description="Name of the flag that routes each subject to an execution path.",
+    )
+    rollout_paths: tuple[str, ...] = Field(
+        default=(),
+        description="The execution paths the workflow's flag may route to (JSON list), in the "
+        "order new buckets are handed out; the rollout commands need them.",
+    )
+    rollout_baseline: str | None = Field(
+        default=None,
+        description="The path everything goes to before any flag version and when killed.",
+    )
 
 
 @lru_cache(maxsize=1)

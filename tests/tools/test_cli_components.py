@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from include.payments.database import COMPONENTS
+from include.workflow import ROLLOUT_BASELINE, ROLLOUT_PATHS
 from segue.cli import build_parser, settings_context
 from segue.migrations.library import library_components
 from tools.cli import project_context
@@ -15,6 +16,7 @@ def test_project_context_names_every_workflow_component() -> None:
         "segue.dead_letters",
         "segue.statemachine",
         "segue.eventlog",
+        "segue.rollout",
         "include.payments",
         "include.payments.followups",
     ]
@@ -31,3 +33,15 @@ def test_db_commands_are_registered() -> None:
     for command in ("upgrade", "current", "check"):
         args = parser.parse_args(["db", command, "--url", "sqlite://"])
         assert args.db_command == command and callable(args.run)
+
+
+def test_project_context_names_the_routing_flag_and_its_paths() -> None:
+    flag = project_context().rollout()
+    assert (flag.name, flag.paths, flag.baseline) == ("route", ROLLOUT_PATHS, ROLLOUT_BASELINE)
+    assert flag.paths == ("dag", "saga", "hybrid", "events") and flag.baseline == "dag"
+
+
+def test_library_context_reads_the_flag_from_segue_rollout_settings() -> None:
+    # tests/conftest.py sets the workflow's SEGUE_* variables, as every process gets them
+    flag = settings_context().rollout()
+    assert (flag.paths, flag.baseline) == (ROLLOUT_PATHS, ROLLOUT_BASELINE)

@@ -6,10 +6,12 @@ from segue.migrations.component import Component
 
 
 def library_components() -> tuple[Component, ...]:
-    """``segue.bus``, ``segue.dead_letters``, ``segue.statemachine`` and ``segue.eventlog``."""
+    """``segue.bus``, ``segue.dead_letters``, ``segue.statemachine``, ``segue.eventlog`` and
+    ``segue.rollout``."""
     from segue.bus.tables import COMPONENT as BUS
     from segue.eventlog.store import COMPONENT as EVENTLOG
+    from segue.rollout.tables import COMPONENT as ROLLOUT
     from segue.statemachine.records import COMPONENT as STATEMACHINE
     from segue.store.dead_letters import COMPONENT as DEAD_LETTERS
 
-    return (BUS, DEAD_LETTERS, STATEMACHINE, EVENTLOG)
+    return (BUS, DEAD_LETTERS, STATEMACHINE, EVENTLOG, ROLLOUT)

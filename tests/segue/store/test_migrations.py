@@ -93,6 +93,7 @@ def test_one_component_gets_only_its_tables(empty_db: Engine) -> None:
         "segue.dead_letters": None,
         "segue.statemachine": head,
         "segue.eventlog": None,
+        "segue.rollout": None,
     }
 
 
