@@ -1,4 +1,5 @@
-"""``segue up`` for the event path: the services, event log and intake in the background.
+"""``segue up`` for the event path: the services, event log and intake in the background, and
+once Airflow is up the hand-over of DAG-bound orders to it (``airflow-handover``).
 
 Started only when RabbitMQ answers; each process gets a fixed health port (listed by
 ``segue up``) and a log under ``.airflow/logs/``.
@@ -8,11 +9,12 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import httpx
 
-from include.services import EVENT_PATH_PROCESSES
+from include.services import AIRFLOW_PROCESSES, EVENT_PATH_PROCESSES
 from segue.bus.connection import connect
 from tools import background
 from tools.airflow_stack import PROJECT_ROOT
@@ -32,8 +34,11 @@ def broker_reachable(amqp_url: str) -> bool:
         return False
 
 
+ALL_PROCESSES = {**EVENT_PATH_PROCESSES, **AIRFLOW_PROCESSES}
+
+
 def health_ports() -> dict[str, int]:
-    return {name: FIRST_HEALTH_PORT + index for index, name in enumerate(EVENT_PATH_PROCESSES)}
+    return {name: FIRST_HEALTH_PORT + index for index, name in enumerate(ALL_PROCESSES)}
 
 
 def start_event_path(home: Path, *, database_url: str, amqp_url: str, gateway_url: str) -> str:
@@ -41,8 +46,36 @@ def start_event_path(home: Path, *, database_url: str, amqp_url: str, gateway_ur
     stop_event_path(home)
     env = service_env(database_url=database_url, amqp_url=amqp_url, gateway_url=gateway_url)
     env["SEGUE_INTAKE_PORT"] = str(INTAKE_PORT)
-    ports = health_ports()
-    for name, module in EVENT_PATH_PROCESSES.items():
+    _spawn_ready(home, EVENT_PATH_PROCESSES, env)
+    return f"http://127.0.0.1:{INTAKE_PORT}"
+
+
+def start_airflow_handover(
+    home: Path,
+    *,
+    database_url: str,
+    amqp_url: str,
+    gateway_url: str,
+    airflow_url: str,
+    username: str,
+    password: str,
+) -> None:
+    """(Re)start the hand-over to the Airflow at ``airflow_url`` (logging in as ``username``)."""
+    for name in AIRFLOW_PROCESSES:
+        background.stop(_pid_path(home, name))
+    env = service_env(database_url=database_url, amqp_url=amqp_url, gateway_url=gateway_url)
+    env.update(
+        SEGUE_AIRFLOW_API_URL=airflow_url,
+        SEGUE_AIRFLOW_USERNAME=username,
+        SEGUE_AIRFLOW_PASSWORD=password,
+    )
+    _spawn_ready(home, AIRFLOW_PROCESSES, env)
+
+
+def _spawn_ready(home: Path, processes: Mapping[str, str], env: dict[str, str]) -> None:
+    """Start ``name -> module`` detached with their fixed health ports; wait until ready."""
+    ports = {name: port for name, port in health_ports().items() if name in processes}
+    for name, module in processes.items():
         background.spawn(
             [sys.executable, "-m", module],
             env={**env, "SEGUE_SERVICE_HEALTH_PORT": str(ports[name])},
@@ -64,12 +97,12 @@ def start_event_path(home: Path, *, database_url: str, amqp_url: str, gateway_ur
         time.sleep(0.3)
     if waiting:
         raise RuntimeError(f"not ready after {READY_TIMEOUT_SECONDS}s: {sorted(waiting)}")
-    return f"http://127.0.0.1:{INTAKE_PORT}"
 
 
 def stop_event_path(home: Path) -> list[str]:
-    """Stop every event-path process started by ``start_event_path``; the names stopped."""
-    return [name for name in EVENT_PATH_PROCESSES if background.stop(_pid_path(home, name))]
+    """Stop every process started by ``start_event_path`` and ``start_airflow_handover``; the
+    names stopped."""
+    return [name for name in ALL_PROCESSES if background.stop(_pid_path(home, name))]
 
 
 def _pid_path(home: Path, name: str) -> Path:
