@@ -87,12 +87,15 @@ class Circuit:
         :param reason: why Airflow is unavailable.
         """
         self.open_until = self.clock() + self.delay
+        log.warning("%s; the hand-over waits %.0fs before trying again", reason, self.delay)
         self.delay = min(self.delay * 2, MAX_DELAY_SECONDS)
         self.reason = reason
         return AirflowUnavailable(reason)
 
     def succeeded(self) -> None:
         """Closed, back to the first delay."""
+        if self.reason:
+            log.info("Airflow answers again (after: %s)", self.reason)
         self.delay, self.open_until, self.reason = FIRST_DELAY_SECONDS, 0.0, ""
 
 

@@ -3,6 +3,7 @@ with the form's conf, a redelivery finds its run (409), outages retried, refusal
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Iterator
 
 import pytest
@@ -168,3 +169,30 @@ def test_the_service_waits_longer_than_the_default_for_airflow(airflow, clock):
     spec = airflow_handover_service(runs_for(airflow.url, clock), max_attempts=3600)
     assert spec.not_yet_limit == 3600
     assert spec.routing_keys == ["segue.payments.OrderRouted"]
+
+
+def test_the_handover_runs_as_its_own_module_and_every_service_declares_its_queue():
+    from include.services import AIRFLOW_PROCESSES, consumer_specs
+
+    module = importlib.import_module(AIRFLOW_PROCESSES[NAME])
+    assert callable(module.main) and module.NAME == NAME
+    assert NAME in {spec.name for spec in consumer_specs()}  # OrderRouted is never unroutable
+
+
+def test_an_outage_and_the_recovery_are_logged_once_per_attempt(
+    handover, airflow, clean_db, make_order, clock, caplog
+):
+    bus, _ = handover
+    envelope = routed(clean_db, make_order())
+    airflow.fail_next.append(503)
+    with caplog.at_level("INFO", logger="include.services.airflow_runs"):
+        for _ in range(3):  # one real attempt, then two while the circuit is open
+            with pytest.raises(AirflowUnavailable):
+                bus.deliver(NAME, envelope)
+        clock.now += 1.5
+        bus.deliver(NAME, envelope)
+    circuit = [r for r in caplog.records if r.name == "include.services.airflow_runs"]
+    messages = [record.getMessage() for record in circuit]
+    assert len(messages) == 2, messages
+    assert "HTTP 503" in messages[0] and "waits 1s" in messages[0]
+    assert messages[1].startswith("Airflow answers again")
