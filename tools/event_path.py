@@ -1,4 +1,5 @@
-"""``segue up`` for the event path: the services, event log and intake in the background.
+"""``segue up`` for the event path: the services, event log and intake in the background, and
+the hand-over of DAG-bound orders to Airflow once Airflow is up.
 
 Started only when RabbitMQ answers; each process gets a fixed health port (listed by
 ``segue up``) and a log under ``.airflow/logs/``.
@@ -6,9 +7,10 @@ Started only when RabbitMQ answers; each process gets a fixed health port (liste
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
-from include.services import EVENT_PATH_PROCESSES
+from include.services import AIRFLOW_PROCESSES, EVENT_PATH_PROCESSES
 from segue.bus.connection import connect
 from tools.processes import (
     answers_as,
@@ -22,9 +24,11 @@ from tools.services import service_env
 INTAKE_PORT = 8097
 FIRST_HEALTH_PORT = 8110
 READY_TIMEOUT_SECONDS = 60.0
+ALL_PROCESSES = {**EVENT_PATH_PROCESSES, **AIRFLOW_PROCESSES}
 
 
 def broker_reachable(amqp_url: str) -> bool:
+    """True when RabbitMQ at ``amqp_url`` accepts a connection within about two seconds."""
     try:
         with connect(amqp_url, connect_timeout=2) as connection:
             connection.ensure_connection(max_retries=1)
@@ -34,7 +38,8 @@ def broker_reachable(amqp_url: str) -> bool:
 
 
 def health_ports() -> dict[str, int]:
-    return {name: FIRST_HEALTH_PORT + index for index, name in enumerate(EVENT_PATH_PROCESSES)}
+    """The fixed health port of every process ``segue up`` starts."""
+    return {name: FIRST_HEALTH_PORT + index for index, name in enumerate(ALL_PROCESSES)}
 
 
 def start_event_path(home: Path, *, database_url: str, amqp_url: str, gateway_url: str) -> str:
@@ -42,8 +47,43 @@ def start_event_path(home: Path, *, database_url: str, amqp_url: str, gateway_ur
     stop_event_path(home)
     env = service_env(database_url=database_url, amqp_url=amqp_url, gateway_url=gateway_url)
     env["SEGUE_INTAKE_PORT"] = str(INTAKE_PORT)
-    ports = health_ports()
-    for name, module in EVENT_PATH_PROCESSES.items():
+    _spawn_ready(home, EVENT_PATH_PROCESSES, env)
+    return f"http://127.0.0.1:{INTAKE_PORT}"
+
+
+def start_airflow_handover(
+    home: Path,
+    *,
+    database_url: str,
+    amqp_url: str,
+    gateway_url: str,
+    airflow_url: str,
+    username: str,
+    password: str,
+) -> None:
+    """(Re)start the hand-over to the Airflow at ``airflow_url`` (logging in as ``username``)."""
+    for name in AIRFLOW_PROCESSES:
+        stop_detached(_pid_path(home, name))
+    env = service_env(database_url=database_url, amqp_url=amqp_url, gateway_url=gateway_url)
+    env.update(
+        SEGUE_AIRFLOW_API_URL=airflow_url,
+        SEGUE_AIRFLOW_USERNAME=username,
+        SEGUE_AIRFLOW_PASSWORD=password,
+    )
+    _spawn_ready(home, AIRFLOW_PROCESSES, env)
+
+
+def stop_event_path(home: Path) -> list[str]:
+    """Stop every process started by ``start_event_path`` and ``start_airflow_handover``; the
+    names stopped."""
+    return [name for name in ALL_PROCESSES if stop_detached(_pid_path(home, name))]
+
+
+def _spawn_ready(home: Path, processes: Mapping[str, str], env: dict[str, str]) -> None:
+    """Start ``name -> module`` detached with their fixed health ports; wait until each one
+    answers ``/readyz`` as itself (its own pid)."""
+    ports = {name: port for name, port in health_ports().items() if name in processes}
+    for name, module in processes.items():
         spawn_detached(
             python_module(module),
             env={**env, "SEGUE_SERVICE_HEALTH_PORT": str(ports[name])},
@@ -58,12 +98,6 @@ def start_event_path(home: Path, *, database_url: str, amqp_url: str, gateway_ur
             name=name,
             log_path=_log_path(home, name),
         )
-    return f"http://127.0.0.1:{INTAKE_PORT}"
-
-
-def stop_event_path(home: Path) -> list[str]:
-    """Stop every event-path process started by ``start_event_path``; the names stopped."""
-    return [name for name in EVENT_PATH_PROCESSES if stop_detached(_pid_path(home, name))]
 
 
 def _pid_path(home: Path, name: str) -> Path:

@@ -20,7 +20,12 @@ from segue.settings import get_settings
 from segue.store.engine import session_scope, shared_engine
 from segue.store.postgres import ensure_database, postgres_reachable
 from tools.airflow_stack import PROJECT_ROOT, AirflowStack
-from tools.event_path import broker_reachable, start_event_path, stop_event_path
+from tools.event_path import (
+    broker_reachable,
+    start_airflow_handover,
+    start_event_path,
+    stop_event_path,
+)
 from tools.gateway import start_detached_gateway, stop_detached_gateway
 
 LOCAL_HOME = PROJECT_ROOT / ".airflow"
@@ -147,6 +152,17 @@ def up(home: Path = LOCAL_HOME) -> int:
     stack.wait_ready(progress=True)
     api = stack.api()
     api.wait_for_dag("payment_pipeline")
+    if intake_url:
+        print("  starting the hand-over of DAG-bound orders to Airflow (airflow-handover)")
+        start_airflow_handover(
+            home,
+            database_url=databases.business_url,
+            amqp_url=amqp_url,
+            gateway_url=gateway_url,
+            airflow_url=stack.url,
+            username="admin",
+            password=stack.admin_password(),
+        )
     client, key_file = ensure_demo_client(databases.business_url, home)
     print(
         "\nSegue is up.\n"

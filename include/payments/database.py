@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import Engine
 
-from include.payments import followups, tables
+from include.payments import followups, routing, tables
 from segue.bus.tables import COMPONENT as BUS
 from segue.eventlog.store import COMPONENT as EVENTLOG
 from segue.migrations import Component, migrated
@@ -26,6 +26,7 @@ COMPONENTS: tuple[Component, ...] = (
     ROLLOUT,
     tables.COMPONENT,
     followups.COMPONENT,
+    routing.COMPONENT,
 )
 
 

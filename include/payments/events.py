@@ -6,6 +6,10 @@ ChargeCompleted lets inventory commit the stock (InventoryUpdated), which the re
 shipping services both react to. Compensation: ChargeFailed releases a reservation
 (InventoryReleased); InventoryReservationFailed after a charge refunds it (RefundIssued).
 ChargeRequested is the command the Airflow bridge sends to the charge service alone.
+
+Orders routed to an Airflow path: the intake records OrderRouted instead of OrderPlaced (in the
+placement's transaction), the ``airflow-handover`` service triggers that order's one DAG run
+and announces DagRunTriggered with the run's id (so the run shows in the order's timeline).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import Literal
 from pydantic import Field
 
 from include.payments.models import LineItem, Order
+from include.payments.routing import DagPath
 from segue.events.payload import EventPayload
 from segue.events.registry import EventRegistry
 
@@ -27,6 +32,29 @@ OrderRef = str
 class OrderPlaced(EventPayload):
     event_type = PREFIX + "OrderPlaced"
     order: Order
+
+
+class OrderRouted(EventPayload):
+    """An order accepted for an Airflow path: hand it over to ``dag_id`` as run ``dag_run_id``."""
+
+    event_type = PREFIX + "OrderRouted"
+    order: Order
+    path: DagPath
+    dag_id: str
+    dag_run_id: str
+
+
+class DagRunTriggered(EventPayload):
+    """The order's DAG run exists in Airflow (created now, or found from an earlier hand-over)."""
+
+    event_type = PREFIX + "DagRunTriggered"
+    order_id: OrderRef
+    path: DagPath
+    dag_id: str
+    dag_run_id: str
+    already_existed: bool = Field(
+        default=False, description="True when Airflow answered 409: an earlier try created it."
+    )
 
 
 class OrderValidated(EventPayload):
@@ -121,6 +149,8 @@ class ShippingNotified(EventPayload):
 PAYMENT_EVENTS = EventRegistry(
     [
         OrderPlaced,
+        OrderRouted,
+        DagRunTriggered,
         OrderValidated,
         OrderInvalidated,
         ChargeRequested,

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from include.payments.models import Order
+
 ORDER_FORM: dict[str, dict[str, Any]] = {
     "order_id": {
         "default": None,
@@ -62,3 +64,17 @@ def masked(data: dict[str, Any]) -> dict[str, Any]:
     if isinstance(card, str):
         return {**data, "card_number": "*" * max(len(card) - 4, 0) + card[-4:]}
     return dict(data)
+
+
+def conf_for(order: Order) -> dict[str, Any]:
+    """The DAG run conf that makes a payment DAG process ``order``: one value per form field.
+
+    The JSON form of the order (amount as a decimal string), keyed exactly as ORDER_FORM, so
+    the run's params are the order and ``order_from_params`` finds its id.
+
+    :param order: a validated order.
+    """
+    conf = order.model_dump(mode="json")
+    if set(conf) != set(ORDER_FORM):  # the form and the model drifted apart: fail loudly
+        raise ValueError(f"order fields {sorted(conf)} differ from the form {sorted(ORDER_FORM)}")
+    return conf

@@ -53,6 +53,29 @@ class PaymentSettings(BaseSettings):
         "fails the order (and refunds a charge that comes later).",
     )
 
+    # The hand-over of DAG-bound orders to Airflow (include/services/airflow_handover.py).
+    airflow_api_url: str = Field(
+        default="http://127.0.0.1:8080",
+        description="Base URL of Airflow's api-server (REST API v2 and /auth/token).",
+    )
+    airflow_username: str = Field(
+        default="admin", description="The Airflow user the hand-over logs in as."
+    )
+    airflow_password: str = Field(
+        default="",
+        repr=False,
+        description="That user's password (for `airflow standalone`: its generated one).",
+    )
+    airflow_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="Per-request timeout when calling Airflow's API."
+    )
+    airflow_handover_max_attempts: int = Field(
+        default=3600,
+        ge=1,
+        description="Delayed retries (about one a second, more while Airflow is down) of an "
+        "order whose DAG run could not be triggered before its message is parked.",
+    )
+
 
 @lru_cache(maxsize=1)
 def get_payment_settings() -> PaymentSettings:

@@ -3,6 +3,8 @@
 Each module holds plain handlers over typed events (no Kombu) and a factory of its
 ``ServiceSpec``; ``segue.bus.runtime`` is the shell that consumes, dispatches and commits.
 ``include.services.intake`` is not a consumer: it records OrderPlaced for the HTTP front.
+``include.services.airflow_handover`` consumes OrderRouted and triggers DAG runs in Airflow: it
+runs next to Airflow (``AIRFLOW_PROCESSES``), started once Airflow is up.
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ EVENT_PATH_PROCESSES = {
     "intake": "include.services.intake_http",
     "saga-replies": "include.services.saga_replies",
 }
+
+# The processes that hand orders to Airflow (they need its API URL and a login).
+AIRFLOW_PROCESSES = {"airflow-handover": "include.services.airflow_handover"}
 
 
 def payment_services(gateway: GatewayClient) -> list[ServiceSpec]:
@@ -57,12 +62,19 @@ def consumer_specs() -> list[ServiceSpec]:
     """
     from include.payments.events import PAYMENT_EVENTS
     from include.payments.settings import get_payment_settings
+    from include.services.airflow_handover import airflow_handover_service, airflow_runs
     from include.services.saga_replies import saga_replies_service
     from segue.eventlog.service import event_log_service
 
-    # Only the charge service's routing keys are used here, never the gateway itself.
-    gateway = GatewayClient(get_payment_settings().gateway_url)
-    return [*payment_services(gateway), event_log_service(PAYMENT_EVENTS), saga_replies_service()]
+    # Only the routing keys are used here, never the gateway or Airflow themselves.
+    settings = get_payment_settings()
+    gateway = GatewayClient(settings.gateway_url)
+    return [
+        *payment_services(gateway),
+        event_log_service(PAYMENT_EVENTS),
+        saga_replies_service(),
+        airflow_handover_service(airflow_runs(settings)),
+    ]
 
 
 def run(spec: ServiceSpec) -> None:

@@ -1,4 +1,4 @@
-"""The order intake's HTTP front: ``POST /orders`` records OrderPlaced in the outbox.
+"""The order intake's HTTP front: ``POST /orders`` records the order's first event in the outbox.
 
 Only API clients get in (a bearer key, see :mod:`include.services.api_clients`): a missing,
 unknown or revoked key is 401; a client over its rate is 429 with ``Retry-After``; a body over
@@ -7,15 +7,16 @@ unknown or revoked key is 401; a client over its rate is 429 with ``Retry-After`
 
 ``python -m include.services.intake_http`` serves the API on ``SEGUE_INTAKE_PORT`` and runs the
 outbox relay (and the health endpoint) of the ``intake`` source in the same process. The
-answer is 202: the order is accepted, and its progress shows in ``GET /orders/{order_id}`` and
-in ``segue events timeline <order_id>``.
+answer is 202: the order is accepted on its path (``route`` picks it: the event path unless
+told otherwise), and its path and progress show in ``GET /orders/{order_id}`` and in
+``segue events timeline <order_id>``.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -31,10 +32,11 @@ from include.payments.database import payments_engine
 from include.payments.errors import InvalidOrder
 from include.payments.events import PAYMENT_EVENTS
 from include.payments.models import Order
+from include.payments.routing import EVENTS, OrderPath, UnknownPath, route_of
 from include.payments.settings import PaymentSettings, get_payment_settings
 from include.payments.tables import OrderPlacementRow, OrderRow
 from include.services.api_clients import SHOWN_PREFIX_CHARS, client_of_key
-from include.services.intake import SOURCE, place_order
+from include.services.intake import SOURCE, path_of, place_order
 from include.services.rate_limit import RateLimiter, retry_after_header
 from segue.bus.handlers import ServiceSpec
 from segue.bus.runtime import ServiceRuntime, prepare_process
@@ -47,12 +49,24 @@ log = logging.getLogger(__name__)
 INTAKE = ServiceSpec(name=SOURCE, handlers={}, registry=PAYMENT_EVENTS)
 JSON_TYPE = "application/json"
 
+# Picks the path of a new order (the feature flag plugs in here).
+Router = Callable[[Order], OrderPath]
+
+
+def event_path_only(order: Order) -> OrderPath:
+    """The default router: every order takes the event path (the behaviour before routing).
+
+    :param order: the order being placed.
+    """
+    return EVENTS
+
 
 def create_app(
     engine: Engine,
     runtime: ServiceRuntime | None = None,
     *,
     settings: PaymentSettings | None = None,
+    route: Router = event_path_only,
 ) -> FastAPI:
     """The API over ``engine``; ``runtime`` (the relay) starts and stops with the app.
 
@@ -63,6 +77,7 @@ def create_app(
     :param engine: the business store.
     :param runtime: the intake's service runtime (outbox relay, health), None in unit tests.
     :param settings: limits (rate, burst, body size); default: this process's settings.
+    :param route: picks each new order's path; an order placed again keeps its first path.
     """
     settings = settings or get_payment_settings()
     limiter = RateLimiter(settings.intake_rate_per_second, settings.intake_rate_burst)
@@ -102,7 +117,7 @@ def create_app(
 
     @app.post("/orders", status_code=202, response_model=None)
     async def post_order(request: Request) -> dict[str, str] | JSONResponse:
-        """Accept an order for the event path (placing the same order twice is harmless)."""
+        """Accept an order on its path (placing the same order twice is harmless)."""
         client = await admitted(request)
         media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if media_type != JSON_TYPE:
@@ -116,11 +131,12 @@ def create_app(
             order = Order.model_validate_json(body)
         except ValidationError as exc:
             return JSONResponse({"detail": json.loads(exc.json(include_url=False))}, 422)
-        envelope = await run_in_threadpool(place, engine, order, client)
+        envelope, path = await run_in_threadpool(place, engine, order, client, route)
         if runtime is not None:
             runtime.wake_relay()
         return {
             "order_id": order.order_id,
+            "path": path,
             "event_id": envelope.id,
             "correlation_id": envelope.correlationid,
             "client": client,
@@ -128,7 +144,8 @@ def create_app(
 
     @app.get("/orders/{order_id}")
     async def get_order(order_id: str, request: Request) -> dict[str, Any]:
-        """The status of an order the caller placed (absent until validation has run)."""
+        """The path and status of an order the caller placed (``accepted`` until its path's
+        first step records it)."""
         client = await admitted(request)
         return await run_in_threadpool(order_status, engine, order_id, client)
 
@@ -211,18 +228,25 @@ def lookup_client(engine: Engine, key: str) -> str:
     return client
 
 
-def place(engine: Engine, order: Order, client: str) -> Envelope:
-    """Place ``order`` for ``client`` in one transaction; 409 when its id is taken.
+def place(engine: Engine, order: Order, client: str, route: Router) -> tuple[Envelope, str]:
+    """Place ``order`` for ``client`` on the path ``route`` picks, in one transaction; the
+    first event and the order's path (its first one when placed again). 409 when its id is
+    taken; 500 when the router answers a path that does not exist (nothing is written).
 
     :param engine: the business store.
     :param order: the order.
     :param client: who places it.
+    :param route: the router.
     """
     try:
         with session_scope(engine) as session:
-            return place_order(session, order, client=client)
+            envelope = place_order(session, order, route(order), client=client)
+            return envelope, path_of(session, order.order_id)
     except InvalidOrder as exc:
         raise HTTPException(409, detail=str(exc)) from exc
+    except UnknownPath as exc:  # the router's fault, not the client's
+        log.error("router: %s", exc, extra={"correlation_id": order.order_id})
+        raise HTTPException(500, detail=f"router failed: {exc}") from exc
 
 
 def order_status(engine: Engine, order_id: str, client: str) -> dict[str, Any]:
@@ -234,14 +258,19 @@ def order_status(engine: Engine, order_id: str, client: str) -> dict[str, Any]:
     """
     with session_scope(engine) as session:
         placement = session.get(OrderPlacementRow, order_id)
-        row = session.get(OrderRow, order_id)
-        if placement is None or placement.client != client or row is None:
+        if placement is None or placement.client != client:
             raise HTTPException(404, detail=f"no order {order_id!r} (yet)")
+        row = session.get(OrderRow, order_id)
+        route = route_of(session, order_id)
+        status = "accepted" if row is None else row.status
         return {
             "order_id": order_id,
-            "status": row.status,
-            "failure_reason": row.failure_reason,
-            "terminal": row.status in steps.TERMINAL,
+            "path": EVENTS if route is None else route.path,
+            "dag_id": None if route is None else route.dag_id,
+            "dag_run_id": None if route is None else route.dag_run_id,
+            "status": status,
+            "failure_reason": None if row is None else row.failure_reason,
+            "terminal": status in steps.TERMINAL,
         }
 
 

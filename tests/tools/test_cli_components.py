@@ -19,6 +19,7 @@ def test_project_context_names_every_workflow_component() -> None:
         "segue.rollout",
         "include.payments",
         "include.payments.followups",
+        "include.payments.routing",
     ]
     assert tuple(project_context().components()) == COMPONENTS
 

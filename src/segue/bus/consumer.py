@@ -7,8 +7,8 @@ batch claimed with one statement, the handlers run without savepoints, the emitt
 written with one statement. If any handler raises, that transaction is rolled back and the batch
 is redone one message at a time, each in a savepoint, so a failing message only affects itself.
 A message that cannot be handled now is republished to the delay queue (out of order, transient
-failure) or parked with its reason (not an event, no handler, retries exhausted) before its ack,
-so nothing is dropped silently.
+failure) or parked with its reason (not an event, no handler, retries exhausted, a handler
+raising Unprocessable) before its ack, so nothing is dropped silently.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from segue.bus import inbox
-from segue.bus.handlers import Handler, HandlerContext, NotYet, ServiceSpec
+from segue.bus.handlers import Handler, HandlerContext, NotYet, ServiceSpec, Unprocessable
 from segue.bus.outbox import add_many_to_outbox, add_to_outbox
 from segue.bus.parking import attempt_of, park, retry_later
 from segue.bus.publisher import Publisher
@@ -53,6 +53,7 @@ class Outcome:
 
     done: list[Message] = field(default_factory=list)
     later: list[tuple[Message, bool, str]] = field(default_factory=list)  # (msg, NotYet?, why)
+    parked: list[tuple[Message, str, str]] = field(default_factory=list)  # (msg, code, why)
     emitted: int = 0
 
 
@@ -103,7 +104,7 @@ class BatchHandler:
         self.publisher = publisher
         self.max_body_bytes = max_body_bytes
         self.retry_limit = retry_limit
-        self.not_yet_limit = not_yet_limit
+        self.not_yet_limit = spec.not_yet_limit or not_yet_limit
         self.on_commit = on_commit
         self.counts: Counter[str] = Counter()
 
@@ -122,11 +123,13 @@ class BatchHandler:
             outcome = self._handle_one_by_one(decoded)
         if outcome.emitted and self.on_commit is not None:
             self.on_commit()  # wake the relay: there are new outbox rows
-        if outcome.later:
+        if outcome.later or outcome.parked:
             for message in outcome.done:
                 message.ack()
             for message, out_of_order, reason in outcome.later:
                 self._later(message, out_of_order, reason)  # republished, then acked
+            for message, code, reason in outcome.parked:
+                self._park(message, code, reason)  # parked, then acked
         elif outcome.done:
             ack_together(outcome.done)
 
@@ -188,6 +191,8 @@ class BatchHandler:
                     outcome.done.append(item.message)
                 except NotYet as exc:
                     outcome.later.append((item.message, True, str(exc) or "not its turn yet"))
+                except Unprocessable as exc:
+                    outcome.parked.append((item.message, exc.code, exc.reason))
                 except Exception as exc:
                     log.warning(
                         "%s failed on %s: %r",

@@ -20,7 +20,21 @@ from segue.events.registry import EventRegistry
 
 
 class NotYet(Exception):
-    """The event arrived before its turn (out of order); it is retried later, not dropped."""
+    """The event arrived before its turn (out of order), or what it needs is down for now; it
+    is retried later, not dropped."""
+
+
+class Unprocessable(Exception):
+    """The event can never be handled as it is (e.g. the system it is for refuses it for good):
+    its message is parked at once with ``code`` and the reason, not retried."""
+
+    def __init__(self, code: str, reason: str) -> None:
+        """:param code: a short machine-readable cause (the parking code).
+        :param reason: what went wrong, for the human who replays or discards it.
+        """
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
 
 
 @dataclass
@@ -74,6 +88,9 @@ class ServiceSpec:
     # runtime uses it when the batch goes through cleanly and falls back to ``catch_all`` per
     # message (each in a savepoint) when it fails.
     catch_all_batch: BatchRecorder | None = None
+    # Delayed retries of a NotYet before the message is parked; None: the runtime's default
+    # (about two minutes). A service waiting on a system that may be down longer raises it.
+    not_yet_limit: int | None = None
 
     def __post_init__(self) -> None:
         if self.catch_all_batch is not None and not (self.recorder and self.catch_all):

@@ -9,6 +9,7 @@ acks only for what was committed or handed to the delay/parking queues.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,7 +19,7 @@ from sqlalchemy import Engine, select
 
 from include.payments.events import PAYMENT_EVENTS, OrderInvalidated, ReceiptSent
 from segue.bus.consumer import BatchHandler
-from segue.bus.handlers import HandlerContext, NotYet, ServiceSpec
+from segue.bus.handlers import HandlerContext, NotYet, ServiceSpec, Unprocessable
 from segue.bus.inbox import InboxRow
 from segue.bus.outbox import OutboxRow
 from segue.bus.parking import ATTEMPT, PARKED_CODE, PARKED_REASON
@@ -205,6 +206,45 @@ def test_not_yet_in_a_batch_goes_to_the_delay_queue_and_is_handled_later(
     handler.handle([channel.deliver(late, **{ATTEMPT: 1})])  # type: ignore[list-item]
     assert outbox_subjects(clean_db) == ["o-1", "o-late"]
     assert handler.counts["batches_redone"] == 1  # only the first batch needed the redo
+
+
+def test_an_unprocessable_message_is_parked_at_once_with_its_code_and_reason(
+    clean_db: Engine, publisher: FakePublisher, channel: FakeChannel
+) -> None:
+    def behaviour(order_id: str) -> None:
+        if order_id == "o-bad":
+            raise Unprocessable("refused", "HTTP 400: conf.amount is not a number")
+
+    handler = BatchHandler(toy_spec(behaviour), clean_db, publisher)  # type: ignore[arg-type]
+    bad = channel.deliver(event("o-bad"))  # a first delivery: no retry budget used yet
+    messages = [channel.deliver(event("o-1")), bad]
+
+    handler.handle(messages)  # type: ignore[arg-type]
+
+    assert outbox_subjects(clean_db) == ["o-1"]
+    assert inbox_count(clean_db) == 1  # not claimed: a replay from parking is handled
+    [(exchange, headers)] = publisher.sent
+    assert exchange == DEAD.name
+    assert headers[PARKED_CODE] == "refused"
+    assert headers[PARKED_REASON] == "HTTP 400: conf.amount is not a number"
+    assert [m.acks for m in messages] == [1, 1]
+    assert handler.counts["parked"] == 1 and handler.counts["retried"] == 0
+
+
+def test_a_spec_may_allow_more_not_yet_retries_than_the_default(
+    clean_db: Engine, publisher: FakePublisher, channel: FakeChannel
+) -> None:
+    def behaviour(order_id: str) -> None:
+        raise NotYet("the system it needs is down")
+
+    patient = dataclasses.replace(toy_spec(behaviour), not_yet_limit=500)
+    handler = BatchHandler(patient, clean_db, publisher, not_yet_limit=3)  # type: ignore[arg-type]
+    handler.handle([channel.deliver(event("o-1"), **{ATTEMPT: 3})])  # type: ignore[list-item]
+    handler.handle([channel.deliver(event("o-2"), **{ATTEMPT: 500})])  # type: ignore[list-item]
+
+    [(first, retried), (second, parked)] = publisher.sent
+    assert (first, retried[ATTEMPT]) == (RETRY.name, 4)  # past the default of 3: retried
+    assert (second, parked[PARKED_CODE]) == (DEAD.name, "out_of_order_timeout")
 
 
 def test_duplicates_within_a_batch_and_across_batches_have_one_effect(
