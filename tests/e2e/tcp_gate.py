@@ -12,14 +12,14 @@ import socket
 import threading
 import time
 
-from include.gateway.process import free_port
+from tools.ports import unused_port
 
 
 class TcpGate:
     def __init__(self, target_port: int, *, delay: float = 0.0) -> None:
         self.target_port = target_port
         self.delay = delay
-        self.port = free_port()
+        self.port = unused_port()
         self._listener: socket.socket | None = None
         self._sockets: list[socket.socket] = []
 

@@ -70,7 +70,7 @@ def fleet(airflow_stack, pg_url, gateway_process, gate, tmp_path) -> Iterator[di
 def place(engine, orders: list[Order], path: str) -> None:
     with session_scope(engine) as session:
         for order in orders:
-            place_order(session, order, path)  # type: ignore[arg-type]
+            place_order(session, order, path, client="e2e")  # type: ignore[arg-type]
 
 
 def runs_by_order(api, dag_ids: set[str], order_ids: set[str]) -> Counter[str]:

@@ -18,7 +18,7 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI, Header, HTTPException, Request
 
-from include.gateway.process import free_port
+from tools.ports import unused_port
 
 PASSWORD = "secret"
 
@@ -68,7 +68,7 @@ class FakeAirflow:
 @contextmanager
 def fake_airflow() -> Iterator[FakeAirflow]:
     fake = FakeAirflow()
-    port = free_port()
+    port = unused_port()
     fake.url = f"http://127.0.0.1:{port}"
     server = uvicorn.Server(
         uvicorn.Config(fake.app(), host="127.0.0.1", port=port, log_level="warning")

@@ -8,7 +8,6 @@ from collections.abc import Iterator
 
 import pytest
 
-from include.gateway.process import free_port
 from include.payment_dags import order_from_params
 from include.payments.events import DagRunTriggered
 from include.payments.models import Order
@@ -20,6 +19,7 @@ from segue.bus.handlers import NotYet, Unprocessable
 from segue.store.engine import session_scope
 from segue.testing import InMemoryBus
 from tests.include.services.fake_airflow import PASSWORD, FakeAirflow, fake_airflow
+from tools.ports import unused_port
 
 
 class Clock:
@@ -54,7 +54,7 @@ def handover(clean_db, airflow, clock) -> Iterator[tuple[InMemoryBus, AirflowRun
 
 def routed(engine, order: Order, path: str = "dag"):
     with session_scope(engine) as session:
-        return place_order(session, order, path)
+        return place_order(session, order, path, client="test-client")
 
 
 def test_conf_is_exactly_the_dag_form_and_the_run_processes_that_order(make_order):
@@ -114,7 +114,7 @@ def test_a_server_error_is_retried_later_and_opens_the_circuit(
 
 
 def test_airflow_unreachable_is_retried_with_a_doubling_delay(clean_db, make_order, clock):
-    closed = f"http://127.0.0.1:{free_port()}"
+    closed = f"http://127.0.0.1:{unused_port()}"
     runs = runs_for(closed, clock)
     bus = InMemoryBus(clean_db, [airflow_handover_service(runs, max_attempts=10)])
     envelope = routed(clean_db, make_order())

@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 
 from include.payments.events import PAYMENT_EVENTS, OrderPlaced, OrderRouted
 from include.payments.routing import DAG_OF_PATH, UnknownPath, dag_run_id_for
+from include.services.api_clients import create_client
 from include.services.intake import order_routed_id, path_of, place_order
 from include.services.intake_http import create_app
 from segue.bus.outbox import OutboxRow
@@ -18,7 +19,7 @@ from segue.store.engine import session_scope
 
 def place(engine, order, path="events"):
     with session_scope(engine) as session:
-        return place_order(session, order, path)
+        return place_order(session, order, path, client="test-client")
 
 
 def queued(engine) -> list:
@@ -76,9 +77,16 @@ def test_an_unknown_path_is_refused_and_leaves_nothing(clean_db, make_order):
     assert len(queued(clean_db)) == 1
 
 
+def api(engine, **options) -> TestClient:
+    """The intake app with an API key of its own on every request."""
+    with session_scope(engine) as session:
+        key = create_client(session, "routing-test")
+    return TestClient(create_app(engine, **options), headers={"Authorization": f"Bearer {key}"})
+
+
 def test_post_orders_routes_with_the_seam_and_get_reports_the_path(clean_db, order_data):
     chosen = {"path": "saga"}
-    client = TestClient(create_app(clean_db, route=lambda order: chosen["path"]))
+    client = api(clean_db, route=lambda order: chosen["path"])
     order = order_data()
     response = client.post("/orders", json=order)
     assert response.status_code == 202, response.text
@@ -101,7 +109,7 @@ def test_post_orders_routes_with_the_seam_and_get_reports_the_path(clean_db, ord
 
 
 def test_post_orders_defaults_to_the_event_path(clean_db, order_data):
-    client = TestClient(create_app(clean_db))
+    client = api(clean_db)
     order = order_data()
     assert client.post("/orders", json=order).json()["path"] == "events"
     assert client.get(f"/orders/{order['order_id']}").json()["path"] == "events"
@@ -109,7 +117,7 @@ def test_post_orders_defaults_to_the_event_path(clean_db, order_data):
 
 
 def test_a_router_answering_nonsense_is_a_server_error_and_writes_nothing(clean_db, order_data):
-    client = TestClient(create_app(clean_db, route=lambda order: "nowhere"))
+    client = api(clean_db, route=lambda order: "nowhere")
     response = client.post("/orders", json=order_data())
     assert response.status_code == 500
     assert "path: 'nowhere'" in response.json()["detail"]
