@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import Engine
 
-from include.payments import followups, tables
+from include.payments import followups, reconciliation_tables, tables
 from segue.bus.tables import COMPONENT as BUS
 from segue.eventlog.store import COMPONENT as EVENTLOG
 from segue.migrations import Component, migrated
@@ -23,6 +23,7 @@ COMPONENTS: tuple[Component, ...] = (
     EVENTLOG,
     tables.COMPONENT,
     followups.COMPONENT,
+    reconciliation_tables.COMPONENT,
 )
 
 
