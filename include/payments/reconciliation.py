@@ -40,6 +40,43 @@ log = logging.getLogger(__name__)
 
 DEFAULT_GRACE = timedelta(minutes=30)
 """A charge this recent on an open or unknown order may still be recorded by its path."""
+DEFAULT_WINDOW = timedelta(hours=2)
+"""A run without a window covers this long before its reference time (hourly runs overlap)."""
+
+
+def window_from_params(
+    start: str | None, end: str | None, reference: datetime
+) -> tuple[datetime, datetime]:
+    """The window a run was asked for: ISO 8601 ``start``/``end``, by default the
+    ``DEFAULT_WINDOW`` before ``reference`` (or before ``end``, or after ``start``).
+
+    :param start: the window's start (ISO 8601 with a timezone), or None/empty.
+    :param end: the window's end (ISO 8601 with a timezone), or None/empty.
+    :param reference: the end of a default window (a scheduled run's data interval end).
+    :raises ValueError: an unreadable or naive time, or an empty window (names the field).
+    """
+    parsed_start = _parse("start", start)
+    parsed_end = _parse("end", end)
+    if parsed_start is None and parsed_end is None:
+        parsed_end = reference
+    if parsed_end is None:
+        parsed_end = parsed_start + DEFAULT_WINDOW  # type: ignore[operator]
+    if parsed_start is None:
+        parsed_start = parsed_end - DEFAULT_WINDOW
+    _check_window(parsed_start, parsed_end)
+    return parsed_start, parsed_end
+
+
+def _parse(name: str, value: str | None) -> datetime | None:
+    if value is None or not str(value).strip():
+        return None
+    try:
+        moment = datetime.fromisoformat(str(value).strip())
+    except ValueError:
+        raise ValueError(f"{name} is not an ISO 8601 date-time: {value!r}") from None
+    if moment.utcoffset() is None:
+        raise ValueError(f"{name} needs a timezone: {value!r}")
+    return moment
 
 
 def reconcile_window(
@@ -61,7 +98,9 @@ def reconcile_window(
     :param now: the current time (tests); defaults to the clock.
     :raises ValueError: a naive or empty window (the message names the field).
     """
-    _check_window(run_id, start, end)
+    if not run_id:
+        raise ValueError("run_id must not be empty")
+    _check_window(start, end)
     cutoff = (now or utcnow()) - grace
     with session_scope(deps.engine) as session:
         values = {"run_id": run_id, "window_start": start, "window_end": end, "status": "running"}
@@ -89,9 +128,7 @@ def reconcile_window(
     return report
 
 
-def _check_window(run_id: str, start: datetime, end: datetime) -> None:
-    if not run_id:
-        raise ValueError("run_id must not be empty")
+def _check_window(start: datetime, end: datetime) -> None:
     for name, moment in (("start", start), ("end", end)):
         if moment.utcoffset() is None:
             raise ValueError(f"{name} needs a timezone: {moment.isoformat()}")

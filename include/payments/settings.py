@@ -41,6 +41,12 @@ class PaymentSettings(BaseSettings):
         description="How long payment_hybrid waits for the charge service's reply before it "
         "fails the order (and refunds a charge that comes later).",
     )
+    reconciliation_grace_seconds: float = Field(
+        default=1800.0,
+        ge=0,
+        description="payment_reconciliation leaves a charge this recent on an open or unknown "
+        "order for its next run (a path may still record it).",
+    )
 
 
 @lru_cache(maxsize=1)

@@ -52,3 +52,13 @@ def test_payment_pipeline_shape(dagbag):
     params = dag.params.dump()
     assert params["card_number"] == "4242424242424242"
     assert params["amount"] == "49.99"
+
+
+def test_payment_reconciliation_is_hourly_with_a_window_form(dagbag):
+    dag = dagbag.dags["payment_reconciliation"]
+    assert dag.timetable.expression in ("@hourly", "0 * * * *")
+    assert dag.max_active_runs == 1
+    assert [task.task_id for task in dag.tasks] == ["reconcile"]
+    params = dag.params.dump()
+    assert params == {"start": None, "end": None}
+    assert dag.doc_md.lstrip().startswith("### payment_reconciliation")

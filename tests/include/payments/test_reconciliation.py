@@ -15,7 +15,7 @@ from include.gateway import admin as gateway_admin
 from include.payments import pipeline
 from include.payments.deps import PaymentDeps
 from include.payments.errors import GatewayUnavailable
-from include.payments.reconciliation import reconcile_window
+from include.payments.reconciliation import reconcile_window, window_from_params
 from include.payments.reconciliation_report import RunReport, latest_reports
 from include.payments.tables import ChargeRow, OrderRow, RefundRow
 from segue.store.engine import session_scope
@@ -192,3 +192,49 @@ def test_a_bad_window_is_refused_naming_the_field_and_writes_nothing(
     with pytest.raises(ValueError, match=message):
         reconcile_window(deps, "run-bad", start, end)
     assert latest_reports(deps.engine) == []
+
+
+REFERENCE = datetime(2026, 12, 1, 12, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "expected"),
+    [
+        (None, None, (datetime(2026, 12, 1, 10, tzinfo=UTC), REFERENCE)),
+        ("", "", (datetime(2026, 12, 1, 10, tzinfo=UTC), REFERENCE)),
+        (
+            "2026-11-30T08:00:00+00:00",
+            "2026-11-30T09:30:00Z",
+            (datetime(2026, 11, 30, 8, tzinfo=UTC), datetime(2026, 11, 30, 9, 30, tzinfo=UTC)),
+        ),
+        (
+            "2026-11-30T08:00:00Z",
+            None,
+            (datetime(2026, 11, 30, 8, tzinfo=UTC), datetime(2026, 11, 30, 10, tzinfo=UTC)),
+        ),
+        (
+            None,
+            "2026-11-30T08:00:00Z",
+            (datetime(2026, 11, 30, 6, tzinfo=UTC), datetime(2026, 11, 30, 8, tzinfo=UTC)),
+        ),
+    ],
+)
+def test_a_window_from_params_defaults_to_the_two_hours_before(
+    start: str | None, end: str | None, expected: tuple[datetime, datetime]
+) -> None:
+    assert window_from_params(start, end, REFERENCE) == expected
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "message"),
+    [
+        ("yesterday", None, "start is not an ISO 8601 date-time"),
+        (None, "2026-11-30T08:00:00", "end needs a timezone"),
+        ("2026-11-30T09:00:00Z", "2026-11-30T08:00:00Z", "must be after start"),
+    ],
+)
+def test_a_bad_window_param_is_refused_naming_it(
+    start: str | None, end: str | None, message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        window_from_params(start, end, REFERENCE)
