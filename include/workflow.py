@@ -2,7 +2,7 @@
 
 The library imports nothing from ``include``; every process that runs our workflow (Airflow's
 components and tasks, the services, the CLI, the tests) gets these variables, which name the
-payment events and saga machines by import path.
+payment events, saga machines and report pages by import path.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 EVENT_REGISTRY = "include.payments.events:PAYMENT_EVENTS"
 SAGA_MODULES = ("include.payments.saga", "include.payments.saga_bridged")
+REPORT_PAGES = {"operations": "include.payments.operations_page:operations_page"}
 
 
 def workflow_env() -> dict[str, str]:
@@ -20,5 +21,6 @@ def workflow_env() -> dict[str, str]:
     return {
         "SEGUE_EVENT_REGISTRY": EVENT_REGISTRY,
         "SEGUE_SAGA_MODULES": json.dumps(list(SAGA_MODULES)),
+        "SEGUE_REPORT_PAGES": json.dumps(REPORT_PAGES),
         "SEGUE_SCHEMAS_ROOT": str(PROJECT_ROOT),
     }

@@ -1,7 +1,7 @@
 """The reconciliation report as values: a run and its findings, read back from their tables.
 
 ``latest_reports`` is what the Operations page in the Airflow UI shows
-(``operations_page``, named to the Segue plugin by ``SEGUE_REPORT_PAGES``).
+(``operations_page``, named to the Segue plugin in ``SEGUE_REPORT_PAGES``).
 """
 
 from __future__ import annotations
