@@ -17,6 +17,7 @@ def test_project_context_names_every_workflow_component() -> None:
         "segue.eventlog",
         "include.payments",
         "include.payments.followups",
+        "include.payments.reconciliation",
     ]
     assert tuple(project_context().components()) == COMPONENTS
 
