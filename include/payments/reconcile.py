@@ -5,6 +5,8 @@ transaction rolls back and nothing in our tables says money was taken. If the or
 before a retry records that charge (out of stock first), no refund would ever be issued.
 ``refund_unrecorded_charges`` asks the gateway which charges it holds under the order's
 reference, then records and refunds each one not yet refunded, in the caller's transaction.
+``refund_charge_without_order`` does the same for a charge whose reference names no order
+(found by ``reconciliation``); both go through ``refund_found_charge`` and its per-charge key.
 """
 
 from __future__ import annotations
