@@ -2,7 +2,7 @@
 
 The library imports nothing from ``include``; every process that runs our workflow (Airflow's
 components and tasks, the services, the CLI, the tests) gets these variables, which name the
-payment events and saga machines by import path.
+payment events, saga machines and report pages by import path.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ SAGA_MODULES = ("include.payments.saga", "include.payments.saga_bridged")
 ROLLOUT_FLAG = "route"
 ROLLOUT_PATHS = ("dag", "saga", "hybrid", "events")
 ROLLOUT_BASELINE = "dag"
+REPORT_PAGES = {"operations": "include.payments.operations_page:operations_page"}
 
 
 def workflow_env() -> dict[str, str]:
@@ -25,6 +26,7 @@ def workflow_env() -> dict[str, str]:
     return {
         "SEGUE_EVENT_REGISTRY": EVENT_REGISTRY,
         "SEGUE_SAGA_MODULES": json.dumps(list(SAGA_MODULES)),
+        "SEGUE_REPORT_PAGES": json.dumps(REPORT_PAGES),
         "SEGUE_SCHEMAS_ROOT": str(PROJECT_ROOT),
         "SEGUE_ROLLOUT_FLAG": ROLLOUT_FLAG,
         "SEGUE_ROLLOUT_PATHS": json.dumps(list(ROLLOUT_PATHS)),

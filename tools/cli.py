@@ -1,6 +1,7 @@
 """The project's ``segue`` command: the library's commands with the payment workflow plugged in,
-plus the developer launcher (``segue up`` / ``down`` / ``init-db``) and the order intake's API
-clients (``segue clients create|list|revoke``).
+plus the developer launcher (``segue up`` / ``down`` / ``init-db``), the order intake's API
+clients (``segue clients create|list|revoke``) and the operator's ``segue orders reconcile
+ORDER_ID`` (``tools.orders_cli``).
 
 ``segue`` the library (``segue.cli``) knows no workflow; this module tells it ours: the business
 database ``segue up`` uses, the payment events, the committed schemas of this repository and
@@ -15,6 +16,7 @@ from typing import Any
 
 from segue.cli import CliContext, build_parser, run
 from tools.airflow_stack import PROJECT_ROOT
+from tools.orders_cli import add_orders_commands
 
 
 def project_context() -> CliContext:
@@ -61,6 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     init.add_argument("--url", help="database URL (default: the one `segue up` uses)")
     init.set_defaults(run=_init_db)
     add_client_commands(commands)
+    add_orders_commands(commands)
     args = parser.parse_args(argv)
     return run(args, project_context())
 

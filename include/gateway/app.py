@@ -10,16 +10,17 @@ import asyncio
 import logging
 import os
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 
 from include.gateway.admin_auth import resolve_admin_token
 from include.gateway.admin_routes import admin_router
 from include.gateway.bodies import IDEMPOTENCY_HEADER, idempotency_key, parse_body, read_body
-from include.gateway.errors import GatewayError, install_error_handlers
-from include.gateway.ledger import Outcome
+from include.gateway.errors import GatewayError, install_error_handlers, invalid_request
+from include.gateway.ledger import MAX_PAGE, ChargeQuery, Outcome
 from include.gateway.schemas import ChargeRequest, RefundRequest, error_body
 from include.gateway.settings import GatewaySettings
 from include.gateway.state import GatewayState
@@ -27,6 +28,8 @@ from include.gateway.state import GatewayState
 logger = logging.getLogger(__name__)
 
 REPLAYED_HEADER = "Idempotent-Replayed"
+HAS_MORE_HEADER = "Has-More"
+NEXT_HEADER = "Next-Starting-After"
 
 
 def _openapi_body(model: type[ChargeRequest] | type[RefundRequest]) -> dict[str, Any]:
@@ -93,8 +96,31 @@ def payments_router(state: GatewayState) -> APIRouter:
         return _found(state.ledger.get_charge(charge_id), "charge_not_found", charge_id)
 
     @router.get("/charges")
-    async def list_charges(reference: str | None = None) -> JSONResponse:
-        return JSONResponse(state.ledger.list_charges(reference))
+    async def list_charges(
+        reference: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        starting_after: str | None = None,
+        limit: int = Query(default=MAX_PAGE, ge=1, le=MAX_PAGE),
+    ) -> JSONResponse:
+        """Charges in creation order; ``Has-More``/``Next-Starting-After`` headers page on."""
+        query = ChargeQuery(
+            reference=reference,
+            created_after=_aware(created_after, "created_after"),
+            created_before=_aware(created_before, "created_before"),
+            starting_after=starting_after,
+            limit=limit,
+        )
+        try:
+            page = state.ledger.list_charges_page(query)
+        except KeyError:
+            raise invalid_request(
+                f"starting_after names no charge: {starting_after!r}", "starting_after"
+            ) from None
+        headers = {HAS_MORE_HEADER: "true" if page.has_more else "false"}
+        if page.has_more:
+            headers[NEXT_HEADER] = page.charges[-1]["id"]
+        return JSONResponse(page.charges, headers=headers)
 
     @router.get("/refunds/{refund_id}")
     async def get_refund(refund_id: str) -> JSONResponse:
@@ -109,6 +135,13 @@ def payments_router(state: GatewayState) -> APIRouter:
         return JSONResponse({"status": "ok", "pid": os.getpid()})
 
     return router
+
+
+def _aware(moment: datetime | None, field: str) -> datetime | None:
+    """``moment`` if it carries a timezone (charges are stamped in UTC); a 400 otherwise."""
+    if moment is not None and moment.utcoffset() is None:
+        raise invalid_request(f"{field} needs a timezone, e.g. 2026-12-01T10:00:00Z", field)
+    return moment
 
 
 def _found(resource: dict[str, Any] | None, code: str, resource_id: str) -> JSONResponse:

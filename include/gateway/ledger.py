@@ -91,6 +91,37 @@ class _Record:
     outcome: Outcome
 
 
+MAX_PAGE = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class ChargeQuery:
+    """Which charges ``GET /charges`` lists: by reference, created in [after, before), paged."""
+
+    reference: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    starting_after: str | None = None
+    limit: int = MAX_PAGE
+
+    def admits(self, created_at: str) -> bool:
+        """True when a charge created at ``created_at`` (ISO, UTC) is inside the window."""
+        if self.created_after is None and self.created_before is None:
+            return True
+        created = datetime.fromisoformat(created_at)
+        if self.created_after is not None and created < self.created_after:
+            return False
+        return self.created_before is None or created < self.created_before
+
+
+@dataclass(frozen=True, slots=True)
+class ChargePage:
+    """One page of listed charges; ``has_more`` when the query matched more than the limit."""
+
+    charges: list[dict[str, Any]]
+    has_more: bool
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
@@ -210,11 +241,32 @@ class Ledger:
 
     def list_charges(self, reference: str | None = None) -> list[dict[str, Any]]:
         """Charges in creation order, only those with ``reference`` when it is given."""
+        return self.list_charges_page(ChargeQuery(reference=reference)).charges
+
+    def list_charges_page(self, query: ChargeQuery) -> ChargePage:
+        """One page of the charges matching ``query``, in creation order.
+
+        :param query: filters (reference, creation window) and paging (limit, starting_after).
+        :raises KeyError: ``starting_after`` names no charge.
+        """
         with self._lock:
-            if reference is None:
-                return [charge.to_json() for charge in self._charges.values()]
-            ids = self._by_reference.get(reference, [])
-            return [self._charges[charge_id].to_json() for charge_id in ids]
+            if query.reference is None:
+                ids = list(self._charges)
+            else:
+                ids = list(self._by_reference.get(query.reference, []))
+            if query.starting_after is not None:
+                if query.starting_after not in self._charges:
+                    raise KeyError(query.starting_after)
+                order = list(self._charges)  # creation order: the cursor's position in it
+                later = set(order[order.index(query.starting_after) + 1 :])
+                ids = [charge_id for charge_id in ids if charge_id in later]
+            charges = (self._charges[charge_id] for charge_id in ids)
+            matching = [charge for charge in charges if query.admits(charge.created_at)]
+            page = matching[: query.limit]
+            return ChargePage(
+                charges=[charge.to_json() for charge in page],
+                has_more=len(matching) > query.limit,
+            )
 
     def stats(self) -> dict[str, Any]:
         """The counters tests and benchmarks read to count effects (``GET /stats``)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import Engine
 
-from include.payments import followups, routing, tables
+from include.payments import followups, reconciliation_tables, routing, tables
 from segue.bus.tables import COMPONENT as BUS
 from segue.eventlog.store import COMPONENT as EVENTLOG
 from segue.migrations import Component, migrated
@@ -27,6 +27,7 @@ COMPONENTS: tuple[Component, ...] = (
     tables.COMPONENT,
     followups.COMPONENT,
     routing.COMPONENT,
+    reconciliation_tables.COMPONENT,
 )
 
 

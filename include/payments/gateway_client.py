@@ -6,6 +6,7 @@ twice. Reads (``list_charges``, used to reconcile a failed order) are safe to re
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -14,8 +15,13 @@ from pydantic import BaseModel, ConfigDict
 
 from include.payments.errors import CardDeclined, GatewayRejected, GatewayUnavailable
 
+PAGE_SIZE = 500  # charges per GET /charges page
+MAX_PAGES = 1000  # a listing longer than this is refused rather than read forever
+
 
 class GatewayCharge(BaseModel):
+    """A charge as the gateway reports it."""
+
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     id: str
@@ -24,6 +30,7 @@ class GatewayCharge(BaseModel):
     currency: str
     reference: str | None = None
     amount_refunded: Decimal = Decimal("0.00")
+    created_at: datetime | None = None
 
 
 class GatewayRefund(BaseModel):
@@ -73,21 +80,65 @@ class GatewayClient:
 
     def list_charges(self, *, reference: str) -> list[GatewayCharge]:
         """Every charge attempt the gateway holds under ``reference`` (declined ones too)."""
+        return self._list_charges({"reference": reference})
+
+    def charges_created(self, start: datetime, end: datetime) -> list[GatewayCharge]:
+        """Every charge attempt created in ``[start, end)``, in creation order (all pages).
+
+        :param start: the window's start (timezone-aware).
+        :param end: the window's end, excluded (timezone-aware).
+        """
+        window = {"created_after": start.isoformat(), "created_before": end.isoformat()}
+        return self._list_charges(window)
+
+    def get_charge(self, charge_id: str) -> GatewayCharge | None:
+        """The gateway's charge ``charge_id``, or None when the gateway does not know it.
+
+        :param charge_id: a gateway charge id (``ch_...``).
+        """
+        response = self._get(f"/charges/{charge_id}", {})
+        if response.status_code == 404:
+            return None
+        return GatewayCharge.model_validate(self._checked(response, "/charges/{id}", dict))
+
+    def _list_charges(self, params: dict[str, str]) -> list[GatewayCharge]:
+        """``GET /charges`` with ``params``, following ``Next-Starting-After`` page by page."""
+        charges: list[GatewayCharge] = []
+        cursor: str | None = None
+        for _ in range(MAX_PAGES):
+            page_params = {**params, "limit": str(PAGE_SIZE)}
+            if cursor is not None:
+                page_params["starting_after"] = cursor
+            response = self._get("/charges", page_params)
+            items = self._checked(response, "/charges", list)
+            charges.extend(GatewayCharge.model_validate(item) for item in items)
+            cursor = response.headers.get("Next-Starting-After")
+            if response.headers.get("Has-More") != "true" or not cursor:
+                return charges
+        raise GatewayUnavailable(f"/charges: more than {MAX_PAGES} pages of {PAGE_SIZE}")
+
+    def _get(self, path: str, params: dict[str, str]) -> httpx.Response:
         try:
-            response = self._http.get("/charges", params={"reference": reference})
+            return self._http.get(path, params=params)
         except httpx.TransportError as exc:
-            raise GatewayUnavailable(f"/charges: {type(exc).__name__}: {exc}") from exc
+            raise GatewayUnavailable(f"{path}: {type(exc).__name__}: {exc}") from exc
+
+    @staticmethod
+    def _checked(response: httpx.Response, path: str, shape: type) -> Any:
+        """The JSON body of a read, of type ``shape``; typed failures otherwise."""
         if response.status_code >= 500:
-            raise GatewayUnavailable(f"/charges: HTTP {response.status_code}")
+            raise GatewayUnavailable(f"{path}: HTTP {response.status_code}")
         if response.status_code >= 400:
-            raise GatewayRejected(f"/charges: HTTP {response.status_code}: {response.text[:300]}")
+            raise GatewayRejected(f"{path}: HTTP {response.status_code}: {response.text[:300]}")
         try:
-            items = response.json()
+            body = response.json()
         except ValueError:
-            items = None
-        if not isinstance(items, list):
-            raise GatewayUnavailable("/charges: the gateway answered something other than a list")
-        return [GatewayCharge.model_validate(item) for item in items]
+            body = None
+        if not isinstance(body, shape):
+            raise GatewayUnavailable(
+                f"{path}: the gateway answered something other than a {shape.__name__}"
+            )
+        return body
 
     def _post(self, path: str, idempotency_key: str, body: dict[str, Any]) -> dict[str, Any]:
         try:

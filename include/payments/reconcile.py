@@ -5,6 +5,8 @@ transaction rolls back and nothing in our tables says money was taken. If the or
 before a retry records that charge (out of stock first), no refund would ever be issued.
 ``refund_unrecorded_charges`` asks the gateway which charges it holds under the order's
 reference, then records and refunds each one not yet refunded, in the caller's transaction.
+``refund_charge_without_order`` does the same for a charge whose reference names no order
+(found by ``reconciliation``); both go through ``refund_found_charge`` and its per-charge key.
 """
 
 from __future__ import annotations
@@ -56,28 +58,63 @@ def refund_unrecorded_charges(
             continue
         if refund_of_charge(session, charge.id) is not None:
             continue
-        _record_charge(session, order_id, charge)
-        key = orphan_refund_key(order_id, charge.id)
-        refund = gateway.refund(
-            idempotency_key=key, charge_id=charge.id, amount=charge.amount, reason=reason
-        )
-        values = {
-            "order_id": order_id,
-            "idempotency_key": key,
-            "gateway_refund_id": refund.id,
-            "gateway_charge_id": charge.id,
-            "amount": refund.amount,
-        }
-        insert_if_absent(session, RefundRow.__table__, values)
-        logger.warning(
-            "order %s: unrecorded gateway charge %s refunded (%s)",
-            order_id,
-            charge.id,
-            refund.id,
-            extra={"correlation_id": order_id},
-        )
-        refunds.append(OrphanRefund(**values, reason=reason))
+        refunds.append(refund_found_charge(session, gateway, order_id, charge, reason))
     return refunds
+
+
+def refund_found_charge(
+    session: Session, gateway: GatewayClient, order_id: str, charge: GatewayCharge, reason: str
+) -> OrphanRefund:
+    """Record ``charge`` as the order's and refund it in full under its own key, in ``session``.
+
+    The caller has checked it has no refund yet. The key (``orphan_refund_key``) and ``reason``
+    are the same on every retry, so a rolled-back attempt gets the same refund back.
+
+    :param session: the caller's transaction (the charge and refund rows commit with it).
+    :param gateway: the gateway that made the charge.
+    :param order_id: the order the charge is under (its gateway ``reference``).
+    :param charge: the gateway's charge.
+    :param reason: the refund's reason, stable across retries.
+    """
+    _record_charge(session, order_id, charge)
+    key = orphan_refund_key(order_id, charge.id)
+    refund = gateway.refund(
+        idempotency_key=key, charge_id=charge.id, amount=charge.amount, reason=reason
+    )
+    values = {
+        "order_id": order_id,
+        "idempotency_key": key,
+        "gateway_refund_id": refund.id,
+        "gateway_charge_id": charge.id,
+        "amount": refund.amount,
+    }
+    insert_if_absent(session, RefundRow.__table__, values)
+    logger.warning(
+        "order %s: unrecorded gateway charge %s refunded (%s)",
+        order_id,
+        charge.id,
+        refund.id,
+        extra={"correlation_id": order_id},
+    )
+    return OrphanRefund(**values, reason=reason)
+
+
+def refund_charge_without_order(
+    session: Session, gateway: GatewayClient, charge: GatewayCharge
+) -> OrphanRefund | None:
+    """Refund a gateway charge whose reference names no order in our store; None if it has a
+    refund already. Same keys as a failed order's unrecorded charge (``orphan_refund_key``).
+
+    :param session: the caller's transaction.
+    :param gateway: the gateway that made the charge.
+    :param charge: a succeeded charge with a ``reference`` we hold no order for.
+    """
+    if charge.reference is None:
+        raise ValueError(f"charge {charge.id} has no reference: no order to refund it under")
+    if refund_of_charge(session, charge.id) is not None:
+        return None
+    reason = f"order unknown: no order {charge.reference} in the store"[:MAX_REASON]
+    return refund_found_charge(session, gateway, charge.reference, charge, reason)
 
 
 def orphan_refunds(session: Session, order_id: str) -> list[OrphanRefund]:

@@ -69,3 +69,6 @@ FOLLOWUP_TASK_RETRIES = task_retries(3, timedelta(seconds=10))
 
 AWS_EXPORT_TASK_RETRIES = task_retries(2, timedelta(seconds=30))
 """The Step Functions export DAG's tasks (AWS API calls)."""
+
+RECONCILIATION_TASK_RETRIES = task_retries(2, timedelta(minutes=1))
+"""The reconciliation DAG's task: a retry redoes the same run (keyed refunds, unique findings)."""

@@ -52,6 +52,12 @@ class PaymentSettings(BaseSettings):
         description="How long payment_hybrid waits for the charge service's reply before it "
         "fails the order (and refunds a charge that comes later).",
     )
+    reconciliation_grace_seconds: float = Field(
+        default=1800.0,
+        ge=0,
+        description="payment_reconciliation leaves a charge this recent on an open or unknown "
+        "order for its next run (a path may still record it).",
+    )
 
     # The hand-over of DAG-bound orders to Airflow (include/services/airflow_handover.py).
     airflow_api_url: str = Field(

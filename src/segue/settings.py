@@ -3,7 +3,7 @@
 Every process (Airflow task, service, CLI, benchmark) calls :func:`get_settings` instead of
 reading ``os.environ`` itself, so configuration has one documented place. Only what the library
 reads is here; a workflow keeps its own settings next to its code and names itself to the
-library through ``event_registry``, ``saga_modules`` and ``schemas_root``.
+library through ``event_registry``, ``saga_modules``, ``report_pages`` and ``schemas_root``.
 """
 
 from __future__ import annotations
@@ -53,6 +53,11 @@ class SegueSettings(BaseSettings):
         default=None,
         description="'module:attribute' of the workflow's EventRegistry, for the event log "
         "service, the `segue events` commands and Airflow operators not given one.",
+    )
+    report_pages: dict[str, str] = Field(
+        default_factory=dict,
+        description="Report pages of the Airflow plugin: slug -> 'module:attribute' of a "
+        "function returning a segue.reports.ReportPage (JSON in SEGUE_REPORT_PAGES).",
     )
     schemas_root: Path | None = Field(
         default=None,

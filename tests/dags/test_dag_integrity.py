@@ -68,3 +68,13 @@ def test_every_saga_dag_is_registered_with_its_machine(dagbag):
     assert {dag_id for dag_id, _ in saga_tasks} >= {"payment_state_machine"}
     for dag_id, task in saga_tasks:
         assert dag_id in dag_ids_for(task.machine), (dag_id, task.machine)
+
+
+def test_payment_reconciliation_is_hourly_with_a_window_form(dagbag):
+    dag = dagbag.dags["payment_reconciliation"]
+    assert dag.timetable.expression in ("@hourly", "0 * * * *")
+    assert dag.max_active_runs == 1
+    assert [task.task_id for task in dag.tasks] == ["reconcile"]
+    params = dag.params.dump()
+    assert params == {"start": None, "end": None}
+    assert dag.doc_md.lstrip().startswith("### payment_reconciliation")

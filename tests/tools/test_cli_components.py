@@ -20,6 +20,7 @@ def test_project_context_names_every_workflow_component() -> None:
         "include.payments",
         "include.payments.followups",
         "include.payments.routing",
+        "include.payments.reconciliation",
     ]
     assert tuple(project_context().components()) == COMPONENTS
 

@@ -8,7 +8,10 @@ written with one statement. If any handler raises, that transaction is rolled ba
 is redone one message at a time, each in a savepoint, so a failing message only affects itself.
 A message that cannot be handled now is republished to the delay queue (out of order, transient
 failure) or parked with its reason (not an event, no handler, retries exhausted, a handler
-raising Unprocessable) before its ack, so nothing is dropped silently.
+raising Unprocessable) before its ack, so nothing is dropped silently. A message under an event
+id already handled is a duplicate when its content hash matches the inbox's (absorbed), and a
+conflict when it does not: it is parked (``conflicting_duplicate``, both hashes in the reason)
+after the commit, before any ack.
 """
 
 from __future__ import annotations
@@ -16,14 +19,14 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from kombu.message import Message
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from segue.bus import inbox
-from segue.bus.handlers import Handler, HandlerContext, NotYet, ServiceSpec, Unprocessable
+from segue.bus.batch import Conflict, Decoded, Outcome, ack_together
+from segue.bus.handlers import HandlerContext, NotYet, ServiceSpec, Unprocessable
 from segue.bus.outbox import add_many_to_outbox, add_to_outbox
 from segue.bus.parking import attempt_of, park, retry_later
 from segue.bus.publisher import Publisher
@@ -34,45 +37,13 @@ from segue.store.engine import session_scope
 
 log = logging.getLogger(__name__)
 
+CONFLICTING_DUPLICATE = "conflicting_duplicate"  # parking code: a reused id, other content
 RETRY_LIMIT = 5  # delayed retries of a failing handler before the message is parked
 NOT_YET_LIMIT = 120  # delayed retries of an out-of-order event (about two minutes)
 
 
-@dataclass(frozen=True)
-class Decoded:
-    """A message that decoded into an event, with its handler."""
-
-    message: Message
-    envelope: Envelope
-    handler: Handler
-
-
-@dataclass
-class Outcome:
-    """What a batch's transaction did, acted upon after its commit."""
-
-    done: list[Message] = field(default_factory=list)
-    later: list[tuple[Message, bool, str]] = field(default_factory=list)  # (msg, NotYet?, why)
-    parked: list[tuple[Message, str, str]] = field(default_factory=list)  # (msg, code, why)
-    emitted: int = 0
-
-
 class BatchFailed(Exception):
     """A handler raised in the savepoint-free pass: the batch is redone message by message."""
-
-
-def ack_together(messages: list[Message]) -> None:
-    """Ack ``messages`` with one ``basic.ack multiple=True`` frame instead of one each.
-
-    Only for a whole batch that is settled: the ack covers every delivery on the channel up to
-    the highest tag, and every earlier delivery is either in this batch or was settled before
-    (batches are handled in delivery order; messages parked at decoding were acked already).
-    """
-    last = max(messages, key=lambda message: message.delivery_tag)
-    if len(messages) == 1:
-        last.ack()
-    else:
-        last.ack(multiple=True)
 
 
 class BatchHandler:
@@ -123,6 +94,8 @@ class BatchHandler:
             outcome = self._handle_one_by_one(decoded)
         if outcome.emitted and self.on_commit is not None:
             self.on_commit()  # wake the relay: there are new outbox rows
+        for conflict in outcome.conflicts:  # before any multiple ack could cover them
+            self._conflicting(conflict)
         if outcome.later or outcome.parked:
             for message in outcome.done:
                 message.ack()
@@ -144,7 +117,7 @@ class BatchHandler:
         emitted: list[Envelope] = []
         with session_scope(self.engine) as session:
             try:
-                fresh, duplicates = self._claim_together(session, decoded)
+                fresh, duplicates, conflicts = self._claim_together(session, decoded)
                 if self.spec.catch_all_batch is not None:
                     self.spec.catch_all_batch(session, [item.envelope for item in fresh])
                 else:
@@ -157,25 +130,46 @@ class BatchHandler:
             self._duplicate(item)
         self.counts["handled"] += len(fresh)
         outcome.done.extend(item.message for item in (*duplicates, *fresh))
+        outcome.conflicts.extend(conflicts)
         outcome.emitted = len(emitted)
         return outcome
 
     def _claim_together(
         self, session: Session, decoded: list[Decoded]
-    ) -> tuple[list[Decoded], list[Decoded]]:
-        """(to handle: first delivery of their event id, duplicates) with one inbox INSERT."""
+    ) -> tuple[list[Decoded], list[Decoded], list[Conflict]]:
+        """(to handle, true duplicates, conflicts) with one inbox INSERT.
+
+        To handle: the first delivery of its event id. The others are compared by content
+        hash with the copy claimed in this batch, or else with the inbox row (one SELECT, only
+        when there are such messages).
+        """
         if self.spec.recorder:
-            return decoded, []  # idempotent by event id on its own
-        claimed = inbox.claim_many(session, self.spec.name, [d.envelope.id for d in decoded])
+            return decoded, [], []  # idempotent by event id on its own
+        claimed = inbox.claim_many(
+            session, self.spec.name, [(d.envelope.id, d.digest) for d in decoded]
+        )
         fresh: list[Decoded] = []
-        duplicates: list[Decoded] = []
+        seen: dict[str, str] = {}
+        unclaimed: list[Decoded] = []
         for item in decoded:
             if item.envelope.id in claimed:
-                claimed.discard(item.envelope.id)  # a second copy in this batch is a duplicate
+                claimed.discard(item.envelope.id)  # a second copy in this batch is not fresh
+                seen[item.envelope.id] = item.digest
                 fresh.append(item)
             else:
+                unclaimed.append(item)
+        stored: dict[str, str | None] = dict(seen)
+        earlier = [item.envelope.id for item in unclaimed if item.envelope.id not in seen]
+        stored.update(inbox.stored_hashes(session, self.spec.name, earlier))
+        duplicates: list[Decoded] = []
+        conflicts: list[Conflict] = []
+        for item in unclaimed:
+            known = stored.get(item.envelope.id)
+            if inbox.matches(known, item.digest):
                 duplicates.append(item)
-        return fresh, duplicates
+            else:
+                conflicts.append(Conflict(item, str(known)))
+        return fresh, duplicates, conflicts
 
     def _handle_one_by_one(self, decoded: list[Decoded]) -> Outcome:
         """Each message in a savepoint: a failure rolls back that message alone."""
@@ -184,11 +178,11 @@ class BatchHandler:
             for item in decoded:
                 try:
                     with session.begin_nested():
-                        count = self._apply(session, item)
+                        count = self._apply(session, item, outcome)
                     if count is not None:
                         self.counts["handled"] += 1
                         outcome.emitted += count
-                    outcome.done.append(item.message)
+                        outcome.done.append(item.message)
                 except NotYet as exc:
                     outcome.later.append((item.message, True, str(exc) or "not its turn yet"))
                 except Unprocessable as exc:
@@ -204,11 +198,22 @@ class BatchHandler:
                     outcome.later.append((item.message, False, f"{type(exc).__name__}: {exc}"))
         return outcome
 
-    def _apply(self, session: Session, item: Decoded) -> int | None:
-        """Claim, handle, queue the emitted events; how many were emitted (None: duplicate)."""
+    def _apply(self, session: Session, item: Decoded, outcome: Outcome) -> int | None:
+        """Claim, handle, queue the emitted events; how many were emitted.
+
+        None when the event id was handled before: a true duplicate goes to ``outcome.done``
+        (acked), a conflicting one to ``outcome.conflicts`` (parked after the commit).
+        """
         envelope = item.envelope
-        if not self.spec.recorder and not inbox.claim(session, self.spec.name, envelope.id):
-            self._duplicate(item)
+        if not self.spec.recorder and not inbox.claim(
+            session, self.spec.name, envelope.id, item.digest
+        ):
+            known = inbox.stored_hashes(session, self.spec.name, [envelope.id]).get(envelope.id)
+            if inbox.matches(known, item.digest):
+                self._duplicate(item)
+                outcome.done.append(item.message)
+            else:
+                outcome.conflicts.append(Conflict(item, str(known)))
             return None
         emitted = self._run_handler(session, item)
         for event in emitted:
@@ -232,6 +237,17 @@ class BatchHandler:
     def _duplicate(self, item: Decoded) -> None:
         self.counts["duplicates"] += 1
         log.info("duplicate %s ignored", item.envelope.type, extra=item.envelope.log_context())
+
+    def _conflicting(self, conflict: Conflict) -> None:
+        """Park a message that reuses a handled event id with other content (never dropped)."""
+        envelope = conflict.item.envelope
+        self.counts["conflicting_duplicates"] += 1
+        reason = (
+            f"event id {envelope.id} ({envelope.type}, subject {envelope.subject}) was handled "
+            f"by {self.spec.name} with content hash {conflict.stored}; this message has content "
+            f"hash {conflict.item.digest}: the id was reused for another event"
+        )
+        self._park(conflict.item.message, CONFLICTING_DUPLICATE, reason)
 
     def _decode(self, message: Message) -> Decoded | None:
         try:

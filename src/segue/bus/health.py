@@ -2,7 +2,9 @@
 
 ``/healthz`` is 200 while the worker threads live; ``/readyz`` is 200 once the consumer is
 subscribed and the relay connected (both name the answering process's ``pid``); ``/metrics``
-returns the counters and backlogs as JSON.
+returns the counters and backlogs as JSON: ``counts`` holds ``handled``, ``duplicates`` (the
+same event id and content again, absorbed), ``conflicting_duplicates`` (a handled id with other
+content, parked), ``parked``, ``retried``, ``not_yet``, ``batches_redone`` and ``published``.
 """
 
 from __future__ import annotations

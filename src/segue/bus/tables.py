@@ -20,12 +20,15 @@ class BusBase(DeclarativeBase):
 
 
 class InboxRow(BusBase):
-    """One event id a consumer has handled (its presence marks a later delivery a duplicate)."""
+    """One event id a consumer has handled, with a hash of its content (a later delivery with
+    the same hash is a duplicate; with another, a conflict)."""
 
     __tablename__ = "inbox"
 
     consumer: Mapped[str] = mapped_column(String(100), primary_key=True)
     event_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    # SHA-256 of the handled event's content (inbox.content_hash); NULL in rows from before it.
+    content_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

@@ -264,9 +264,11 @@ def test_a_machine_without_dags_needs_access_to_every_dag(world, apps, client):
 def test_the_plugin_registers_the_app_and_a_nav_view():
     (entry,) = SeguePlugin.fastapi_apps
     assert entry["url_prefix"] == "/segue" and entry["name"] == "Segue sagas"
-    (view,) = SeguePlugin.external_views
+    # Sagas, then the workflow's report pages (SEGUE_REPORT_PAGES: Operations).
+    view, *reports = SeguePlugin.external_views
     assert view["href"] == "/segue/sagas"
     assert (view["destination"], view["url_route"]) == ("nav", "sagas")
+    assert [report["href"] for report in reports] == ["/segue/reports/operations"]
 
 
 # --- list ------------------------------------------------------------------------------

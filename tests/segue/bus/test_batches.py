@@ -18,6 +18,7 @@ import pytest
 from sqlalchemy import Engine, select
 
 from include.payments.events import PAYMENT_EVENTS, OrderInvalidated, ReceiptSent
+from segue.bus import inbox
 from segue.bus.consumer import BatchHandler
 from segue.bus.handlers import HandlerContext, NotYet, ServiceSpec, Unprocessable
 from segue.bus.inbox import InboxRow
@@ -329,3 +330,80 @@ def test_a_batch_hook_needs_a_recorder() -> None:
             catch_all=lambda ctx, payload: None,
             catch_all_batch=lambda session, envelopes: None,
         )
+
+
+def reused(envelope: Envelope, order_id: str) -> Envelope:
+    """Another event under ``envelope``'s id (a producer reusing an id)."""
+    payload = OrderInvalidated(order_id=order_id, field="items", reason="empty")
+    return envelope.model_copy(update={"data": payload})
+
+
+def parked_codes(publisher: FakePublisher) -> list[str]:
+    return [headers[PARKED_CODE] for exchange, headers in publisher.sent if exchange == DEAD.name]
+
+
+def test_a_reused_id_with_other_content_is_parked_in_the_batch_and_across_batches(
+    clean_db: Engine, publisher: FakePublisher, channel: FakeChannel
+) -> None:
+    handler = BatchHandler(toy_spec(), clean_db, publisher)  # type: ignore[arg-type]
+    first, second = event("o-1"), event("o-2")
+    handler.handle([channel.deliver(first)])  # type: ignore[list-item]
+
+    across = channel.deliver(reused(first, "o-1b"))  # conflicts with the inbox row
+    within = channel.deliver(reused(second, "o-2b"))  # conflicts with this batch's o-2
+    messages = [channel.deliver(second), across, channel.deliver(first), within]
+    handler.handle(messages)  # type: ignore[arg-type]
+
+    assert outbox_subjects(clean_db) == ["o-1", "o-2"]
+    assert parked_codes(publisher) == ["conflicting_duplicate"] * 2
+    reasons = [headers[PARKED_REASON] for _, headers in publisher.sent]
+    assert inbox.content_hash(first) in reasons[0]
+    assert inbox.content_hash(reused(first, "o-1b")) in reasons[0]
+    assert inbox.content_hash(second) in reasons[1]
+    assert [m.acks for m in messages] == [1, 1, 1, 1]  # each exactly once
+    assert handler.counts["conflicting_duplicates"] == 2
+    assert handler.counts["duplicates"] == 1
+    assert handler.counts["parked"] == 2
+    assert handler.counts["batches_redone"] == 0
+    with session_scope(clean_db) as session:
+        stored = dict(session.execute(select(InboxRow.event_id, InboxRow.content_hash)).all())
+    assert stored == {first.id: inbox.content_hash(first), second.id: inbox.content_hash(second)}
+
+
+def test_a_reused_id_is_parked_in_a_redone_batch_too(
+    clean_db: Engine, publisher: FakePublisher, channel: FakeChannel
+) -> None:
+    def behaviour(order_id: str) -> None:
+        if order_id == "o-bad":
+            raise RuntimeError("boom")
+
+    handler = BatchHandler(toy_spec(behaviour), clean_db, publisher)  # type: ignore[arg-type]
+    first = event("o-1")
+    handler.handle([channel.deliver(first)])  # type: ignore[list-item]
+    conflicting = channel.deliver(reused(first, "o-1b"))
+    messages = [channel.deliver(event("o-bad")), conflicting, channel.deliver(first)]
+
+    handler.handle(messages)  # type: ignore[arg-type]
+
+    assert handler.counts["batches_redone"] == 1
+    assert outbox_subjects(clean_db) == ["o-1"]
+    assert sorted(parked_codes(publisher)) == ["conflicting_duplicate"]
+    assert handler.counts["conflicting_duplicates"] == 1
+    assert handler.counts["duplicates"] == 1
+    assert [m.acks for m in messages] == [1, 1, 1]
+
+
+def test_an_inbox_row_from_before_hashes_matches_any_content(
+    clean_db: Engine, publisher: FakePublisher, channel: FakeChannel
+) -> None:
+    first = event("o-1")
+    with session_scope(clean_db) as session:
+        inbox.claim(session, "toy", first.id)  # no hash: an old row
+    handler = BatchHandler(toy_spec(), clean_db, publisher)  # type: ignore[arg-type]
+
+    handler.handle([channel.deliver(reused(first, "o-1b"))])  # type: ignore[list-item]
+
+    assert handler.counts["duplicates"] == 1
+    assert handler.counts["conflicting_duplicates"] == 0
+    assert publisher.sent == []
+    assert outbox_subjects(clean_db) == []

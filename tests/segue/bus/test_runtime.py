@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable
 
@@ -16,6 +17,7 @@ from kombu import Connection
 from sqlalchemy import Engine, func, select
 
 from include.payments.events import PAYMENT_EVENTS, OrderInvalidated, ReceiptSent
+from segue.bus import inbox
 from segue.bus.handlers import HandlerContext, NotYet, ServiceSpec
 from segue.bus.outbox import OutboxRow
 from segue.bus.parking import PARKED_BY, PARKED_CODE, PARKED_REASON
@@ -151,6 +153,8 @@ def test_an_event_before_its_turn_is_retried_until_it_can_be_handled(
     Publisher(broker).publish_event(event("early"))
 
     wait_for(lambda: seen == ["early"], timeout=30, what="the retried event")
+    # The handler appends before its transaction commits; the count follows the commit.
+    wait_for(lambda: runtime.counts["handled"] == 1, what="the handled count")
     # The toy counts calls, not deliveries: a delivery whose handler raised runs it twice (the
     # batch is redone with savepoints), so two refusals may take one or two delayed retries.
     assert 1 <= runtime.counts["not_yet"] <= 2
@@ -188,3 +192,37 @@ def test_a_handled_batch_is_acked_so_a_restart_gets_nothing_back(
     time.sleep(2)
     assert second.counts["handled"] + second.counts["duplicates"] == 0
     assert sorted(seen) == sorted(f"o-{n}" for n in range(40))
+
+
+def test_an_event_id_reused_with_another_body_is_parked_not_dropped(
+    run_service: Callable[..., ServiceRuntime], broker: Connection
+) -> None:
+    """Issue 9: the second message under a handled id carried another order; it was dropped."""
+    seen: list[str] = []
+    probe_queue(broker, "probe.receipts", OUTPUT)
+    runtime = run_service(toy_service(seen))
+    publisher = Publisher(broker)
+    first = event("o-first")
+    publisher.publish_event(first)
+    wait_for(lambda: seen == ["o-first"], what="the first event handled")
+
+    other = first.model_copy(
+        update={"data": OrderInvalidated(order_id="o-other", field="items", reason="empty")}
+    )
+    publisher.publish_event(first)  # a true duplicate: absorbed as before
+    publisher.publish_event(other)  # the same id, another order: must not vanish
+
+    [parked] = wait_for(lambda: take_all(broker, parking_queue_name("toy")), what="parked")
+    assert parked.headers[PARKED_CODE] == "conflicting_duplicate"
+    reason = parked.headers[PARKED_REASON]
+    assert inbox.content_hash(first) in reason
+    assert inbox.content_hash(other) in reason
+    assert inbox.content_hash(first) != inbox.content_hash(other)
+    assert json.loads(parked.body)["order_id"] == "o-other"  # the order it carried, kept
+    wait_for(lambda: runtime.counts["duplicates"] == 1, what="the true duplicate absorbed")
+    assert seen == ["o-first"]
+    assert runtime.counts["conflicting_duplicates"] == 1
+    with urllib.request.urlopen(f"http://127.0.0.1:{runtime.health.port}/metrics") as answer:
+        metrics = json.load(answer)
+    assert metrics["counts"]["conflicting_duplicates"] == 1
+    assert metrics["counts"]["parked"] == 1

@@ -1,25 +1,30 @@
-"""Segue's Airflow plugin: saga pages served inside Airflow's api-server.
+"""Segue's Airflow plugin: saga pages and a workflow's report pages inside Airflow's api-server.
 
 ``SeguePlugin`` mounts a FastAPI app at ``/segue`` (HTML pages and JSON twins) and adds a
-"Sagas" entry to the Airflow UI's navigation that shows the list page in the UI's frame.
-Registered by ``plugins/segue_plugin.py``; importing it does no I/O.
+"Sagas" entry to the Airflow UI's navigation that shows the list page in the UI's frame, plus
+one entry per report page named in ``SEGUE_REPORT_PAGES`` (e.g. "Operations").
+Registered by ``plugins/segue_plugin.py``; importing it does no I/O (it reads the environment).
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from airflow.plugins_manager import AirflowPlugin
 
 from segue.airflow.plugin.app import URL_PREFIX, create_app
+from segue.airflow.plugin.reports import configured_pages
+from segue.reports import nav_name
 
-__all__ = ["SeguePlugin", "create_app"]
+__all__ = ["SeguePlugin", "create_app", "nav_views"]
 
 
-class SeguePlugin(AirflowPlugin):
-    """Adds the saga pages and API (one FastAPI app) and a Browse menu entry to Airflow's UI."""
+def nav_views(report_slugs: list[str]) -> list[dict[str, Any]]:
+    """The navigation entries: Sagas, then one per report page.
 
-    name = "segue"
-    fastapi_apps = [{"app": create_app(), "url_prefix": URL_PREFIX, "name": "Segue sagas"}]
-    external_views = [
+    :param report_slugs: the configured report pages' slugs.
+    """
+    views = [
         {
             "name": "Sagas",
             "href": f"{URL_PREFIX}/sagas",
@@ -28,3 +33,22 @@ class SeguePlugin(AirflowPlugin):
             "category": "browse",
         }
     ]
+    for slug in report_slugs:
+        views.append(
+            {
+                "name": nav_name(slug),
+                "href": f"{URL_PREFIX}/reports/{slug}",
+                "destination": "nav",
+                "url_route": f"segue-{slug}",
+                "category": "browse",
+            }
+        )
+    return views
+
+
+class SeguePlugin(AirflowPlugin):
+    """Adds the saga pages and API (one FastAPI app) and a Browse menu entry to Airflow's UI."""
+
+    name = "segue"
+    fastapi_apps = [{"app": create_app(), "url_prefix": URL_PREFIX, "name": "Segue sagas"}]
+    external_views = nav_views(list(configured_pages()))

@@ -1,4 +1,5 @@
-"""The FastAPI app Airflow's api-server mounts at ``/segue``: saga pages and their JSON twins.
+"""The FastAPI app Airflow's api-server mounts at ``/segue``: saga pages, the workflow's report
+pages (``reports``), and their JSON twins.
 
 Built at import (Airflow reads ``fastapi_apps`` from the plugin class) but lazy: the store, its
 engine and the machine registry are created on the first request, so importing the plugin does
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from urllib.parse import unquote
 
 from fastapi import FastAPI, Request
@@ -17,10 +18,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from segue.airflow.plugin import api, views
+from segue.airflow.plugin import api, reports, views
 from segue.airflow.plugin.render import render
 from segue.airflow.plugin.security import login_url
 from segue.airflow.plugin.service import SagaConflict, SagaNotFound, SagaService
+from segue.reports import ReportProvider
 
 URL_PREFIX = "/segue"
 ServiceFactory = Callable[[], SagaService]
@@ -57,16 +59,25 @@ class LazyService:
         return self._service
 
 
-def create_app(*, service_factory: ServiceFactory | None = None) -> FastAPI:
+def create_app(
+    *,
+    service_factory: ServiceFactory | None = None,
+    report_pages: Mapping[str, ReportProvider | str] | None = None,
+) -> FastAPI:
     """The plugin's FastAPI app: HTML pages, the JSON API under /api, and their error pages.
 
     :param service_factory: builds the saga service (default: from this process's settings).
+    :param report_pages: the workflow's report pages, slug -> provider or its
+        ``module:attribute`` (default: ``SEGUE_REPORT_PAGES``, read on first use).
     """
     # No /docs or /openapi.json: every route of this app needs a logged-in user.
     app = FastAPI(title="Segue sagas", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.segue_service = LazyService(service_factory or default_service)
+    app.state.segue_reports = reports.ReportPages(report_pages)
     app.include_router(views.router)
+    app.include_router(reports.pages_router)
     app.include_router(api.router, prefix="/api")
+    app.include_router(reports.api_router, prefix="/api")
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(SagaNotFound, _not_found)
