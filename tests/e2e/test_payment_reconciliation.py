@@ -14,7 +14,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from include.gateway import admin as gateway_admin
+from include.gateway.admin import stats as gateway_stats
 from include.payments import pipeline, steps
 from include.payments.deps import PaymentDeps
 from include.payments.reconciliation_tables import ReconciliationFindingRow, ReconciliationRunRow
@@ -66,7 +66,7 @@ def test_a_triggered_run_with_a_window_refunds_and_writes_its_report(
             select(func.count()).select_from(RefundRow).where(RefundRow.order_id == order_id)
         )
     assert refunds == 1
-    assert gateway_admin.stats(gateway_url)["refunds"] == 1
+    assert gateway_stats(gateway_url)["refunds"] == 1
 
     headers = {"Authorization": f"Bearer {airflow_api.token()}"}
     page = httpx.get(f"{airflow_stack.url}/segue/api/reports/operations", headers=headers)

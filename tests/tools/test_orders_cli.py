@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import Engine
 
-from include.gateway import admin as gateway_admin
+from include.gateway.admin import stats as gateway_stats
 from include.payments import pipeline, steps
 from include.payments.deps import PaymentDeps
 from segue.store.engine import session_scope
@@ -44,7 +44,7 @@ def test_a_failed_orders_unrecorded_charge_is_refunded_once(
     assert (refund["gateway_charge_id"], refund["amount"]) == (charge.id, "49.99")
     assert reconcile(order_id, pg_url, gateway_url) == 0
     assert json.loads(capsys.readouterr().out)["refunds"] == []
-    assert gateway_admin.stats(gateway_url)["refunds"] == 1
+    assert gateway_stats(gateway_url)["refunds"] == 1
 
 
 def test_an_order_that_is_not_failed_or_unknown_is_refused_naming_it(

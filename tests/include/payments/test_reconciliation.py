@@ -11,7 +11,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select, update
 
-from include.gateway import admin as gateway_admin
+from include.gateway.admin import stats as gateway_stats
 from include.payments import pipeline
 from include.payments.deps import PaymentDeps
 from include.payments.errors import GatewayUnavailable
@@ -37,7 +37,7 @@ def refunds_in_store(deps: PaymentDeps) -> int:
 
 
 def refunds_at_gateway(gateway_url: str) -> int:
-    return int(gateway_admin.stats(gateway_url)["refunds"])
+    return int(gateway_stats(gateway_url)["refunds"])
 
 
 def kinds(report: RunReport) -> list[tuple[str, str]]:
@@ -45,14 +45,14 @@ def kinds(report: RunReport) -> list[tuple[str, str]]:
 
 
 def test_a_charge_that_landed_after_its_order_failed_is_refunded_once_by_the_next_run(
-    deps: PaymentDeps, order_data, gateway_url: str
+    deps: PaymentDeps, order_data, gateway_url: str, gateway_admin
 ) -> None:
     start, end = window()
     data = order_data()
     order_id = pipeline.validate(deps, data)
     # The gateway takes longer than the client waits, and only then charges.
     gateway_admin.set_faults(
-        gateway_url, latency={"distribution": "fixed", "mean_ms": (CLIENT_TIMEOUT + 1.5) * 1000}
+        latency={"distribution": "fixed", "mean_ms": (CLIENT_TIMEOUT + 1.5) * 1000}
     )
     with pytest.raises(GatewayUnavailable):
         pipeline.charge(deps, order_id)
@@ -62,7 +62,7 @@ def test_a_charge_that_landed_after_its_order_failed_is_refunded_once_by_the_nex
     assert refunds_in_store(deps) == 0
     [late] = wait_for(lambda: deps.gateway.list_charges(reference=order_id), what="late charge")
     assert (late.status, late.amount_refunded) == ("succeeded", Decimal("0.00"))
-    gateway_admin.set_faults(gateway_url, latency={"distribution": "none"})
+    gateway_admin.set_faults(latency={"distribution": "none"})
 
     first = reconcile_window(deps, "run-1", start, end, grace=NO_GRACE)
 
