@@ -20,6 +20,9 @@ class GatewaySettings(BaseSettings):
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
     access_log: bool = False
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    # Key of the payment-method tokens (include/gateway/tokens.py): tokens made under one secret
+    # resolve after a restart with the same secret. A simulator default; set your own.
+    token_secret: str = Field(default="segue-gateway-simulator-token-secret", min_length=1)
 
     failure_rate: float = 0.02
     fail_next: int = 0

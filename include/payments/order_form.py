@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from include.payments.payment_methods import redacted
+
 ORDER_FORM: dict[str, dict[str, Any]] = {
     "order_id": {
         "default": None,
@@ -21,12 +23,15 @@ ORDER_FORM: dict[str, dict[str, Any]] = {
         "title": "Customer e-mail",
         "description": "Where the receipt goes.",
     },
-    "card_number": {
-        "default": "4242424242424242",
+    "payment_method": {
+        "default": "pm_card_visa",
         "type": "string",
-        "title": "Card number (test card)",
-        "description": "4242424242424242 succeeds; 4000000000000002 is declined, "
-        "4000000000009995 has insufficient funds (see include/gateway/README.md).",
+        "title": "Payment method (token)",
+        "description": "A gateway token, never a card number. Test tokens: pm_card_visa succeeds; "
+        "pm_card_chargeDeclined is declined, pm_card_chargeDeclinedInsufficientFunds has "
+        "insufficient funds, pm_card_chargeDeclinedExpiredCard is expired, "
+        "pm_card_chargeDeclinedIncorrectCvc has a wrong CVC. Tokenize another card with "
+        "POST /payment_methods at the gateway (see include/gateway/README.md).",
     },
     "amount": {
         "default": "49.99",
@@ -57,8 +62,6 @@ ORDER_FORM: dict[str, dict[str, Any]] = {
 
 
 def masked(data: dict[str, Any]) -> dict[str, Any]:
-    """A copy of raw order input with the card number reduced to its last four digits."""
-    card = data.get("card_number")
-    if isinstance(card, str):
-        return {**data, "card_number": "*" * max(len(card) - 4, 0) + card[-4:]}
-    return dict(data)
+    """A copy of raw order input safe to store (a dead letter): a card number typed into any
+    field it could be in is reduced to its last four digits."""
+    return redacted(data)

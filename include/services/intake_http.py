@@ -4,6 +4,11 @@
 outbox relay (and the health endpoint) of the ``intake`` source in the same process. The
 answer is 202: the order is accepted, and its progress shows in ``GET /orders/{order_id}`` and
 in ``segue events timeline <order_id>``.
+
+The body names the card by its gateway token (``payment_method``) or by its number
+(``card_number``, with ``exp_month``/``exp_year``/``cvc`` if you like). A number is exchanged
+for a token at the gateway before anything is stored or logged; the order keeps the token, the
+last four digits and the brand. An unreachable gateway answers 503 and nothing is stored.
 """
 
 from __future__ import annotations
@@ -14,14 +19,15 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import uvicorn
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import Body, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
 
-from include.payments import steps
+from include.payments import payment_methods, steps
 from include.payments.database import payments_engine
-from include.payments.errors import InvalidOrder
+from include.payments.errors import GatewayUnavailable, InvalidOrder
 from include.payments.events import PAYMENT_EVENTS
+from include.payments.gateway_client import GatewayClient
 from include.payments.models import Order
 from include.payments.settings import get_payment_settings
 from include.payments.tables import OrderRow
@@ -37,8 +43,47 @@ MAX_BODY_BYTES = 64 * 1024
 INTAKE = ServiceSpec(name=SOURCE, handlers={}, registry=PAYMENT_EVENTS)
 
 
-def create_app(engine: Engine, runtime: ServiceRuntime | None = None) -> FastAPI:
-    """The API over ``engine``; ``runtime`` (the relay) starts and stops with the app."""
+CARD_FIELDS = ("card_number", "exp_month", "exp_year", "cvc")
+
+
+def order_of_request(gateway: GatewayClient, body: dict[str, Any]) -> Order:
+    """The Order of a ``POST /orders`` body: a card number is tokenized at the gateway first.
+
+    Raises InvalidOrder naming the field (never repeating a card number) or GatewayUnavailable.
+
+    :param gateway: the gateway client
+    :param body: the JSON body, the card as ``payment_method`` or as ``card_number`` (+ expiry, cvc)
+    """
+    card = {name: body[name] for name in CARD_FIELDS if name in body}
+    rest = {name: value for name, value in body.items() if name not in CARD_FIELDS}
+    if "card_number" in card:
+        if "payment_method" in rest:
+            raise InvalidOrder("payment_method", "send a payment_method or a card_number, not both")
+        number = card.pop("card_number")
+        if not isinstance(number, str):
+            raise InvalidOrder("card_number", "must be a string of digits")
+        method = payment_methods.tokenize(gateway, number, **card)
+        order = payment_methods.parse_input({**rest, "payment_method": method.id})
+        return payment_methods.with_method(order, method)
+    if card:
+        raise InvalidOrder(next(iter(card)), "only with a card_number")
+    return payment_methods.order_from_input(gateway, rest)
+
+
+def create_app(
+    engine: Engine, runtime: ServiceRuntime | None = None, gateway: GatewayClient | None = None
+) -> FastAPI:
+    """The API over ``engine``; ``runtime`` (the relay) starts and stops with the app.
+
+    :param engine: the business store
+    :param runtime: the intake's relay, or None (tests)
+    :param gateway: the gateway client that tokenizes cards and looks tokens up (default: from
+        the payment settings)
+    """
+    if gateway is None:
+        settings = get_payment_settings()
+        timeout = settings.gateway_timeout_seconds
+        gateway = GatewayClient(settings.gateway_url, timeout_seconds=timeout)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -58,8 +103,23 @@ def create_app(engine: Engine, runtime: ServiceRuntime | None = None) -> FastAPI
         return await call_next(request)
 
     @app.post("/orders", status_code=202)
-    def post_order(order: Order) -> dict[str, str]:
-        """Accept an order for the event path (placing the same order twice is harmless)."""
+    def post_order(body: dict[str, Any] = Body(...)) -> dict[str, str]:  # noqa: B008
+        """Accept an order for the event path (placing the same order twice is harmless).
+
+        422 names a bad field (without its value), 503 means the gateway could not be asked
+        about the card (nothing was stored), 409 an order id used for another order.
+        """
+        try:
+            order = order_of_request(gateway, body)
+        except InvalidOrder as exc:
+            raise HTTPException(422, detail=str(exc)) from None
+        except GatewayUnavailable:
+            log.warning("order refused: the gateway is unreachable; nothing stored")
+            raise HTTPException(
+                503,
+                detail="the payment gateway is unreachable; the order was not accepted, "
+                "nothing was stored: try again later",
+            ) from None
         try:
             with session_scope(engine) as session:
                 envelope = place_order(session, order)
