@@ -18,7 +18,9 @@ ORDER = Order.model_validate(
     {
         "order_id": "ord-1",
         "customer_email": "ada@example.com",
-        "card_number": "4242424242424242",
+        "payment_method": "pm_card_visa",
+        "card_last4": "4242",
+        "card_brand": "visa",
         "amount": "49.99",
         "currency": "USD",
         "items": [{"sku": "SKU-MUG", "quantity": 2}],
