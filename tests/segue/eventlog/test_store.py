@@ -43,7 +43,7 @@ def test_record_event_is_idempotent_on_event_id(log_engine: Engine, order_events
     assert count(log_engine) == 1
     with session_scope(log_engine) as session:
         row = session.scalars(select(EventLogRecord)).one()
-        assert (row.event_id, row.type, row.schema_version) == (placed.id, placed.type, 1)
+        assert (row.event_id, row.type, row.schema_version) == (placed.id, placed.type, 2)
         assert (row.source, row.subject, row.correlation_id) == (
             "order-api",
             placed.subject,
