@@ -104,8 +104,3 @@ def looks_like_card_number(value: object) -> bool:
         return False
     digits = value.replace(" ", "").replace("-", "")
     return digits.isdigit() and 12 <= len(digits) <= 19
-
-
-def mask_card(card_number: str) -> str:
-    """Keep the last four digits only."""
-    return "*" * max(len(card_number) - 4, 0) + card_number[-4:]
