@@ -21,10 +21,10 @@ from segue.events.envelope import Envelope
 
 
 def _publish_for(amqp_url: str, index: int, seconds: float, start: Barrier, out: Any) -> None:
-    from event_path_load import order_data  # the child imports it from benchmarks/
+    from event_path_load import EXAMPLE_CARD, order_data  # the child imports it from benchmarks/
 
     routing_key = f"bench.ceiling.{index}"
-    order = Order.model_validate(order_data(f"ceiling-{index}"))
+    order = Order.model_validate({**order_data(f"ceiling-{index}"), **EXAMPLE_CARD})
     message = to_amqp(
         Envelope.create(OrderPlaced(order=order), source="bench", subject=order.order_id)
     )

@@ -25,6 +25,8 @@ from include.services.intake import place_order
 from segue.store.engine import session_scope
 
 EXAMPLE_ORDER = json.loads((Path(__file__).parents[1] / "examples" / "order.json").read_text())
+# What the gateway tells of the example's token (pm_card_visa) when the intake looks it up.
+EXAMPLE_CARD = {"card_last4": "4242", "card_brand": "visa"}
 PLACED = OrderPlaced.event_type
 SHIPPED = ShippingNotified.event_type
 
@@ -33,13 +35,14 @@ BENCHMARK_CLIENT = "benchmark"
 
 
 def order_data(order_id: str) -> dict[str, Any]:
-    """The README's example order (good card, catalog SKUs in stock) under ``order_id``."""
+    """The README's example order (good card token, catalog SKUs in stock) under ``order_id``, as
+    ``POST /orders`` takes it."""
     return {**EXAMPLE_ORDER, "order_id": order_id}
 
 
 def place_batch(engine: Engine, order_ids: list[str]) -> None:
     """The intake's own code path: ``place_order`` for each order, one transaction per batch."""
-    orders = [Order.model_validate(order_data(order_id)) for order_id in order_ids]
+    orders = [Order.model_validate({**order_data(oid), **EXAMPLE_CARD}) for oid in order_ids]
     with session_scope(engine) as session:
         for order in orders:
             place_order(session, order, client=BENCHMARK_CLIENT)

@@ -21,6 +21,7 @@ from airflow.providers.amazon.aws.hooks.step_function import StepFunctionHook
 from airflow.providers.amazon.aws.operators.step_function import StepFunctionStartExecutionOperator
 from airflow.sdk import Param, dag, get_current_context, task
 
+from include.payment_dags import refuse_order_card_number
 from include.payments import retry
 from include.payments.errors import TransientFailure
 from include.payments.order_form import ORDER_FORM
@@ -96,6 +97,7 @@ def payment_state_machine_aws() -> None:
         context = get_current_context()
         order = {name: context["params"][name] for name in ORDER_FORM}
         order["order_id"] = order["order_id"] or f"sfn-{context['run_id']}"
+        refuse_order_card_number(order)  # the execution input names the card by its token only
         return order
 
     machine_arn = create_or_update_machine(export_asl())

@@ -10,10 +10,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from airflow.sdk import Param, get_current_context, task
+from airflow.sdk.exceptions import AirflowFailException
 
 from include.payments import pipeline, retry
 from include.payments.deps import PaymentDeps, default_deps
+from include.payments.errors import InvalidOrder
 from include.payments.order_form import ORDER_FORM
+from include.payments.payment_methods import refuse_card_number
 from include.payments.settings import get_payment_settings
 from segue.airflow.steps import run_task_step
 from segue.step_runner import abandon_step
@@ -49,10 +52,32 @@ def order_from_params(context: Mapping[str, Any] | None = None) -> dict[str, Any
     return data
 
 
+def checked_order_from_params(context: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """``order_from_params``, refusing a card number typed where the token belongs: the task
+    fails at once (no retry) with a message naming the field, and the number goes nowhere (no
+    XCom, no saga data, no Step Functions input, no log line)."""
+    data = order_from_params(context)
+    refuse_order_card_number(data)
+    return data
+
+
+def refuse_order_card_number(data: Mapping[str, Any]) -> None:
+    """Fail the task at once (AirflowFailException, no retry) when ``data`` holds a card number;
+    the message names the field, never the number.
+
+    :param data: the order read from the trigger form
+    """
+    try:
+        refuse_card_number(data)
+    except InvalidOrder as exc:
+        raise AirflowFailException(str(exc)) from None
+
+
 @task
 def prepare_order() -> dict[str, Any]:
-    """The order from the form, with a stable id when none was given (the saga DAGs' input)."""
-    return order_from_params()
+    """The order from the form, with a stable id when none was given (the saga DAGs' input);
+    a card number instead of a token fails the task (``checked_order_from_params``)."""
+    return checked_order_from_params()
 
 
 def run_payment_step(step: str, order_id: str, action: Any, payload: Any = None) -> Any:

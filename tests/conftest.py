@@ -10,10 +10,12 @@ import pytest
 from sqlalchemy import Engine, text
 
 from include.gateway.admin import GatewayAdmin
+from include.gateway.tokens import FIXED_TOKENS, card_brand
 from include.payments.catalog import seed_catalog
 from include.payments.database import COMPONENTS, payments_engine
 from include.payments.deps import PaymentDeps
 from include.payments.gateway_client import GatewayClient
+from include.payments.models import Order
 from include.workflow import workflow_env
 from segue.store.engine import session_scope
 from tools.broker import fresh_vhost
@@ -102,8 +104,20 @@ def deps(clean_db: Engine, gateway_url: str) -> Iterator[PaymentDeps]:
     client.close()
 
 
-GOOD_CARD = "4242424242424242"
-DECLINED_CARD = "4000000000000002"
+# Orders name their card by a gateway token (include/gateway/tokens.py); the test tokens stand
+# for the gateway's test cards. Test card numbers appear only in gateway requests.
+GOOD_TOKEN = "pm_card_visa"
+DECLINED_TOKEN = "pm_card_chargeDeclined"
+INSUFFICIENT_FUNDS_TOKEN = "pm_card_chargeDeclinedInsufficientFunds"
+
+
+def order_of(data: dict[str, object]) -> Order:
+    """The Order of raw input naming a fixed test token, with the last four digits and brand the
+    gateway would tell (what ``payment_methods.order_from_input`` asks the gateway for)."""
+    number = FIXED_TOKENS[str(data["payment_method"])]
+    return Order.model_validate(
+        {**data, "card_last4": number[-4:], "card_brand": card_brand(number)}
+    )
 
 
 @pytest.fixture
@@ -114,7 +128,7 @@ def order_data() -> object:
         data: dict[str, object] = {
             "order_id": f"ord-test-{uuid.uuid4().hex[:16]}",
             "customer_email": "ada@example.com",
-            "card_number": GOOD_CARD,
+            "payment_method": GOOD_TOKEN,
             "amount": "49.99",
             "currency": "USD",
             "items": [{"sku": "SKU-MUG", "quantity": 2}, {"sku": "SKU-TEE", "quantity": 1}],

@@ -10,14 +10,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import httpx
 
 from include.gateway.admin_auth import read_token_file
 
-if TYPE_CHECKING:
-    from include.gateway.process import GatewayProcess
+
+class GatewayProcess(Protocol):
+    """What ``GatewayAdmin.of`` needs of a started gateway (``tools.gateway.GatewayProcess``)."""
+
+    url: str
+    admin_token: str
+
 
 DEFAULT_TIMEOUT = 5.0
 

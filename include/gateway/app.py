@@ -15,13 +15,19 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from include.gateway.admin_auth import resolve_admin_token
 from include.gateway.admin_routes import admin_router
 from include.gateway.bodies import IDEMPOTENCY_HEADER, idempotency_key, parse_body, read_body
 from include.gateway.errors import GatewayError, install_error_handlers, invalid_request
 from include.gateway.ledger import MAX_PAGE, ChargeQuery, Outcome
-from include.gateway.schemas import ChargeRequest, RefundRequest, error_body
+from include.gateway.schemas import (
+    ChargeRequest,
+    PaymentMethodRequest,
+    RefundRequest,
+    error_body,
+)
 from include.gateway.settings import GatewaySettings
 from include.gateway.state import GatewayState
 
@@ -32,7 +38,7 @@ HAS_MORE_HEADER = "Has-More"
 NEXT_HEADER = "Next-Starting-After"
 
 
-def _openapi_body(model: type[ChargeRequest] | type[RefundRequest]) -> dict[str, Any]:
+def _openapi_body(model: type[BaseModel]) -> dict[str, Any]:
     """OpenAPI for a body we parse by hand (to control the error shape and the size cap)."""
     return {
         "parameters": [
@@ -83,7 +89,34 @@ def payments_router(state: GatewayState) -> APIRouter:
     async def create_charge(request: Request) -> JSONResponse:
         key, body = await accept(request)
         charge = parse_body(ChargeRequest, body)
-        return await faulted(lambda: state.ledger.charge(key, charge))
+        method = state.tokenizer.resolve(charge.payment_method)
+        if method is None:
+            raise GatewayError(
+                400,
+                "payment_method_not_found",
+                f"no such payment method: {charge.payment_method[:60]!r}",
+                field="payment_method",
+            )
+        return await faulted(lambda: state.ledger.charge(key, charge, method))
+
+    @router.post(
+        "/payment_methods", status_code=201, openapi_extra=_openapi_body(PaymentMethodRequest)
+    )
+    async def create_payment_method(request: Request) -> JSONResponse:
+        """Tokenize a card: the answer names the token, its last four digits and its brand."""
+        state.ledger.count("requests")
+        card = parse_body(PaymentMethodRequest, await read_body(request, limit))
+        state.ledger.count("payment_methods")
+        return JSONResponse(state.tokenizer.tokenize(card.card_number).to_json(), status_code=201)
+
+    @router.get("/payment_methods/{payment_method_id}")
+    async def get_payment_method(payment_method_id: str) -> JSONResponse:
+        method = state.tokenizer.resolve(payment_method_id)
+        if method is None:
+            raise GatewayError(
+                404, "payment_method_not_found", f"no such id: {payment_method_id[:60]!r}"
+            )
+        return JSONResponse(method.to_json())
 
     @router.post("/refunds", status_code=201, openapi_extra=_openapi_body(RefundRequest))
     async def create_refund(request: Request) -> JSONResponse:

@@ -1,6 +1,7 @@
 """Test card numbers of the simulated gateway and the Luhn check.
 
-The gateway decides a charge's outcome from the card number alone, like a processor's sandbox:
+The gateway decides a charge's outcome from the card behind its payment method token alone
+(``tokens.FIXED_TOKENS`` names these cards directly), like a processor's sandbox:
 
 | Card number        | Outcome                                  |
 |--------------------|------------------------------------------|
@@ -10,7 +11,7 @@ The gateway decides a charge's outcome from the card number alone, like a proces
 | 4000000000000069   | declined, `expired_card`                 |
 | 4000000000000127   | declined, `incorrect_cvc`                |
 | any other Luhn-valid number (12-19 digits) | succeeds         |
-| a Luhn-invalid number | 400 `invalid_request`, field `card_number` |
+| a Luhn-invalid number | 400 `invalid_request`, field `card_number` (when tokenized) |
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ from pydantic import BaseModel
 
 from include.gateway.cards import DECLINE_MESSAGES, decline_code_for
 from include.gateway.schemas import ChargeRequest, RefundRequest, error_body, format_amount
+from include.gateway.tokens import PaymentMethod
 
 ZERO = Decimal("0.00")
 
@@ -40,7 +41,9 @@ class Charge:
     amount: Decimal
     currency: str
     reference: str | None
+    payment_method: str
     card_last4: str
+    card_brand: str
     created_at: str
     decline_code: str | None = None
     amount_refunded: Decimal = ZERO
@@ -52,7 +55,9 @@ class Charge:
             "amount": format_amount(self.amount),
             "currency": self.currency,
             "reference": self.reference,
+            "payment_method": self.payment_method,
             "card_last4": self.card_last4,
+            "card_brand": self.card_brand,
             "created_at": self.created_at,
             "decline_code": self.decline_code,
             "amount_refunded": format_amount(self.amount_refunded),
@@ -151,20 +156,23 @@ class Ledger:
         with self._lock:
             self._counters[counter] += n
 
-    def charge(self, key: str, request: ChargeRequest) -> Outcome:
-        """Charge once per key: 201 succeeded or 402 declined, replayed for the same request."""
+    def charge(self, key: str, request: ChargeRequest, method: PaymentMethod) -> Outcome:
+        """Charge ``method`` (the card behind ``request.payment_method``) once per key: 201
+        succeeded or 402 declined, replayed for the same request."""
         with self._lock:
             replay = self._replay(key, "charge", request)
             if replay is not None:
                 return replay
-            decline_code = decline_code_for(request.card_number)
+            decline_code = decline_code_for(method.card_number)
             charge = Charge(
                 id=_new_id("ch"),
                 status="declined" if decline_code else "succeeded",
                 amount=request.amount,
                 currency=request.currency,
                 reference=request.reference,
-                card_last4=request.card_number[-4:],
+                payment_method=method.id,
+                card_last4=method.last4,
+                card_brand=method.brand,
                 created_at=_now(),
                 decline_code=decline_code,
             )
@@ -278,6 +286,7 @@ class Ledger:
                     "declined": counters["charges_declined"],
                 },
                 "refunds": counters["refunds"],
+                "payment_methods": counters["payment_methods"],
                 "requests": counters["requests"],
                 "replays": counters["replays"],
                 "injected_failures": counters["injected_failures"],

@@ -1,4 +1,5 @@
-"""Request bodies of ``POST /charges`` and ``POST /refunds``, validated strictly.
+"""Request bodies of ``POST /charges``, ``POST /refunds`` and ``POST /payment_methods``, validated
+strictly.
 
 Amounts travel as JSON strings ("49.99"), never as floats; unknown fields are rejected so a
 client's typo fails loudly instead of being ignored.
@@ -63,8 +64,19 @@ class ChargeRequest(BaseModel):
 
     amount: Amount
     currency: str = Field(pattern=r"^[A-Z]{3}$")
-    card_number: str = Field(pattern=r"^\d{12,19}$")
+    payment_method: str = Field(min_length=1, max_length=200, description="A token, pm_...")
     reference: str | None = Field(default=None, max_length=200)
+
+
+class PaymentMethodRequest(BaseModel):
+    """Body of ``POST /payment_methods``: a card to tokenize (expiry and CVC checked, not kept)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    card_number: str = Field(pattern=r"^\d{12,19}$", repr=False)
+    exp_month: int | None = Field(default=None, ge=1, le=12)
+    exp_year: int | None = Field(default=None, ge=2000, le=2100)
+    cvc: str | None = Field(default=None, pattern=r"^\d{3,4}$", repr=False)
 
     @field_validator("card_number")
     @classmethod

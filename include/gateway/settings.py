@@ -25,6 +25,9 @@ class GatewaySettings(BaseSettings):
     # start and written to admin_token_file (see include.gateway.admin_auth).
     admin_token: SecretStr | None = Field(default=None, min_length=16)
     admin_token_file: Path = Path("~/.segue/gateway-admin-token")
+    # Key of the payment-method tokens (include/gateway/tokens.py): tokens made under one secret
+    # resolve after a restart with the same secret. A simulator default; set your own.
+    token_secret: str = Field(default="segue-gateway-simulator-token-secret", min_length=1)
 
     failure_rate: float = 0.02
     fail_next: int = 0

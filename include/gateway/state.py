@@ -8,6 +8,7 @@ from typing import Any
 from include.gateway.faults import FaultConfig, FaultDecision, FaultInjector
 from include.gateway.ledger import Ledger
 from include.gateway.settings import GatewaySettings
+from include.gateway.tokens import Tokenizer
 
 
 class GatewayState:
@@ -17,6 +18,7 @@ class GatewayState:
         self.settings = settings
         self.startup_faults = settings.fault_config()
         self.ledger = Ledger()
+        self.tokenizer = Tokenizer(settings.token_secret)
         self._lock = threading.Lock()
         self._injector = FaultInjector(self.startup_faults)
 

@@ -30,7 +30,11 @@ OrderRef = str
 
 
 class OrderPlaced(EventPayload):
+    """An order was accepted. v2: the order names its card by gateway token, last four digits and
+    brand; v1 carried the card number and is no longer read (drain its queues before upgrading)."""
+
     event_type = PREFIX + "OrderPlaced"
+    schema_version = 2
     order: Order
 
 

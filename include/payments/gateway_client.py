@@ -1,5 +1,8 @@
 """HTTP client of the payment gateway, mapping its answers onto the domain's typed failures.
 
+Card numbers go to the gateway once, to ``POST /payment_methods``, and come back as a token
+(``pm_…``) with the card's last four digits and brand; charges name the token.
+
 Every charge and refund carries an ``Idempotency-Key``: a retried call can never charge or refund
 twice. Reads (``list_charges``, used to reconcile a failed order) are safe to repeat.
 """
@@ -33,6 +36,16 @@ class GatewayCharge(BaseModel):
     created_at: datetime | None = None
 
 
+class GatewayPaymentMethod(BaseModel):
+    """A tokenized card as the gateway shows it: the token, last four digits and brand."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    id: str
+    last4: str
+    brand: str
+
+
 class GatewayRefund(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
@@ -58,18 +71,67 @@ class GatewayClient:
         idempotency_key: str,
         amount: Decimal,
         currency: str,
-        card_number: str,
+        payment_method: str,
         reference: str,
     ) -> GatewayCharge:
-        """Charge a card; raises CardDeclined, GatewayUnavailable or GatewayRejected."""
+        """Charge the card behind a token; raises CardDeclined, GatewayUnavailable or
+        GatewayRejected.
+
+        :param idempotency_key: the same for every retry of this charge
+        :param amount: the amount to charge
+        :param currency: ISO 4217 code
+        :param payment_method: the card's token (``pm_…``)
+        :param reference: the order id, to find the charge again (``list_charges``)
+        """
         body = {
             "amount": str(amount),
             "currency": currency,
-            "card_number": card_number,
+            "payment_method": payment_method,
             "reference": reference,
         }
         data = self._post("/charges", idempotency_key, body)
         return GatewayCharge.model_validate(data)
+
+    def create_payment_method(
+        self,
+        *,
+        card_number: str,
+        exp_month: int | None = None,
+        exp_year: int | None = None,
+        cvc: str | None = None,
+    ) -> GatewayPaymentMethod:
+        """Exchange a card number for a token (the same card gets the same token).
+
+        Raises GatewayUnavailable when the gateway can't be reached, GatewayRejected when it
+        refuses the card (its message names the field, never the number).
+
+        :param card_number: digits only
+        :param exp_month: expiry month, checked by the gateway and not kept
+        :param exp_year: expiry year, checked and not kept
+        :param cvc: security code, checked and not kept
+        """
+        body: dict[str, Any] = {"card_number": card_number}
+        extra = {"exp_month": exp_month, "exp_year": exp_year, "cvc": cvc}
+        body.update({name: value for name, value in extra.items() if value is not None})
+        try:
+            response = self._http.post("/payment_methods", json=body)
+        except httpx.TransportError as exc:
+            raise GatewayUnavailable(f"/payment_methods: {type(exc).__name__}") from None
+        return GatewayPaymentMethod.model_validate(_answer("/payment_methods", response))
+
+    def payment_method(self, payment_method_id: str) -> GatewayPaymentMethod | None:
+        """The token's last four digits and brand, or None when the gateway knows no such token.
+
+        :param payment_method_id: the token (``pm_…``)
+        """
+        path = "/payment_methods/" + payment_method_id
+        try:
+            response = self._http.get(path)
+        except httpx.TransportError as exc:
+            raise GatewayUnavailable(f"/payment_methods: {type(exc).__name__}: {exc}") from exc
+        if response.status_code == 404:
+            return None
+        return GatewayPaymentMethod.model_validate(_answer("/payment_methods", response))
 
     def refund(
         self, *, idempotency_key: str, charge_id: str, amount: Decimal, reason: str = ""
@@ -156,6 +218,20 @@ class GatewayClient:
         if response.status_code >= 400:
             raise GatewayRejected(f"{path}: HTTP {response.status_code}: {payload}")
         return payload
+
+
+def _answer(path: str, response: httpx.Response) -> dict[str, Any]:
+    """The JSON body of a 2xx answer; 5xx is GatewayUnavailable, 4xx GatewayRejected."""
+    if response.status_code >= 500:
+        raise GatewayUnavailable(f"{path}: HTTP {response.status_code}")
+    payload = _json(response)
+    if response.status_code >= 400:
+        error = payload.get("error", {})
+        raise GatewayRejected(
+            f"{path}: HTTP {response.status_code}: {error.get('code')}: "
+            f"{error.get('field')}: {error.get('message')}"
+        )
+    return payload
 
 
 def _json(response: httpx.Response) -> dict[str, Any]:

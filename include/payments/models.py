@@ -1,6 +1,8 @@
 """Value models of the payment domain (pydantic v2, frozen, Decimal money).
 
-``Order`` is the input every path starts from: DAG run conf, a saga's data, an OrderPlaced event.
+``OrderInput`` is what a DAG run conf or a saga's data names (the card as its gateway token);
+``Order`` adds the card's last four digits and brand and is what is stored and sent in OrderPlaced.
+No model has a card number field: card numbers stay at the gateway.
 """
 
 from __future__ import annotations
@@ -33,16 +35,24 @@ class ShippingAddress(Frozen):
     country: str = Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2.")
 
 
-class Order(Frozen):
-    """A customer's order, as placed.
+PaymentMethodId = Annotated[
+    str,
+    Field(
+        pattern=r"^pm_[A-Za-z0-9_-]{1,120}$",
+        description="A payment method token from the gateway (pm_...), never a card number.",
+    ),
+]
 
-    ``card_number`` stands in for a card token from a vault: the gateway simulator's test
-    numbers decide success or decline.
+
+class OrderInput(Frozen):
+    """An order as a form, DAG run conf or saga input names it: the card only as its token.
+
+    The gateway tells the card's last four digits and brand (``payment_methods.order_from_input``).
     """
 
     order_id: OrderId
     customer_email: EmailStr
-    card_number: str = Field(pattern=r"^[0-9]{12,19}$")
+    payment_method: PaymentMethodId
     amount: Money
     currency: str = Field(pattern=r"^[A-Z]{3}$")
     items: list[LineItem] = Field(min_length=1, max_length=100)
@@ -56,11 +66,17 @@ class Order(Frozen):
             raise ValueError("each sku may appear once; add up the quantities instead")
         return items
 
+
+class Order(OrderInput):
+    """A customer's order, as placed: the card is its gateway token plus what may be shown of it
+    (last four digits, brand). The card number itself stays at the gateway (PCI DSS)."""
+
+    card_last4: str = Field(pattern=r"^[0-9]{4}$")
+    card_brand: str = Field(pattern=r"^[a-z_]{1,20}$")
+
     def public_payload(self) -> dict[str, object]:
-        """The order as JSON-safe data with the card number masked (for logs and dead letters)."""
-        data = self.model_dump(mode="json")
-        data["card_number"] = mask_card(self.card_number)
-        return data
+        """The order as JSON-safe data (for logs and dead letters; it holds no card number)."""
+        return self.model_dump(mode="json")
 
 
 class ChargeRecord(Frozen):
@@ -81,6 +97,10 @@ class RefundRecord(Frozen):
     idempotency_key: str
 
 
-def mask_card(card_number: str) -> str:
-    """Keep the last four digits only."""
-    return "*" * max(len(card_number) - 4, 0) + card_number[-4:]
+def looks_like_card_number(value: object) -> bool:
+    """True for a string of 12-19 digits, spaces and dashes allowed: a card number typed where a
+    token belongs (it must be refused without being stored or logged)."""
+    if not isinstance(value, str):
+        return False
+    digits = value.replace(" ", "").replace("-", "")
+    return digits.isdigit() and 12 <= len(digits) <= 19

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from include.payments.models import Order
+from include.payments.payment_methods import redacted
 
 ORDER_FORM: dict[str, dict[str, Any]] = {
     "order_id": {
@@ -23,12 +24,15 @@ ORDER_FORM: dict[str, dict[str, Any]] = {
         "title": "Customer e-mail",
         "description": "Where the receipt goes.",
     },
-    "card_number": {
-        "default": "4242424242424242",
+    "payment_method": {
+        "default": "pm_card_visa",
         "type": "string",
-        "title": "Card number (test card)",
-        "description": "4242424242424242 succeeds; 4000000000000002 is declined, "
-        "4000000000009995 has insufficient funds (see include/gateway/README.md).",
+        "title": "Payment method (token)",
+        "description": "A gateway token, never a card number. Test tokens: pm_card_visa succeeds; "
+        "pm_card_chargeDeclined is declined, pm_card_chargeDeclinedInsufficientFunds has "
+        "insufficient funds, pm_card_chargeDeclinedExpiredCard is expired, "
+        "pm_card_chargeDeclinedIncorrectCvc has a wrong CVC. Tokenize another card with "
+        "POST /payment_methods at the gateway (see include/gateway/README.md).",
     },
     "amount": {
         "default": "49.99",
@@ -59,22 +63,21 @@ ORDER_FORM: dict[str, dict[str, Any]] = {
 
 
 def masked(data: dict[str, Any]) -> dict[str, Any]:
-    """A copy of raw order input with the card number reduced to its last four digits."""
-    card = data.get("card_number")
-    if isinstance(card, str):
-        return {**data, "card_number": "*" * max(len(card) - 4, 0) + card[-4:]}
-    return dict(data)
+    """A copy of raw order input safe to store (a dead letter): a card number typed into any
+    field it could be in is reduced to its last four digits."""
+    return redacted(data)
 
 
 def conf_for(order: Order) -> dict[str, Any]:
     """The DAG run conf that makes a payment DAG process ``order``: one value per form field.
 
-    The JSON form of the order (amount as a decimal string), keyed exactly as ORDER_FORM, so
-    the run's params are the order and ``order_from_params`` finds its id.
+    The JSON form of the order's input (amount as a decimal string; the card as its token, the
+    last four digits and brand are the gateway's to tell again), keyed exactly as ORDER_FORM,
+    so the run's params are the order and ``order_from_params`` finds its id.
 
     :param order: a validated order.
     """
-    conf = order.model_dump(mode="json")
+    conf = {k: v for k, v in order.model_dump(mode="json").items() if k in ORDER_FORM}
     if set(conf) != set(ORDER_FORM):  # the form and the model drifted apart: fail loudly
         raise ValueError(f"order fields {sorted(conf)} differ from the form {sorted(ORDER_FORM)}")
     return conf

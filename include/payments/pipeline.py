@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from include.payments import money, steps
+from include.payments import money, payment_methods, steps
 from include.payments.deps import PaymentDeps
 from include.payments.errors import OrderNotFound
 from segue.store.engine import session_scope
@@ -27,8 +27,10 @@ def order_id_for_run(run_id: str) -> str:
 
 
 def validate(deps: PaymentDeps, data: Mapping[str, Any]) -> str:
+    """Validate raw input (the card as a token, looked up at the gateway) and record the order."""
+    order = payment_methods.order_from_input(deps.gateway, data)
     with session_scope(deps.engine) as session:
-        return steps.validate_order(session, data).order_id
+        return steps.validate_order(session, order).order_id
 
 
 def charge(deps: PaymentDeps, order_id: str) -> dict[str, Any]:
@@ -52,7 +54,7 @@ def notify_shipping(deps: PaymentDeps, order_id: str) -> dict[str, Any]:
 
 
 def order_payload(deps: PaymentDeps, order_id: str) -> dict[str, Any]:
-    """The recorded order with its card masked, for a dead-letter record."""
+    """The recorded order (it holds no card number), for a dead-letter record."""
     with session_scope(deps.engine) as session:
         try:
             return steps.load_order(session, order_id).public_payload()

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from include.payments import money, pipeline, steps
+from include.payments import money, payment_methods, pipeline, steps
 from include.payments.deps import PaymentDeps, default_deps
 from include.payments.retry import GATEWAY_RETRY, STORE_RETRY
 from segue.statemachine.definition import State, StateMachineDefinition, Transition
@@ -112,7 +112,7 @@ def payment_machine(deps: PaymentDeps | None = None) -> Machine:
             return work(session)
 
     def receive(ctx: ActionContext) -> dict[str, Any]:
-        return {"order_id": steps.parse_order(ctx.data).order_id}
+        return {"order_id": payment_methods.parse_input(ctx.data).order_id}
 
     def validate(ctx: ActionContext) -> dict[str, Any]:
         return {"order_id": pipeline.validate(use(), ctx.data)}

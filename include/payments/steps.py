@@ -108,7 +108,7 @@ def parse_order(data: Mapping[str, Any] | Order) -> Order:
     except ValidationError as exc:
         error = exc.errors()[0]
         field = ".".join(str(part) for part in error["loc"]) or "order"
-        raise InvalidOrder(field, error["msg"]) from exc
+        raise InvalidOrder(field, error["msg"]) from None  # pydantic's text repeats the input
 
 
 def validate_order(session: Session, data: Mapping[str, Any] | Order) -> Order:
@@ -148,7 +148,7 @@ def charge_card(session: Session, gateway: GatewayClient, order_id: str) -> Char
         idempotency_key=charge_key(order_id),
         amount=order.amount,
         currency=order.currency,
-        card_number=order.card_number,
+        payment_method=order.payment_method,
         reference=order_id,
     )
     values = {

@@ -10,6 +10,11 @@ outbox relay (and the health endpoint) of the ``intake`` source in the same proc
 answer is 202: the order is accepted on its path (``route`` picks it: the event path unless
 told otherwise), and its path and progress show in ``GET /orders/{order_id}`` and in
 ``segue events timeline <order_id>``.
+
+The body names the card by its gateway token (``payment_method``) or by its number
+(``card_number``, with ``exp_month``/``exp_year``/``cvc`` if you like). A number is exchanged
+for a token at the gateway before anything is stored or logged; the order keeps the token, the
+last four digits and the brand. An unreachable gateway answers 503 and nothing is stored.
 """
 
 from __future__ import annotations
@@ -23,14 +28,14 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
-from include.payments import steps
+from include.payments import payment_methods, steps
 from include.payments.database import payments_engine
-from include.payments.errors import InvalidOrder
+from include.payments.errors import GatewayUnavailable, InvalidOrder
 from include.payments.events import PAYMENT_EVENTS
+from include.payments.gateway_client import GatewayClient
 from include.payments.models import Order
 from include.payments.routing import EVENTS, OrderPath, UnknownPath, route_of
 from include.payments.settings import PaymentSettings, get_payment_settings
@@ -53,6 +58,33 @@ JSON_TYPE = "application/json"
 Router = Callable[[Order], OrderPath]
 
 
+CARD_FIELDS = ("card_number", "exp_month", "exp_year", "cvc")
+
+
+def order_of_request(gateway: GatewayClient, body: dict[str, Any]) -> Order:
+    """The Order of a ``POST /orders`` body: a card number is tokenized at the gateway first.
+
+    Raises InvalidOrder naming the field (never repeating a card number) or GatewayUnavailable.
+
+    :param gateway: the gateway client
+    :param body: the JSON body, the card as ``payment_method`` or as ``card_number`` (+ expiry, cvc)
+    """
+    card = {name: body[name] for name in CARD_FIELDS if name in body}
+    rest = {name: value for name, value in body.items() if name not in CARD_FIELDS}
+    if "card_number" in card:
+        if "payment_method" in rest:
+            raise InvalidOrder("payment_method", "send a payment_method or a card_number, not both")
+        number = card.pop("card_number")
+        if not isinstance(number, str):
+            raise InvalidOrder("card_number", "must be a string of digits")
+        method = payment_methods.tokenize(gateway, number, **card)
+        order = payment_methods.parse_input({**rest, "payment_method": method.id})
+        return payment_methods.with_method(order, method)
+    if card:
+        raise InvalidOrder(next(iter(card)), "only with a card_number")
+    return payment_methods.order_from_input(gateway, rest)
+
+
 def event_path_only(order: Order) -> OrderPath:
     """The default router: every order takes the event path (the behaviour before routing).
 
@@ -67,6 +99,7 @@ def create_app(
     *,
     settings: PaymentSettings | None = None,
     route: Router = event_path_only,
+    gateway: GatewayClient | None = None,
 ) -> FastAPI:
     """The API over ``engine``; ``runtime`` (the relay) starts and stops with the app.
 
@@ -78,10 +111,16 @@ def create_app(
     :param runtime: the intake's service runtime (outbox relay, health), None in unit tests.
     :param settings: limits (rate, burst, body size); default: this process's settings.
     :param route: picks each new order's path; an order placed again keeps its first path.
+    :param gateway: the gateway client that tokenizes cards and looks tokens up (default: from
+        the payment settings).
     """
     settings = settings or get_payment_settings()
     limiter = RateLimiter(settings.intake_rate_per_second, settings.intake_rate_burst)
     max_body = settings.intake_max_body_bytes
+    if gateway is None:
+        gateway = GatewayClient(
+            settings.gateway_url, timeout_seconds=settings.gateway_timeout_seconds
+        )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -117,7 +156,11 @@ def create_app(
 
     @app.post("/orders", status_code=202, response_model=None)
     async def post_order(request: Request) -> dict[str, str] | JSONResponse:
-        """Accept an order on its path (placing the same order twice is harmless)."""
+        """Accept an order on its path (placing the same order twice is harmless).
+
+        422 names a bad field (without its value), 503 means the gateway could not be asked
+        about the card (nothing was stored), 409 an order id used for another order.
+        """
         client = await admitted(request)
         media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if media_type != JSON_TYPE:
@@ -128,9 +171,22 @@ def create_app(
         if body is None:
             return too_large(max_body)
         try:
-            order = Order.model_validate_json(body)
-        except ValidationError as exc:
-            return JSONResponse({"detail": json.loads(exc.json(include_url=False))}, 422)
+            data = json.loads(body)
+        except ValueError:
+            raise HTTPException(422, detail="the body is not JSON") from None
+        if not isinstance(data, dict):
+            raise HTTPException(422, detail="the body must be a JSON object (an order)")
+        try:
+            order = await run_in_threadpool(order_of_request, gateway, data)
+        except InvalidOrder as exc:
+            raise HTTPException(422, detail=str(exc)) from None
+        except GatewayUnavailable:
+            log.warning("order refused: the gateway is unreachable; nothing stored")
+            raise HTTPException(
+                503,
+                detail="the payment gateway is unreachable; the order was not accepted, "
+                "nothing was stored: try again later",
+            ) from None
         envelope, path = await run_in_threadpool(place, engine, order, client, route)
         if runtime is not None:
             runtime.wake_relay()

@@ -50,7 +50,8 @@ def test_payment_pipeline_shape(dagbag):
         assert task.retry_exponential_backoff
         assert task.max_retry_delay is not None
     params = dag.params.dump()
-    assert params["card_number"] == "4242424242424242"
+    assert params["payment_method"] == "pm_card_visa"
+    assert "card_number" not in params
     assert params["amount"] == "49.99"
 
 

@@ -102,7 +102,7 @@ def test_hybrid_run_defers_while_the_charge_service_works_and_succeeds(
 def test_a_declined_card_fails_the_order_and_gets_a_followup(
     api, charge_service, engine, pg_url, gateway_url, order_data
 ):
-    conf = order_data(card_number="4000000000000002")
+    conf = order_data(payment_method="pm_card_chargeDeclined")
     run_id = api.trigger_dag_run(HYBRID, conf)
     run = api.wait_for_run(HYBRID, run_id, timeout=240)
     states = api.task_states(HYBRID, run_id)

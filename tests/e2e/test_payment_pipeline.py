@@ -78,7 +78,7 @@ def test_good_order_records_every_effect_once(airflow_api, engine, gateway_url, 
 def test_declined_card_fails_the_order_without_retrying(
     airflow_api, engine, gateway_url, order_data
 ):
-    conf = order_data(card_number="4000000000000002")
+    conf = order_data(payment_method="pm_card_chargeDeclined")
     mugs_before = stock(engine, "SKU-MUG")
     run, states = run_order(airflow_api, conf)
     assert run["state"] == "failed"

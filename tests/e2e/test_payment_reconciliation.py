@@ -20,7 +20,7 @@ from include.payments.deps import PaymentDeps
 from include.payments.reconciliation_tables import ReconciliationFindingRow, ReconciliationRunRow
 from include.payments.tables import RefundRow
 from segue.store.engine import session_scope
-from tests.conftest import GOOD_CARD
+from tests.conftest import GOOD_TOKEN
 
 pytestmark = pytest.mark.e2e
 DAG_ID = "payment_reconciliation"
@@ -37,7 +37,7 @@ def test_a_triggered_run_with_a_window_refunds_and_writes_its_report(
         idempotency_key=f"{order_id}:charge",
         amount=Decimal("49.99"),
         currency="USD",
-        card_number=GOOD_CARD,
+        payment_method=GOOD_TOKEN,
         reference=order_id,
     )
     start = (datetime.now(UTC) - timedelta(minutes=10)).replace(microsecond=0)

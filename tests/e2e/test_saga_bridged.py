@@ -61,7 +61,7 @@ def test_the_bridged_saga_defers_on_the_charge_reply_and_succeeds(
 def test_a_declined_card_fails_the_run_and_compensates(
     api, bridge_services, engine, gateway_url, order_data
 ):
-    conf = order_data(card_number="4000000000000002")
+    conf = order_data(payment_method="pm_card_chargeDeclined")
     run_id = api.trigger_dag_run(DAG_ID, conf)
     run = api.wait_for_run(DAG_ID, run_id, timeout=240)
     assert run["state"] == "failed"

@@ -53,9 +53,9 @@ def test_order_placed_from_the_trigger_form(
 
     button(browser, "Trigger", timeout=40).click()
     card = WebDriverWait(browser, 20).until(
-        ec.presence_of_element_located((By.ID, "element_card_number"))
+        ec.presence_of_element_located((By.ID, "element_payment_method"))
     )
-    assert card.get_attribute("value") == "4242424242424242"
+    assert card.get_attribute("value") == "pm_card_visa"
     assert browser.find_element(By.ID, "element_amount").get_attribute("value") == "49.99"
     order_id = f"ord-ui-{uuid.uuid4().hex[:10]}"
     fill(browser, "element_order_id", order_id)

@@ -21,7 +21,7 @@ from include.payments.tables import OrderRow, StockRow
 from include.services import EVENT_PATH_PROCESSES
 from include.services.api_clients import create_client
 from segue.store.engine import session_scope
-from tests.conftest import DECLINED_CARD, reset_tables
+from tests.conftest import DECLINED_TOKEN, reset_tables
 from tools.ports import unused_port
 from tools.services import ServiceProcess, start_services
 
@@ -113,7 +113,7 @@ def order_mix(order_data: OrderFactory, count: int) -> dict[str, str]:
 
 def raw_order(order_data: OrderFactory, order_id: str, kind: str) -> dict[str, object]:
     if kind == "declined":
-        return order_data(order_id=order_id, card_number=DECLINED_CARD)
+        return order_data(order_id=order_id, payment_method=DECLINED_TOKEN)
     if kind == "out_of_stock":
         return order_data(
             order_id=order_id,

@@ -12,7 +12,7 @@ from include.gateway.admin import stats as gateway_stats
 from include.payments import pipeline, steps
 from include.payments.deps import PaymentDeps
 from segue.store.engine import session_scope
-from tests.conftest import GOOD_CARD
+from tests.conftest import GOOD_TOKEN
 from tools.cli import main
 
 
@@ -33,7 +33,7 @@ def test_a_failed_orders_unrecorded_charge_is_refunded_once(
         idempotency_key=f"{order_id}:charge",
         amount=Decimal("49.99"),
         currency="USD",
-        card_number=GOOD_CARD,
+        payment_method=GOOD_TOKEN,
         reference=order_id,
     )
     with session_scope(clean_db) as session:

@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 
 CARD_OK = "4242424242424242"
+TOKEN_OK = "pm_card_visa"
 
 
 def new_key() -> str:
@@ -18,7 +19,7 @@ def charge_body(**overrides: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
         "amount": "49.99",
         "currency": "USD",
-        "card_number": CARD_OK,
+        "payment_method": TOKEN_OK,
         "reference": f"order-{uuid.uuid4().hex[:8]}",
     }
     body.update(overrides)
@@ -27,6 +28,14 @@ def charge_body(**overrides: Any) -> dict[str, Any]:
 
 def post_charge(client: httpx.Client, key: str, body: dict[str, Any]) -> httpx.Response:
     return client.post("/charges", json=body, headers={"Idempotency-Key": key})
+
+
+def tokenize(client: httpx.Client, card_number: str, **card: Any) -> str:
+    """The token of ``card_number`` (``POST /payment_methods``)."""
+    response = client.post("/payment_methods", json={"card_number": card_number, **card})
+    assert response.status_code == 201, response.text
+    token: str = response.json()["id"]
+    return token
 
 
 def post_refund(client: httpx.Client, key: str, body: dict[str, Any]) -> httpx.Response:

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from .helpers import CARD_OK, assert_error, charge_body, charge_count, new_key
+from .helpers import CARD_OK, TOKEN_OK, assert_error, charge_body, charge_count, new_key
 
 GOOD = json.dumps(charge_body()).encode()
 
@@ -23,7 +23,7 @@ def _send(
 
 
 def _body(**overrides: Any) -> bytes:
-    body = {"amount": "49.99", "currency": "USD", "card_number": CARD_OK, **overrides}
+    body = {"amount": "49.99", "currency": "USD", "payment_method": TOKEN_OK, **overrides}
     return json.dumps({k: v for k, v in body.items() if v is not ...}).encode()
 
 
@@ -57,8 +57,9 @@ def test_idempotency_key_of_255_chars_is_fine(client: httpx.Client) -> None:
         pytest.param(_body(amount=...), "amount", id="missing-amount"),
         pytest.param(_body(currency="usd"), "currency", id="lowercase-currency"),
         pytest.param(_body(currency=840), "currency", id="numeric-currency"),
-        pytest.param(_body(card_number="4242"), "card_number", id="short-card"),
-        pytest.param(_body(card_number=4242424242424242), "card_number", id="int-card"),
+        pytest.param(_body(payment_method=""), "payment_method", id="empty-token"),
+        pytest.param(_body(payment_method=42), "payment_method", id="int-token"),
+        pytest.param(_body(card_number=CARD_OK), "card_number", id="card-number-field"),
         pytest.param(_body(reference="r" * 201), "reference", id="long-reference"),
         pytest.param(_body(cvc="123"), "cvc", id="unknown-field"),
     ],

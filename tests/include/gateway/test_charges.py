@@ -11,13 +11,16 @@ import pytest
 
 from include.gateway.admin import stats as gateway_stats
 from include.gateway.cards import DECLINING_CARDS
+from include.gateway.tokens import FIXED_TOKENS
 
 from .helpers import (
+    CARD_OK,
     assert_error,
     charge_body,
     charge_count,
     new_key,
     post_charge,
+    tokenize,
 )
 
 
@@ -95,8 +98,16 @@ def test_concurrent_requests_with_distinct_keys_all_charge(gateway_url: str) -> 
 
 
 @pytest.mark.parametrize(("card", "decline_code"), sorted(DECLINING_CARDS.items()))
-def test_test_cards_decline_and_replay(client: httpx.Client, card: str, decline_code: str) -> None:
-    key, body = new_key(), charge_body(card_number=card)
+@pytest.mark.parametrize("named_by", ["tokenized", "fixed test token"])
+def test_test_cards_decline_and_replay(
+    client: httpx.Client, card: str, decline_code: str, named_by: str
+) -> None:
+    """The card behind the token decides, whether it was tokenized or named by a test token."""
+    if named_by == "tokenized":
+        token = tokenize(client, card)
+    else:
+        [token] = [name for name, number in FIXED_TOKENS.items() if number == card]
+    key, body = new_key(), charge_body(payment_method=token)
     first = post_charge(client, key, body)
     error = assert_error(first, 402, "card_declined", decline_code=decline_code)
     assert first.json()["status"] == "declined"
@@ -113,14 +124,26 @@ def test_test_cards_decline_and_replay(client: httpx.Client, card: str, decline_
 
 @pytest.mark.parametrize("card", ["5555555555554444", "378282246310005", "4000056655665556"])
 def test_other_luhn_valid_cards_succeed(client: httpx.Client, card: str) -> None:
-    response = post_charge(client, new_key(), charge_body(card_number=card))
+    token = tokenize(client, card)
+    response = post_charge(client, new_key(), charge_body(payment_method=token))
     assert response.status_code == 201
     assert response.json()["card_last4"] == card[-4:]
+    assert response.json()["payment_method"] == token
+    assert card not in response.text
 
 
-def test_luhn_invalid_card_is_a_bad_request(client: httpx.Client) -> None:
-    response = post_charge(client, new_key(), charge_body(card_number="4242424242424241"))
-    assert_error(response, 400, "invalid_request", field="card_number")
+def test_an_unknown_token_is_a_bad_request(client: httpx.Client) -> None:
+    for token in ["pm_nope", "pm_" + "A" * 43, "4242424242424242"]:
+        response = post_charge(client, new_key(), charge_body(payment_method=token))
+        assert_error(response, 400, "payment_method_not_found", field="payment_method")
+    assert charge_count(client) == 0
+
+
+def test_a_card_number_is_no_longer_accepted_by_charges(client: httpx.Client) -> None:
+    body = charge_body(card_number=CARD_OK)
+    del body["payment_method"]
+    response = post_charge(client, new_key(), body)
+    assert_error(response, 400, "invalid_request")
     assert charge_count(client) == 0
 
 

@@ -89,7 +89,7 @@ def test_refund_of_unknown_charge(client: httpx.Client) -> None:
 
 
 def test_refund_of_declined_charge(client: httpx.Client) -> None:
-    declined = post_charge(client, new_key(), charge_body(card_number="4000000000000002"))
+    declined = post_charge(client, new_key(), charge_body(payment_method="pm_card_chargeDeclined"))
     assert declined.status_code == 402
     body = {"charge_id": declined.json()["id"], "amount": "1.00"}
     assert_error(post_refund(client, new_key(), body), 422, "charge_not_refundable")

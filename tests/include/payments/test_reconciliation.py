@@ -19,7 +19,7 @@ from include.payments.reconciliation import reconcile_window, window_from_params
 from include.payments.reconciliation_report import RunReport, latest_reports
 from include.payments.tables import ChargeRow, OrderRow, RefundRow
 from segue.store.engine import session_scope
-from tests.conftest import GOOD_CARD
+from tests.conftest import GOOD_TOKEN
 from tests.polling import wait_for
 
 CLIENT_TIMEOUT = 2.0  # the ``deps`` fixture's gateway client (tests/conftest.py)
@@ -92,7 +92,7 @@ def test_a_charge_without_an_order_is_refunded_once_when_past_the_grace(
         idempotency_key="ghost:charge",
         amount=Decimal("12.50"),
         currency="USD",
-        card_number=GOOD_CARD,
+        payment_method=GOOD_TOKEN,
         reference="ord-ghost",
     )
 
@@ -158,7 +158,7 @@ def test_a_charge_on_an_order_still_in_progress_is_flagged_not_refunded(
         idempotency_key=f"{order_id}:charge",
         amount=Decimal("49.99"),
         currency="USD",
-        card_number=GOOD_CARD,
+        payment_method=GOOD_TOKEN,
         reference=order_id,
     )
 

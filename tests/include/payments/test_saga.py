@@ -113,7 +113,7 @@ def boom(ctx):
         ),
         (
             "CHARGING",
-            {"card_number": "4000000000000002"},
+            {"payment_method": "pm_card_chargeDeclined"},
             ["VALIDATING"],
             {"order": "failed", "charges": 0, "refunds": 0},
         ),

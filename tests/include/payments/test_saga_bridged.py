@@ -39,7 +39,7 @@ from segue.statemachine.store import SagaStore
 from segue.store.engine import session_scope
 from tests.polling import wait_for
 
-DECLINED_CARD = "4000000000000002"
+DECLINED_TOKEN = "pm_card_chargeDeclined"
 PROBE = "test.saga-bridged.commands"
 
 
@@ -146,7 +146,7 @@ def test_a_good_order_succeeds_through_the_charge_service_with_one_charge(
 
 
 def test_a_declined_card_compensates_with_no_charge(bridge, saga, order_data, clean_db) -> None:
-    data = order_data(card_number=DECLINED_CARD)
+    data = order_data(payment_method=DECLINED_TOKEN)
     order_id = str(data["order_id"])
     saga.start(order_id, data)
     instance = run_until_final(saga, order_id)

@@ -76,7 +76,13 @@ def test_validate_records_the_order_once(deps, order_data):
         ({"amount": "-5"}, "amount"),
         ({"amount": "10.001"}, "amount"),
         ({"amount": "abc"}, "amount"),
-        ({"card_number": "4242-4242"}, "card_number"),
+        ({"payment_method": "4242424242424242"}, "payment_method"),
+        ({"payment_method": "4242 4242 4242 4242"}, "payment_method"),
+        ({"payment_method": "4000-0000-0000-0002"}, "payment_method"),
+        ({"card_number": "4242424242424242"}, "card_number"),
+        ({"payment_method": "pm_nope"}, "payment_method"),
+        ({"payment_method": "tok_visa"}, "payment_method"),
+        ({"card_last4": "4242"}, "card_last4"),
         ({"currency": "usd"}, "currency"),
         ({"items": []}, "items"),
         ({"items": [{"sku": "SKU-MUG", "quantity": 0}]}, "items.0.quantity"),
@@ -92,7 +98,47 @@ def test_validate_rejects_bad_input_naming_the_field(deps, order_data, overrides
         pipeline.validate(deps, order_data(**overrides))
     assert raised.value.field == field
     assert field in str(raised.value)
+    assert raised.value.__cause__ is None  # pydantic's text would repeat the input
+    assert "4242 4242" not in str(raised.value) and "0000000" not in str(raised.value)
+    assert "424242" not in str(raised.value) and "0000-0000" not in str(raised.value)
     assert count(deps.engine, OrderRow) == 0
+
+
+def test_validate_stores_the_token_last4_and_brand_told_by_the_gateway(deps, order_data):
+    order_id = pipeline.validate(deps, order_data(payment_method="pm_card_chargeDeclined"))
+    with session_scope(deps.engine) as session:
+        payload = session.get(OrderRow, order_id).payload
+    assert payload["payment_method"] == "pm_card_chargeDeclined"
+    assert (payload["card_last4"], payload["card_brand"]) == ("0002", "visa")
+    assert "card_number" not in payload
+
+
+def test_validate_accepts_a_token_the_gateway_made(deps, order_data):
+    method = deps.gateway.create_payment_method(card_number="5555555555554444")
+    order_id = pipeline.validate(deps, order_data(payment_method=method.id))
+    assert steps_order(deps, order_id).card_last4 == "4444"
+    assert pipeline.charge(deps, order_id)["amount"] == "49.99"
+
+
+def test_validate_with_the_gateway_down_is_transient_and_stores_nothing(order_data, clean_db):
+    unreachable = GatewayClient("http://127.0.0.1:9", timeout_seconds=0.5)
+    deps = PaymentDeps(engine=clean_db, gateway=unreachable)
+    with pytest.raises(GatewayUnavailable):
+        pipeline.validate(deps, order_data())
+    assert count(clean_db, OrderRow) == 0
+
+
+def test_the_dead_letter_payload_of_refused_input_masks_a_card_number(order_data):
+    from include.payments.order_form import masked
+
+    safe = masked(order_data(payment_method="4242 4242 4242 4242", cvc="123"))
+    assert safe["payment_method"] == "************4242" and "cvc" not in safe
+    assert masked(order_data())["payment_method"] == "pm_card_visa"
+
+
+def steps_order(deps, order_id):
+    with session_scope(deps.engine) as session:
+        return steps.load_order(session, order_id)
 
 
 def test_validate_rejects_a_reused_order_id_with_other_content(deps, order_data):
@@ -118,7 +164,7 @@ def test_charge_twice_charges_once(deps, order_data, gateway_url):
 
 
 def test_declined_card_records_no_charge(deps, order_data, gateway_url):
-    order_id = placed(deps, order_data, card_number="4000000000009995")
+    order_id = placed(deps, order_data, payment_method="pm_card_chargeDeclinedInsufficientFunds")
     with pytest.raises(CardDeclined) as raised:
         pipeline.charge(deps, order_id)
     assert raised.value.decline_code == "insufficient_funds"

@@ -22,6 +22,7 @@ from segue.bus.handlers import ServiceSpec
 from segue.events.envelope import Envelope
 from segue.store.engine import session_scope
 from segue.testing import InMemoryBus
+from tests.conftest import order_of
 
 
 @pytest.fixture
@@ -45,7 +46,7 @@ def bus(clean_db: Engine, services: dict[str, ServiceSpec]) -> InMemoryBus:
 @pytest.fixture
 def make_order(order_data: Callable[..., dict[str, object]]) -> Callable[..., Order]:
     """A factory of valid orders; keyword arguments override fields of the raw order."""
-    return lambda **overrides: Order.model_validate(order_data(**overrides))
+    return lambda **overrides: order_of(order_data(**overrides))
 
 
 def placed(order: Order) -> Envelope:

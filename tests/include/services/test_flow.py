@@ -30,7 +30,7 @@ from include.payments.tables import (
     ShippingNoticeRow,
 )
 
-DECLINED_CARD = "4000000000000002"
+DECLINED_TOKEN = "pm_card_chargeDeclined"
 
 
 def only(events, model):
@@ -74,7 +74,7 @@ def test_happy_path_runs_through_every_service(
 def test_declined_card_fails_the_order_and_releases_the_stock(
     bus, store, make_order, order_placed, gateway_url, names, first
 ):
-    order = make_order(card_number=DECLINED_CARD)
+    order = make_order(payment_method=DECLINED_TOKEN)
     second = "charge" if first == "inventory" else "inventory"
     events = bus.run(order_placed(order), order=["validation", first, second])
 

@@ -53,7 +53,7 @@ def test_compensations_twice_have_one_effect_each(
     bus, store, make_order, order_placed, gateway_url
 ):
     order = make_order(
-        card_number="4000000000000002",
+        payment_method="pm_card_chargeDeclined",
         items=[{"sku": "SKU-MUG", "quantity": 5}],
     )
     [validated] = bus.deliver("validation", order_placed(order))

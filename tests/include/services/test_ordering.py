@@ -21,8 +21,9 @@ from include.payments.tables import ChargeRow, ReservationRow
 from segue.bus.handlers import HandlerContext, NotYet
 from segue.events.envelope import Envelope
 from segue.store.engine import session_scope
+from tests.conftest import order_of
 
-DECLINED_CARD = "4000000000000002"
+DECLINED_TOKEN = "pm_card_chargeDeclined"
 
 
 def test_charge_completed_before_the_reservation_is_retried_later(
@@ -43,7 +44,7 @@ def test_charge_completed_before_the_reservation_is_retried_later(
 def test_charge_failed_before_order_validated_reserves_nothing_later(
     bus, store, make_order, order_placed
 ):
-    order = make_order(card_number=DECLINED_CARD)
+    order = make_order(payment_method=DECLINED_TOKEN)
     [validated] = bus.deliver("validation", order_placed(order))
     [failed] = bus.deliver("charge", validated)
     [released] = bus.deliver("inventory", failed)
@@ -76,7 +77,7 @@ def test_charge_requested_answers_and_inventory_ignores_the_answer(
     bus, store, clean_db, order_data
 ):
     with session_scope(clean_db) as session:  # the DAG validated the order itself
-        order = steps.validate_order(session, order_data())
+        order = steps.validate_order(session, order_of(order_data()))
     [completed] = bus.deliver("charge", charge_requested(order.order_id))
     assert isinstance(completed.data, ChargeCompleted)
     assert completed.data.requested_by == "charge_requested"
@@ -87,7 +88,7 @@ def test_charge_requested_answers_and_inventory_ignores_the_answer(
 
 def test_declined_charge_request_is_a_reply_only(bus, store, clean_db, order_data):
     with session_scope(clean_db) as session:
-        order = steps.validate_order(session, order_data(card_number=DECLINED_CARD))
+        order = steps.validate_order(session, order_of(order_data(payment_method=DECLINED_TOKEN)))
     [failed] = bus.deliver("charge", charge_requested(order.order_id))
     assert (failed.data.code, failed.data.requested_by) == ("generic_decline", "charge_requested")
     assert store.order(order.order_id).status == "validated"  # the orchestrator decides

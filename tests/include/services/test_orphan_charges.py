@@ -22,6 +22,7 @@ from include.payments.tables import ChargeRow, RefundRow
 from segue.step_runner import StepAbandoned, run_step
 from segue.store.dead_letters import DeadLetter
 from segue.store.engine import session_scope
+from tests.conftest import order_of
 
 CLIENT_TIMEOUT = 2.0  # the ``gateway`` fixture's client (tests/include/services/conftest.py)
 STALL = CLIENT_TIMEOUT + 1.0
@@ -140,7 +141,7 @@ def test_a_refund_whose_answer_is_lost_is_replayed_not_repeated(
 def test_a_live_order_is_never_reconciled(store, gateway, clean_db, order_data, gateway_admin):
     """Only a failed order's charges are refunded: a live one's may be recorded any moment."""
     with session_scope(clean_db) as session:
-        order = steps.validate_order(session, order_data())
+        order = steps.validate_order(session, order_of(order_data()))
     stall_after_processing(gateway_admin)
     with pytest.raises(GatewayUnavailable), session_scope(clean_db) as session:
         steps.charge_card(session, gateway, order.order_id)
@@ -206,7 +207,7 @@ def test_every_charge_under_the_reference_is_refunded_once(
         idempotency_key="someone-else",
         amount=Decimal("5.00"),
         currency="USD",
-        card_number=order.card_number,
+        payment_method=order.payment_method,
         reference=order.order_id,
     )
 

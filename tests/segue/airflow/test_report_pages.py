@@ -22,7 +22,7 @@ from segue.airflow.plugin import nav_views
 from segue.airflow.plugin.app import URL_PREFIX, create_app
 from segue.airflow.plugin.security import get_user
 from segue.reports import ReportPage, ReportTable, check_slugs, load_provider
-from tests.conftest import GOOD_CARD
+from tests.conftest import GOOD_TOKEN
 
 
 def mounted(**pages: object) -> tuple[FastAPI, FastAPI]:
@@ -49,7 +49,7 @@ def test_the_operations_page_shows_the_latest_run_and_its_findings(
         idempotency_key="ghost-ui:charge",
         amount=Decimal("12.50"),
         currency="USD",
-        card_number=GOOD_CARD,
+        payment_method=GOOD_TOKEN,
         reference="ord-ghost-ui",
     )
     window = (now - timedelta(minutes=5), now + timedelta(minutes=5))

@@ -117,7 +117,9 @@ def order_events() -> Callable[..., list[Envelope]]:
 
 ORDER = {
     "customer_email": "ada@example.com",
-    "card_number": "4242424242424242",
+    "payment_method": "pm_card_visa",
+    "card_last4": "4242",
+    "card_brand": "visa",
     "amount": "49.99",
     "currency": "USD",
     "items": [{"sku": "SKU-MUG", "quantity": 2}, {"sku": "SKU-TEE", "quantity": 1}],

@@ -43,7 +43,7 @@ def test_record_event_is_idempotent_on_event_id(log_engine: Engine, order_events
     assert count(log_engine) == 1
     with session_scope(log_engine) as session:
         row = session.scalars(select(EventLogRecord)).one()
-        assert (row.event_id, row.type, row.schema_version) == (placed.id, placed.type, 1)
+        assert (row.event_id, row.type, row.schema_version) == (placed.id, placed.type, 2)
         assert (row.source, row.subject, row.correlation_id) == (
             "order-api",
             placed.subject,
@@ -116,7 +116,7 @@ def test_render_timeline(log_engine: Engine, order_events: Chain) -> None:
     assert lines[0] == f"Order {chain[0].subject}: 4 events over 1.500s"
     placed, validated, reserved, charged = lines[1:]
     assert placed.split()[:4] == ["+0.000s", "OrderPlaced", "order-api", chain[0].id[:8]]
-    assert "card_number=************4242" in placed and "4242424242424242" not in placed
+    assert "payment_method=pm_card_visa" in placed and "4242424242424242" not in placed
     assert "amount=49.99 currency=USD items=2" in placed
     assert "shipping" not in placed and "order_id" not in placed
     assert validated.split()[:5] == [
