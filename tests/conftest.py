@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
 from include.gateway.admin import GatewayAdmin
@@ -144,3 +145,19 @@ def order_data() -> object:
         return data
 
     return make
+
+
+def intake_api(engine: Engine, gateway: GatewayClient, **options: object) -> TestClient:
+    """The order intake's app over ``engine`` with an API key of its own on every request.
+
+    :param engine: the business store.
+    :param gateway: the gateway client the intake tokenizes cards and looks tokens up with.
+    :param options: more ``create_app`` options (``route=``, ``settings=``, ...).
+    """
+    from include.services.api_clients import create_client
+    from include.services.intake_http import create_app
+
+    with session_scope(engine) as session:
+        key = create_client(session, f"test-{uuid.uuid4().hex[:8]}")
+    app = create_app(engine, None, gateway=gateway, **options)  # type: ignore[arg-type]
+    return TestClient(app, headers={"Authorization": f"Bearer {key}"})

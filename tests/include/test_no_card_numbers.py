@@ -15,7 +15,6 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from fastapi.testclient import TestClient
 from kombu import Queue
 
 from include.payments import pipeline
@@ -26,7 +25,6 @@ from include.payments.order_form import masked
 from include.payments.saga import payment_machine
 from include.payments.tables import OrderPlacementRow, OrderRow
 from include.services import payment_services
-from include.services.intake_http import create_app
 from segue.bus.connection import connect
 from segue.bus.outbox import OutboxRow
 from segue.bus.publisher import Publisher
@@ -39,7 +37,7 @@ from segue.statemachine.store import SagaStore
 from segue.step_runner import StepAbandoned, run_step
 from segue.store.engine import session_scope
 from segue.testing import InMemoryBus
-from tests.conftest import DECLINED_TOKEN
+from tests.conftest import DECLINED_TOKEN, intake_api
 from tests.pci_scan import (
     TEST_CARD_NUMBERS,
     assert_no_card_numbers,
@@ -117,7 +115,7 @@ def test_no_card_number_is_stored_sent_or_logged_on_any_path(
         assert saga.run(str(data["order_id"])).status in ("succeeded", "compensated")
 
     # The event path: POST /orders with a raw card number, then every service on the bus.
-    intake = TestClient(create_app(engine, None, gateway))
+    intake = intake_api(engine, gateway)
     accepted = intake.post("/orders", json=body_of(order_data, card_number="4242 4242 4242 4242"))
     assert accepted.status_code == 202, accepted.text
     refused = intake.post("/orders", json=order_data(payment_method="4000000000000002"))
@@ -183,7 +181,7 @@ def to_amqp_with_card(envelope: Envelope) -> AmqpMessage:
 
 def test_an_unreachable_gateway_means_503_and_nothing_stored(clean_db, order_data):
     down = GatewayClient("http://127.0.0.1:9", timeout_seconds=0.5)
-    intake = TestClient(create_app(clean_db, None, down))
+    intake = intake_api(clean_db, down)
     for body in (body_of(order_data, card_number="4242424242424242"), order_data()):
         response = intake.post("/orders", json=body)
         assert response.status_code == 503
@@ -194,7 +192,7 @@ def test_an_unreachable_gateway_means_503_and_nothing_stored(clean_db, order_dat
 
 
 def test_post_orders_tokenizes_a_card_number_or_takes_a_token(deps, order_data):
-    intake = TestClient(create_app(deps.engine, None, deps.gateway))
+    intake = intake_api(deps.engine, deps.gateway)
     card = {"card_number": "5555 5555 5555 4444", "exp_month": 12, "exp_year": 2030, "cvc": "123"}
     by_card = body_of(order_data, **card)
     assert intake.post("/orders", json=by_card).status_code == 202
@@ -226,7 +224,7 @@ def test_post_orders_tokenizes_a_card_number_or_takes_a_token(deps, order_data):
     ],
 )
 def test_post_orders_refuses_bad_card_input_naming_the_field(deps, order_data, overrides, field):
-    intake = TestClient(create_app(deps.engine, None, deps.gateway))
+    intake = intake_api(deps.engine, deps.gateway)
     response = intake.post("/orders", json=body_of(order_data, **overrides))
     assert response.status_code == 422, response.text
     assert f": {field}: " in response.json()["detail"]

@@ -9,6 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select
 
+from include.payments.gateway_client import GatewayClient
 from include.payments.settings import PaymentSettings
 from include.payments.tables import ApiClientRow, OrderPlacementRow, OrderRow
 from include.services.api_clients import create_client, hash_key, revoke_client
@@ -36,8 +37,8 @@ def count(engine: Engine, model: type) -> int:
 
 
 @pytest.fixture
-def http(clean_db: Engine) -> Iterator[TestClient]:
-    with TestClient(create_app(clean_db, settings=LIMITS)) as client:
+def http(clean_db: Engine, gateway: GatewayClient) -> Iterator[TestClient]:
+    with TestClient(create_app(clean_db, settings=LIMITS, gateway=gateway)) as client:
         yield client
 
 
@@ -144,7 +145,7 @@ def test_an_invalid_order_is_422_naming_the_field(clean_db, http, order_data):
     key = new_client(clean_db)
     response = http.post("/orders", json=order_data(amount="-1"), headers=bearer(key))
     assert response.status_code == 422
-    assert ["amount"] in [error["loc"] for error in response.json()["detail"]]
+    assert "amount" in response.json()["detail"], "the field is named"
     response = http.post(
         "/orders", content=b"{", headers=bearer(key) | {"Content-Type": "application/json"}
     )
@@ -152,10 +153,10 @@ def test_an_invalid_order_is_422_naming_the_field(clean_db, http, order_data):
     assert count(clean_db, OrderPlacementRow) == 0
 
 
-def test_a_client_over_its_rate_gets_429_with_retry_after(clean_db, order_data):
+def test_a_client_over_its_rate_gets_429_with_retry_after(clean_db, order_data, gateway):
     slow = PaymentSettings(intake_rate_per_second=0.5, intake_rate_burst=2)
     fast_key, other_key = new_client(clean_db, "fast"), new_client(clean_db, "other")
-    with TestClient(create_app(clean_db, settings=slow)) as http:
+    with TestClient(create_app(clean_db, settings=slow, gateway=gateway)) as http:
         codes = [
             http.post("/orders", json=order_data(), headers=bearer(fast_key)).status_code
             for _ in range(3)

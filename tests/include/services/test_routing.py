@@ -4,17 +4,15 @@ its path is kept with the placement, and placing it again changes neither path n
 from __future__ import annotations
 
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from include.payments.events import PAYMENT_EVENTS, OrderPlaced, OrderRouted
 from include.payments.routing import DAG_OF_PATH, UnknownPath, dag_run_id_for
-from include.services.api_clients import create_client
 from include.services.intake import order_routed_id, path_of, place_order
-from include.services.intake_http import create_app
 from segue.bus.outbox import OutboxRow
 from segue.events.amqp import from_amqp
 from segue.store.engine import session_scope
+from tests.conftest import intake_api
 
 
 def place(engine, order, path="events"):
@@ -77,14 +75,13 @@ def test_an_unknown_path_is_refused_and_leaves_nothing(clean_db, make_order):
     assert len(queued(clean_db)) == 1
 
 
-def api(engine, **options) -> TestClient:
-    """The intake app with an API key of its own on every request."""
-    with session_scope(engine) as session:
-        key = create_client(session, "routing-test")
-    return TestClient(create_app(engine, **options), headers={"Authorization": f"Bearer {key}"})
+@pytest.fixture
+def api(gateway):
+    """The intake app over a store, with an API key of its own and the test gateway."""
+    return lambda engine, **options: intake_api(engine, gateway, **options)
 
 
-def test_post_orders_routes_with_the_seam_and_get_reports_the_path(clean_db, order_data):
+def test_post_orders_routes_with_the_seam_and_get_reports_the_path(clean_db, order_data, api):
     chosen = {"path": "saga"}
     client = api(clean_db, route=lambda order: chosen["path"])
     order = order_data()
@@ -108,7 +105,7 @@ def test_post_orders_routes_with_the_seam_and_get_reports_the_path(clean_db, ord
         assert session.scalar(select(func.count()).select_from(OutboxRow)) == 1
 
 
-def test_post_orders_defaults_to_the_event_path(clean_db, order_data):
+def test_post_orders_defaults_to_the_event_path(clean_db, order_data, api):
     client = api(clean_db)
     order = order_data()
     assert client.post("/orders", json=order).json()["path"] == "events"
@@ -116,7 +113,9 @@ def test_post_orders_defaults_to_the_event_path(clean_db, order_data):
     assert client.get("/orders/never-placed").status_code == 404
 
 
-def test_a_router_answering_nonsense_is_a_server_error_and_writes_nothing(clean_db, order_data):
+def test_a_router_answering_nonsense_is_a_server_error_and_writes_nothing(
+    clean_db, order_data, api
+):
     client = api(clean_db, route=lambda order: "nowhere")
     response = client.post("/orders", json=order_data())
     assert response.status_code == 500
