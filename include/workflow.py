@@ -18,6 +18,8 @@ SAGA_MODULES = ("include.payments.saga", "include.payments.saga_bridged")
 ROLLOUT_FLAG = "route"
 ROLLOUT_PATHS = ("dag", "saga", "hybrid", "events")
 ROLLOUT_BASELINE = "dag"
+# What the Rollout page shows per path (orders accepted, completed, failed, latency).
+ROLLOUT_FIGURES = "include.payments.rollout_figures:path_figures"
 
 
 def workflow_env() -> dict[str, str]:
@@ -29,4 +31,5 @@ def workflow_env() -> dict[str, str]:
         "SEGUE_ROLLOUT_FLAG": ROLLOUT_FLAG,
         "SEGUE_ROLLOUT_PATHS": json.dumps(list(ROLLOUT_PATHS)),
         "SEGUE_ROLLOUT_BASELINE": ROLLOUT_BASELINE,
+        "SEGUE_ROLLOUT_FIGURES": ROLLOUT_FIGURES,
     }

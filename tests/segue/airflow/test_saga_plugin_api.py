@@ -203,9 +203,10 @@ def test_actions_need_permission_to_edit_dag_runs(world, apps, client):
 def test_the_plugin_registers_the_app_and_a_nav_view():
     (entry,) = SeguePlugin.fastapi_apps
     assert entry["url_prefix"] == "/segue" and entry["name"] == "Segue sagas"
-    (view,) = SeguePlugin.external_views
+    view, rollout = SeguePlugin.external_views
     assert view["href"] == "/segue/sagas"
     assert (view["destination"], view["url_route"]) == ("nav", "sagas")
+    assert (rollout["href"], rollout["destination"]) == ("/segue/rollout", "nav")
 
 
 # --- list ------------------------------------------------------------------------------

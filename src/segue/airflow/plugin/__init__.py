@@ -1,7 +1,7 @@
-"""Segue's Airflow plugin: saga pages served inside Airflow's api-server.
+"""Segue's Airflow plugin: saga and rollout pages served inside Airflow's api-server.
 
-``SeguePlugin`` mounts a FastAPI app at ``/segue`` (HTML pages and JSON twins) and adds a
-"Sagas" entry to the Airflow UI's navigation that shows the list page in the UI's frame.
+``SeguePlugin`` mounts a FastAPI app at ``/segue`` (HTML pages and JSON twins) and adds
+"Sagas" and "Rollout" entries to the Airflow UI's navigation that show the pages in its frame.
 Registered by ``plugins/segue_plugin.py``; importing it does no I/O.
 """
 
@@ -15,7 +15,7 @@ __all__ = ["SeguePlugin", "create_app"]
 
 
 class SeguePlugin(AirflowPlugin):
-    """Adds the saga pages and API (one FastAPI app) and a Browse menu entry to Airflow's UI."""
+    """Adds the saga and rollout pages and API (one FastAPI app) and Browse menu entries."""
 
     name = "segue"
     fastapi_apps = [{"app": create_app(), "url_prefix": URL_PREFIX, "name": "Segue sagas"}]
@@ -26,5 +26,12 @@ class SeguePlugin(AirflowPlugin):
             "destination": "nav",
             "url_route": "sagas",
             "category": "browse",
-        }
+        },
+        {
+            "name": "Rollout",
+            "href": f"{URL_PREFIX}/rollout",
+            "destination": "nav",
+            "url_route": "rollout",
+            "category": "browse",
+        },
     ]

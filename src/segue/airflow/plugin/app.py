@@ -19,6 +19,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from segue.airflow.plugin import api, views
 from segue.airflow.plugin.render import render
+from segue.airflow.plugin.rollout_api import install_rollout
+from segue.airflow.plugin.rollout_deps import default_rollout
+from segue.airflow.plugin.rollout_service import RolloutService
 from segue.airflow.plugin.security import login_url
 from segue.airflow.plugin.service import SagaConflict, SagaNotFound, SagaService
 
@@ -56,16 +59,23 @@ class LazyService:
         return self._service
 
 
-def create_app(*, service_factory: ServiceFactory | None = None) -> FastAPI:
+def create_app(
+    *,
+    service_factory: ServiceFactory | None = None,
+    rollout_factory: Callable[[], RolloutService] | None = None,
+) -> FastAPI:
     """The plugin's FastAPI app: HTML pages, the JSON API under /api, and their error pages.
 
     :param service_factory: builds the saga service (default: from this process's settings).
+    :param rollout_factory: builds the rollout service (default: from this process's settings).
     """
-    # No /docs or /openapi.json: every route of this app needs a logged-in user.
+    # No public /docs or /openapi.json: every route of this app needs a logged-in user
+    # (/api/openapi.json serves the JSON API's description to them).
     app = FastAPI(title="Segue sagas", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.segue_service = LazyService(service_factory or default_service)
     app.include_router(views.router)
     app.include_router(api.router, prefix="/api")
+    install_rollout(app, rollout_factory or default_rollout)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(SagaNotFound, _not_found)
