@@ -19,6 +19,8 @@ ROLLOUT_FLAG = "route"
 ROLLOUT_PATHS = ("dag", "saga", "hybrid", "events")
 ROLLOUT_BASELINE = "dag"
 REPORT_PAGES = {"operations": "include.payments.operations_page:operations_page"}
+# What the Rollout page shows per path (orders accepted, completed, failed, latency).
+ROLLOUT_FIGURES = "include.payments.rollout_figures:path_figures"
 
 
 def workflow_env() -> dict[str, str]:
@@ -31,4 +33,5 @@ def workflow_env() -> dict[str, str]:
         "SEGUE_ROLLOUT_FLAG": ROLLOUT_FLAG,
         "SEGUE_ROLLOUT_PATHS": json.dumps(list(ROLLOUT_PATHS)),
         "SEGUE_ROLLOUT_BASELINE": ROLLOUT_BASELINE,
+        "SEGUE_ROLLOUT_FIGURES": ROLLOUT_FIGURES,
     }

@@ -77,6 +77,17 @@ class SegueSettings(BaseSettings):
         default=None,
         description="The path everything goes to before any flag version and when killed.",
     )
+    rollout_figures: str | None = Field(
+        default=None,
+        description="'module:attribute' of the workflow's figures provider for the Rollout "
+        "page (see segue.rollout.figures); unset: the page shows no figures.",
+    )
+    rollout_stuck_after_seconds: int = Field(
+        default=300,
+        ge=1,
+        description="A subject not terminal this long after its route decision counts as "
+        "stuck (a technical failure) on the Rollout page.",
+    )
 
 
 @lru_cache(maxsize=1)

@@ -44,6 +44,8 @@ def airflow_stack(
         # payment_hybrid's wait for the charge reply: long enough for a restart of the charge
         # service, short enough to test giving up.
         "SEGUE_CHARGE_REPLY_TIMEOUT_SECONDS": str(CHARGE_REPLY_TIMEOUT_SECONDS),
+        # An admin and a viewer (no DAG-run edits): both passwords land in the generated file.
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin,viewer:viewer",
     }
     home = tmp_path_factory.mktemp("airflow-home")
     with airflow_sandbox(home, pg_url, gateway_process, segue_env=segue_env) as stack:

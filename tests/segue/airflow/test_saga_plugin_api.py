@@ -264,10 +264,11 @@ def test_a_machine_without_dags_needs_access_to_every_dag(world, apps, client):
 def test_the_plugin_registers_the_app_and_a_nav_view():
     (entry,) = SeguePlugin.fastapi_apps
     assert entry["url_prefix"] == "/segue" and entry["name"] == "Segue sagas"
-    # Sagas, then the workflow's report pages (SEGUE_REPORT_PAGES: Operations).
-    view, *reports = SeguePlugin.external_views
+    # Sagas, Rollout, then the workflow's report pages (SEGUE_REPORT_PAGES: Operations).
+    view, rollout, *reports = SeguePlugin.external_views
     assert view["href"] == "/segue/sagas"
     assert (view["destination"], view["url_route"]) == ("nav", "sagas")
+    assert (rollout["href"], rollout["destination"]) == ("/segue/rollout", "nav")
     assert [report["href"] for report in reports] == ["/segue/reports/operations"]
 
 

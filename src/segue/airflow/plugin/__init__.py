@@ -1,8 +1,8 @@
-"""Segue's Airflow plugin: saga pages and a workflow's report pages inside Airflow's api-server.
+"""Segue's Airflow plugin: saga, rollout and a workflow's report pages inside Airflow's api-server.
 
-``SeguePlugin`` mounts a FastAPI app at ``/segue`` (HTML pages and JSON twins) and adds a
-"Sagas" entry to the Airflow UI's navigation that shows the list page in the UI's frame, plus
-one entry per report page named in ``SEGUE_REPORT_PAGES`` (e.g. "Operations").
+``SeguePlugin`` mounts a FastAPI app at ``/segue`` (HTML pages and JSON twins) and adds
+"Sagas" and "Rollout" entries to the Airflow UI's navigation that show the pages in its frame,
+plus one entry per report page named in ``SEGUE_REPORT_PAGES`` (e.g. "Operations").
 Registered by ``plugins/segue_plugin.py``; importing it does no I/O (it reads the environment).
 """
 
@@ -20,7 +20,7 @@ __all__ = ["SeguePlugin", "create_app", "nav_views"]
 
 
 def nav_views(report_slugs: list[str]) -> list[dict[str, Any]]:
-    """The navigation entries: Sagas, then one per report page.
+    """The navigation entries: Sagas, Rollout, then one per report page.
 
     :param report_slugs: the configured report pages' slugs.
     """
@@ -31,7 +31,14 @@ def nav_views(report_slugs: list[str]) -> list[dict[str, Any]]:
             "destination": "nav",
             "url_route": "sagas",
             "category": "browse",
-        }
+        },
+        {
+            "name": "Rollout",
+            "href": f"{URL_PREFIX}/rollout",
+            "destination": "nav",
+            "url_route": "rollout",
+            "category": "browse",
+        },
     ]
     for slug in report_slugs:
         views.append(
@@ -47,7 +54,7 @@ def nav_views(report_slugs: list[str]) -> list[dict[str, Any]]:
 
 
 class SeguePlugin(AirflowPlugin):
-    """Adds the saga pages and API (one FastAPI app) and a Browse menu entry to Airflow's UI."""
+    """Adds the saga, rollout and report pages and API (one FastAPI app) and Browse menu entries."""
 
     name = "segue"
     fastapi_apps = [{"app": create_app(), "url_prefix": URL_PREFIX, "name": "Segue sagas"}]

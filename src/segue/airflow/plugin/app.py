@@ -20,6 +20,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from segue.airflow.plugin import api, reports, views
 from segue.airflow.plugin.render import render
+from segue.airflow.plugin.rollout_api import install_rollout
+from segue.airflow.plugin.rollout_deps import default_rollout
+from segue.airflow.plugin.rollout_service import RolloutService
 from segue.airflow.plugin.security import login_url
 from segue.airflow.plugin.service import SagaConflict, SagaNotFound, SagaService
 from segue.reports import ReportProvider
@@ -63,14 +66,17 @@ def create_app(
     *,
     service_factory: ServiceFactory | None = None,
     report_pages: Mapping[str, ReportProvider | str] | None = None,
+    rollout_factory: Callable[[], RolloutService] | None = None,
 ) -> FastAPI:
     """The plugin's FastAPI app: HTML pages, the JSON API under /api, and their error pages.
 
     :param service_factory: builds the saga service (default: from this process's settings).
     :param report_pages: the workflow's report pages, slug -> provider or its
         ``module:attribute`` (default: ``SEGUE_REPORT_PAGES``, read on first use).
+    :param rollout_factory: builds the rollout service (default: from this process's settings).
     """
-    # No /docs or /openapi.json: every route of this app needs a logged-in user.
+    # No public /docs or /openapi.json: every route of this app needs a logged-in user
+    # (/api/openapi.json serves the JSON API's description to them).
     app = FastAPI(title="Segue sagas", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.segue_service = LazyService(service_factory or default_service)
     app.state.segue_reports = reports.ReportPages(report_pages)
@@ -78,6 +84,7 @@ def create_app(
     app.include_router(reports.pages_router)
     app.include_router(api.router, prefix="/api")
     app.include_router(reports.api_router, prefix="/api")
+    install_rollout(app, rollout_factory or default_rollout)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(SagaNotFound, _not_found)

@@ -1,0 +1,126 @@
+"""The Rollout page inside a real Airflow api-server, driven by people in headless Chromium.
+
+An admin logs in through Airflow's login page, opens the Rollout page, sends 10% of new orders
+to ``events`` with a reason and sees the new version in the history, then pulls the kill switch
+and sees 100% to the baseline. A viewer (Airflow role ``viewer``: no DAG-run edit permission)
+sees the page but is refused (403) by the form and by the REST API with a bearer token.
+Screenshots land in test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import httpx
+import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support import expected_conditions as ec
+from selenium.webdriver.support.wait import WebDriverWait
+from sqlalchemy.orm import Session
+
+from include.workflow import ROLLOUT_BASELINE, ROLLOUT_FLAG, ROLLOUT_PATHS
+from segue.rollout import FlagSpec, current
+from tools.airflow_api import AirflowApi
+
+pytestmark = pytest.mark.e2e
+FLAG = FlagSpec(name=ROLLOUT_FLAG, paths=ROLLOUT_PATHS, baseline=ROLLOUT_BASELINE)
+
+
+def password_of(airflow_stack, username: str) -> str:
+    """The password Airflow generated for ``username`` (conftest asks for admin and viewer)."""
+    return json.loads(airflow_stack.password_file.read_text())[username]
+
+
+def log_in(browser: WebDriver, airflow_stack, username: str) -> None:
+    browser.get(f"{airflow_stack.url}/")
+    field = WebDriverWait(browser, 30).until(ec.presence_of_element_located((By.NAME, "username")))
+    field.send_keys(username)
+    browser.find_element(By.NAME, "password").send_keys(password_of(airflow_stack, username))
+    browser.find_element(By.NAME, "password").send_keys(Keys.ENTER)
+    WebDriverWait(browser, 30).until(lambda d: d.get_cookie("_token") is not None)
+
+
+def text_of(browser: WebDriver, element_id: str) -> str:
+    return (
+        WebDriverWait(browser, 20).until(ec.presence_of_element_located((By.ID, element_id))).text
+    )
+
+
+def fill(browser: WebDriver, element_id: str, value: str) -> None:
+    element = browser.find_element(By.ID, element_id)
+    element.clear()
+    element.send_keys(value)
+
+
+def version_in_db(engine) -> int:
+    with Session(engine) as session:
+        return current(session, FLAG).version
+
+
+def test_admin_changes_the_split_and_kills_it_and_a_viewer_only_reads(
+    browser, artifacts, airflow_stack, engine
+):
+    page = f"{airflow_stack.url}/segue/rollout"
+    reason = f"canary {uuid.uuid4().hex[:6]}: 10% to events"
+    log_in(browser, airflow_stack, "admin")
+
+    browser.get(page)
+    before = int(text_of(browser, "version"))
+    assert before == version_in_db(engine)
+    for path, weight in (("dag", "90"), ("saga", "0"), ("hybrid", "0"), ("events", "10")):
+        fill(browser, f"weight-{path}", weight)
+    fill(browser, "reason", reason)
+    browser.find_element(By.ID, "split-button").click()
+    assert text_of(browser, "flash").startswith(f"Version {before + 1} by admin")
+    assert text_of(browser, "version") == str(before + 1)
+    assert text_of(browser, "share-events") == "10%" and text_of(browser, "share-dag") == "90%"
+    newest = browser.find_element(By.CSS_SELECTOR, "#history tbody tr")
+    assert newest.get_attribute("data-version") == str(before + 1)
+    assert "admin" in newest.text and reason in newest.text and "weights.events" in newest.text
+    assert browser.find_elements(By.ID, "figures"), "the payment workflow's figures are shown"
+    browser.save_screenshot(str(artifacts / "rollout-events-10.png"))
+
+    fill(browser, "kill-reason", "events path misbehaving")
+    browser.find_element(By.ID, "kill-button").click()
+    WebDriverWait(browser, 10).until(ec.alert_is_present()).accept()
+    assert "Killed by admin" in text_of(browser, "flash")
+    assert text_of(browser, "version") == str(before + 2)
+    assert text_of(browser, "killed-state").startswith("ON")
+    assert text_of(browser, "share-dag") == "100%" and text_of(browser, "share-events") == "0%"
+    browser.save_screenshot(str(artifacts / "rollout-killed.png"))
+    with Session(engine) as session:
+        version = current(session, FLAG)
+    assert (version.version, version.changed_by, version.definition.killed) == (
+        before + 2,
+        "admin",
+        True,
+    )
+
+    browser.delete_all_cookies()
+    log_in(browser, airflow_stack, "viewer")
+    browser.get(page)
+    assert text_of(browser, "version") == str(before + 2)  # reading is allowed
+    fill(browser, "weight-dag", "50")
+    fill(browser, "weight-events", "50")
+    fill(browser, "reason", "a viewer tries")
+    browser.find_element(By.ID, "split-button").click()
+    assert text_of(browser, "error-title") == "403"
+    browser.save_screenshot(str(artifacts / "rollout-viewer-refused.png"))
+
+    viewer = AirflowApi(airflow_stack.url, "viewer", password_of(airflow_stack, "viewer"))
+    try:
+        headers = {"Authorization": f"Bearer {viewer.token()}"}
+        api = f"{airflow_stack.url}/segue/api/rollout"
+        with httpx.Client(timeout=30, headers=headers) as http:
+            status = http.get(api)
+            assert status.status_code == 200
+            assert status.json()["version"]["version"] == before + 2
+            put = http.put(f"{api}/split", json={"weights": {"dag": 100}, "reason": "viewer"})
+            assert put.status_code == 403
+            assert http.post(f"{api}/kill", json={"reason": "viewer"}).status_code == 403
+    finally:
+        viewer.close()
+    assert version_in_db(engine) == before + 2
