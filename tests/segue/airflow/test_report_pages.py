@@ -107,10 +107,11 @@ def test_a_page_named_by_import_path_and_a_failing_provider() -> None:
         assert "title" in by_path.json()["detail"]  # pydantic names the missing field
 
 
-def test_navigation_has_sagas_then_each_report_page() -> None:
+def test_navigation_has_sagas_rollout_then_each_report_page() -> None:
     views = nav_views(list(check_slugs(REPORT_PAGES)))
     assert [(view["name"], view["href"]) for view in views] == [
         ("Sagas", "/segue/sagas"),
+        ("Rollout", "/segue/rollout"),
         ("Operations", "/segue/reports/operations"),
     ]
     with pytest.raises(ValueError, match="slug 'Bad Slug'"):

@@ -20,9 +20,11 @@ from urllib.parse import urlsplit
 
 from airflow.api_fastapi.app import get_auth_manager
 from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
+from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
 from airflow.api_fastapi.core_api.security import (
     GetUserDep,
     get_user,
+    requires_access_dag,
     requires_authenticated,
 )
 from fastapi import HTTPException, Request, Response, status
@@ -35,12 +37,18 @@ __all__ = [
     "csrf_token",
     "get_user",
     "login_url",
+    "may_edit_dag_runs",
     "remember_csrf_token",
     "verify_csrf",
 ]
 
 authenticated = requires_authenticated()
 """Any logged-in Airflow user; 401 without credentials, 403 with an invalid token."""
+
+may_edit_dag_runs = requires_access_dag(method="PUT", access_entity=DagAccessEntity.RUN)
+"""Permission to edit DAG runs (of the DAGs in general, no DAG named): changing the traffic
+split moves orders between the DAGs' paths. The Sagas actions check one DAG instead
+(``access.saga_access``)."""
 
 CSRF_COOKIE = "segue_csrf"
 CSRF_FIELD = "csrf_token"
