@@ -86,6 +86,7 @@ from include.payments.catalog import seed_catalog
 from include.payments.database import payments_engine
 from include.services import EVENT_PATH_PROCESSES
 from include.services.api_clients import create_client
+from include.services.front_door import route_everything_to
 from segue.store.engine import session_scope
 from tools.broker import fresh_vhost
 from tools.gateway import GatewayProcess, start_gateway
@@ -149,6 +150,8 @@ def fleet(
         with session_scope(engine) as session:
             seed_catalog(session, stock=STOCK)
             api_key = create_client(session, BENCHMARK_CLIENT)
+        # Through the front door with a 100% events split: the benchmark measures routing too.
+        route_everything_to(engine, "events", actor="benchmark", reason="event-path benchmark")
         intake_port = unused_port()
         print(f"starting {len(FLEET)} services (logs in {log_dir})", flush=True)
         launch = profiled_services if profile else start_services

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -29,6 +29,7 @@ import uvicorn
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from include.payments import payment_methods, steps
@@ -41,11 +42,13 @@ from include.payments.routing import EVENTS, OrderPath, UnknownPath, route_of
 from include.payments.settings import PaymentSettings, get_payment_settings
 from include.payments.tables import OrderPlacementRow, OrderRow
 from include.services.api_clients import SHOWN_PREFIX_CHARS, client_of_key
+from include.services.front_door import Router, flag_router
 from include.services.intake import SOURCE, path_of, place_order
 from include.services.rate_limit import RateLimiter, retry_after_header
 from segue.bus.handlers import ServiceSpec
 from segue.bus.runtime import ServiceRuntime, prepare_process
 from segue.events.envelope import Envelope
+from segue.rollout import RolloutError
 from segue.settings import SegueSettings, get_settings
 from segue.store.engine import session_scope
 
@@ -55,7 +58,6 @@ INTAKE = ServiceSpec(name=SOURCE, handlers={}, registry=PAYMENT_EVENTS)
 JSON_TYPE = "application/json"
 
 # Picks the path of a new order (the feature flag plugs in here).
-Router = Callable[[Order], OrderPath]
 
 
 CARD_FIELDS = ("card_number", "exp_month", "exp_year", "cvc")
@@ -85,9 +87,10 @@ def order_of_request(gateway: GatewayClient, body: dict[str, Any]) -> Order:
     return payment_methods.order_from_input(gateway, rest)
 
 
-def event_path_only(order: Order) -> OrderPath:
-    """The default router: every order takes the event path (the behaviour before routing).
+def event_path_only(session: Session, order: Order) -> OrderPath:
+    """A router that sends every order to the event path (unit tests of the intake alone).
 
+    :param session: the transaction that accepts the order.
     :param order: the order being placed.
     """
     return EVENTS
@@ -296,11 +299,11 @@ def place(engine: Engine, order: Order, client: str, route: Router) -> tuple[Env
     """
     try:
         with session_scope(engine) as session:
-            envelope = place_order(session, order, route(order), client=client)
+            envelope = place_order(session, order, route(session, order), client=client)
             return envelope, path_of(session, order.order_id)
     except InvalidOrder as exc:
         raise HTTPException(409, detail=str(exc)) from exc
-    except UnknownPath as exc:  # the router's fault, not the client's
+    except (UnknownPath, RolloutError) as exc:  # the router's fault, not the client's
         log.error("router: %s", exc, extra={"correlation_id": order.order_id})
         raise HTTPException(500, detail=f"router failed: {exc}") from exc
 
@@ -340,7 +343,7 @@ def build(settings: SegueSettings) -> tuple[FastAPI, ServiceRuntime]:
         backlog_threshold=settings.relay_backlog_threshold,
         health_port=settings.service_health_port,
     )
-    return create_app(engine, runtime), runtime
+    return create_app(engine, runtime, route=flag_router()), runtime
 
 
 def all_consumers() -> list[ServiceSpec]:

@@ -20,6 +20,7 @@ from include.payments.steps import TERMINAL
 from include.payments.tables import OrderRow, StockRow
 from include.services import EVENT_PATH_PROCESSES
 from include.services.api_clients import create_client
+from include.services.front_door import route_everything_to
 from segue.store.engine import session_scope
 from tests.conftest import DECLINED_TOKEN, reset_tables
 from tools.ports import unused_port
@@ -79,6 +80,7 @@ def run_choreography(
     seed_scarce_sku(engine)
     with session_scope(engine) as session:
         api_key = create_client(session, "fault-tests")
+    route_everything_to(engine, "events", actor="tests", reason="the choreography under faults")
     intake_port = unused_port()
     with start_services(
         EVENT_PATH_PROCESSES,

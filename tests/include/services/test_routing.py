@@ -83,7 +83,7 @@ def api(gateway):
 
 def test_post_orders_routes_with_the_seam_and_get_reports_the_path(clean_db, order_data, api):
     chosen = {"path": "saga"}
-    client = api(clean_db, route=lambda order: chosen["path"])
+    client = api(clean_db, route=lambda session, order: chosen["path"])
     order = order_data()
     response = client.post("/orders", json=order)
     assert response.status_code == 202, response.text
@@ -116,7 +116,7 @@ def test_post_orders_defaults_to_the_event_path(clean_db, order_data, api):
 def test_a_router_answering_nonsense_is_a_server_error_and_writes_nothing(
     clean_db, order_data, api
 ):
-    client = api(clean_db, route=lambda order: "nowhere")
+    client = api(clean_db, route=lambda session, order: "nowhere")
     response = client.post("/orders", json=order_data())
     assert response.status_code == 500
     assert "path: 'nowhere'" in response.json()["detail"]
