@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from include.gateway.cards import DECLINING_CARDS, SUCCESS_CARD
-from include.gateway.process import start_gateway
+from tools.gateway import start_gateway
 from include.gateway.tokens import FIXED_TOKENS, Tokenizer, card_brand
 
 from .helpers import assert_error, charge_body, new_key, post_charge, tokenize
