@@ -18,6 +18,7 @@ from include.payments.routing import DAG_OF_PATH, dag_run_id_for
 from include.payments.tables import ChargeRow, OrderRow
 from include.services.intake import place_order
 from segue.store.engine import session_scope
+from tests.conftest import order_of
 from tests.e2e.tcp_gate import TcpGate
 from tools.services import ServiceProcess, start_services
 
@@ -34,7 +35,7 @@ def api(airflow_api):
 
 @pytest.fixture
 def make_order(order_data):
-    return lambda **overrides: Order.model_validate(order_data(**overrides))
+    return lambda **overrides: order_of(order_data(**overrides))
 
 
 @pytest.fixture
