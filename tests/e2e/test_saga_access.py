@@ -106,7 +106,8 @@ def test_every_action_answers_403_to_a_viewer(airflow_stack, engine, parked_saga
                 method, url, headers={"Authorization": f"Bearer {viewer_token}"}
             )
             assert by_token.status_code == 403, (method, path, by_token.text[:200])
-            assert "permission to edit the runs of DAG payment_state_machine" in by_token.text
+            if "/sagas" in path:  # the Sagas actions name the saga's DAG; Rollout's need any
+                assert "permission to edit the runs of DAG payment_state_machine" in by_token.text
         # As the browser does it: the UI's _token cookie, the page's CSRF token, same origin.
         http.cookies.set("_token", viewer_token)
         page = http.get(url_of(airflow_stack, "/sagas/{instance_id}", parked_saga))
@@ -117,7 +118,8 @@ def test_every_action_answers_403_to_a_viewer(airflow_stack, engine, parked_saga
                 method, url_of(airflow_stack, path, parked_saga), data={"csrf_token": token[1]}
             )
             assert by_form.status_code == 403, (method, path, by_form.text[:200])
-            assert "permission to edit the runs" in by_form.text
+            if "/sagas" in path:
+                assert "permission to edit the runs" in by_form.text
     after = store.load(parked_saga)
     assert (after.state, after.status, after.version) == (
         before.state,

@@ -102,9 +102,10 @@ def test_plugin_is_loaded_without_import_errors(airflow_stack, airflow_api):
     segue = next((p for p in plugins if p["name"] == "segue"), None)
     assert segue is not None, f"segue plugin not loaded: {airflow_stack.log_tail()}"
     assert [app["url_prefix"] for app in segue["fastapi_apps"]] == ["/segue"]
-    view, rollout = segue["external_views"]
+    view, rollout, *reports = segue["external_views"]
     assert (view["name"], view["href"], view["url_route"]) == ("Sagas", "/segue/sagas", "sagas")
     assert (rollout["name"], rollout["href"]) == ("Rollout", "/segue/rollout")
+    assert [report["href"] for report in reports] == ["/segue/reports/operations"]
     errors = airflow_api.get("/plugins/importErrors")["import_errors"]
     ours = ("segue_plugin.py", "/segue/airflow/plugin/")
     assert not [e for e in errors if any(part in e["source"] for part in ours)], errors

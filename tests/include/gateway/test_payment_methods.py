@@ -6,8 +6,8 @@ import httpx
 import pytest
 
 from include.gateway.cards import DECLINING_CARDS, SUCCESS_CARD
-from tools.gateway import start_gateway
 from include.gateway.tokens import FIXED_TOKENS, Tokenizer, card_brand
+from tools.gateway import start_gateway
 
 from .helpers import assert_error, charge_body, new_key, post_charge, tokenize
 
