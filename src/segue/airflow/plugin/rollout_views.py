@@ -8,14 +8,13 @@ someone else changed the flag first) and the form as it was sent; nothing is wri
 
 from __future__ import annotations
 
-import json
 from typing import Any
-from urllib.parse import quote, unquote
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 
 from segue.airflow.plugin.deps import base_path
+from segue.airflow.plugin.flash import read_flash, redirect_with_flash
 from segue.airflow.plugin.render import render
 from segue.airflow.plugin.rollout_deps import RolloutDep
 from segue.airflow.plugin.rollout_service import RolloutService
@@ -53,7 +52,7 @@ def rollout_page(
         window_of(window)
     except RolloutError as error:
         return _page(request, service, user, DEFAULT_WINDOW, error=error, status_code=422)
-    flash = _read_flash(request)
+    flash = read_flash(request, FLASH_COOKIE)
     response = _page(request, service, user, window, flash=flash)
     if flash:
         response.delete_cookie(FLASH_COOKIE, path=cookie_path(request))
@@ -192,27 +191,4 @@ def _page(
 
 def _back(request: Request, text: str) -> Response:
     """Post/redirect/get: back to the page, with the outcome as a one-time flash."""
-    response = RedirectResponse(f"{base_path(request)}/rollout", status_code=303)
-    response.set_cookie(
-        FLASH_COOKIE,
-        quote(json.dumps({"level": "ok", "text": text})),
-        path=cookie_path(request),
-        max_age=120,
-        httponly=True,
-        samesite="strict",
-        secure=request.url.scheme == "https",
-    )
-    return response
-
-
-def _read_flash(request: Request) -> dict[str, str] | None:
-    raw = request.cookies.get(FLASH_COOKIE)
-    if not raw:
-        return None
-    try:
-        flash = json.loads(unquote(raw))
-    except ValueError:
-        return None
-    if not isinstance(flash, dict):
-        return None
-    return {"level": str(flash.get("level", "ok")), "text": str(flash.get("text", ""))}
+    return redirect_with_flash(request, f"{base_path(request)}/rollout", FLASH_COOKIE, "ok", text)

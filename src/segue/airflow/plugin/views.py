@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
-from urllib.parse import quote, unquote
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -12,6 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from segue.airflow.plugin.access import AccessDep
 from segue.airflow.plugin.deps import ServiceDep, base_path
 from segue.airflow.plugin.diagram_svg import render_svg
+from segue.airflow.plugin.flash import read_flash, redirect_with_flash
 from segue.airflow.plugin.present import redact
 from segue.airflow.plugin.render import render
 from segue.airflow.plugin.security import (
@@ -101,7 +101,7 @@ def saga_page(
     instance = detail.instance
     may_act = access.allows(instance.machine, "PUT")
     token = csrf_token(request)
-    flash = _read_flash(request)
+    flash = read_flash(request, FLASH_COOKIE)
     response = render(
         request,
         "instance.html",
@@ -169,30 +169,7 @@ def _back(request: Request, instance: Instance, what: str) -> Response:
     text = f"{what}: now {instance.state} ({instance.status})."
     level = "error" if instance.status in ("failed", "compensation_failed") else "ok"
     url = f"{base_path(request)}/sagas/{quote(instance.id, safe='')}"
-    response = RedirectResponse(url, status_code=303)
-    response.set_cookie(
-        FLASH_COOKIE,
-        quote(json.dumps({"level": level, "text": text})),
-        path=cookie_path(request),
-        max_age=120,
-        httponly=True,
-        samesite="strict",
-        secure=request.url.scheme == "https",
-    )
-    return response
-
-
-def _read_flash(request: Request) -> dict[str, str] | None:
-    raw = request.cookies.get(FLASH_COOKIE)
-    if not raw:
-        return None
-    try:
-        flash = json.loads(unquote(raw))
-    except ValueError:
-        return None
-    if not isinstance(flash, dict):
-        return None
-    return {"level": str(flash.get("level", "ok")), "text": str(flash.get("text", ""))}
+    return redirect_with_flash(request, url, FLASH_COOKIE, level, text)
 
 
 def _svg(detail: SagaDetail) -> str | None:
