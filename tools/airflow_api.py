@@ -77,10 +77,22 @@ class AirflowApi:
         return response.text
 
     def task_logs(self, dag_id: str, run_id: str, task_id: str) -> str:
-        """The logs of every try of the task so far, first try first."""
+        """The logs of every try of the task so far that Airflow still has a record of.
+
+        A try failed by the scheduler's "state mismatch" race (apache/airflow#72716) can be left
+        without a task-instance record, so its log answers 404 here; it is skipped, with a line
+        saying so. ``AirflowStack.task_log_files`` reads every try's file from disk.
+        """
         ti = self.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}")
-        tries = range(1, max(1, ti["try_number"]) + 1)
-        return "\n".join(self.task_log(dag_id, run_id, task_id, n) for n in tries)
+        logs = []
+        for try_number in range(1, max(1, ti["try_number"]) + 1):
+            try:
+                logs.append(self.task_log(dag_id, run_id, task_id, try_number))
+            except AirflowApiError as error:
+                if "HTTP 404" not in str(error) or try_number == ti["try_number"]:
+                    raise
+                logs.append(f"(try {try_number}: no record left in Airflow: {error})")
+        return "\n".join(logs)
 
     def state_mismatches(self, dag_id: str, run_id: str, task_id: str) -> list[dict[str, Any]]:
         """The scheduler's "state mismatch" audit-log entries for one task of one run.

@@ -187,6 +187,21 @@ class AirflowStack:
             return {}
         return {name: (part or {}).get("status", "?") for name, part in data.items()}
 
+    def task_log_files(self, dag_id: str, run_id: str, task_id: str) -> str:
+        """Every try's log file of one task, read from disk, first try first.
+
+        The files outlive Airflow's records of a try: a try failed by the scheduler's
+        "state mismatch" race (apache/airflow#72716) may have no task-instance record left for
+        the REST log endpoint to find, but its log file is still here.
+
+        :param dag_id: the DAG.
+        :param run_id: the DAG run.
+        :param task_id: the task.
+        """
+        folder = self.home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task_id}"
+        files = sorted(folder.glob("attempt=*.log"), key=lambda f: int(f.stem.split("=")[1]))
+        return "\n".join(f.read_text(errors="replace") for f in files)
+
     def log_tail(self, lines: int = 60) -> str:
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
