@@ -27,10 +27,13 @@ from airflow.sdk import dag, task
 
 from include.payment_dags import (
     dead_letter_failed_task,
+    notify_shipping,
     order_from_params,
     order_params,
     payment_default_args,
     run_payment_step,
+    send_receipt,
+    update_inventory,
 )
 from include.payments import followups, pipeline
 from include.payments.events import ChargeCompleted, ChargeFailed, ChargeRequested
@@ -90,24 +93,6 @@ def payment_hybrid() -> None:
         finally:
             with AmqpHook() as hook:  # the reply is kept in XCom: its queue can go
                 hook.delete_reply_queue(order_id, REPLIES)
-
-    @task
-    def update_inventory(order_id: str) -> list[dict[str, Any]]:
-        return run_payment_step(
-            "update_inventory", order_id, lambda d: pipeline.update_inventory(d, order_id)
-        )
-
-    @task
-    def send_receipt(order_id: str) -> str:
-        return run_payment_step(
-            "send_receipt", order_id, lambda d: pipeline.send_receipt(d, order_id)
-        )
-
-    @task
-    def notify_shipping(order_id: str) -> dict[str, Any]:
-        return run_payment_step(
-            "notify_shipping", order_id, lambda d: pipeline.notify_shipping(d, order_id)
-        )
 
     settled = settle_charge(order_id, await_charge.output)
     request_charge >> await_charge

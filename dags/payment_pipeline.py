@@ -20,10 +20,13 @@ from airflow.sdk import dag, task
 
 from include.payment_dags import (
     dead_letter_failed_task,
+    notify_shipping,
     order_from_params,
     order_params,
     payment_default_args,
     run_payment_step,
+    send_receipt,
+    update_inventory,
 )
 from include.payments import pipeline
 from include.payments.order_form import masked
@@ -52,24 +55,6 @@ def payment_pipeline() -> None:
     @task
     def charge(order_id: str) -> dict[str, Any]:
         return run_payment_step("charge", order_id, lambda d: pipeline.charge(d, order_id))
-
-    @task
-    def update_inventory(order_id: str) -> list[dict[str, Any]]:
-        return run_payment_step(
-            "update_inventory", order_id, lambda d: pipeline.update_inventory(d, order_id)
-        )
-
-    @task
-    def send_receipt(order_id: str) -> str:
-        return run_payment_step(
-            "send_receipt", order_id, lambda d: pipeline.send_receipt(d, order_id)
-        )
-
-    @task
-    def notify_shipping(order_id: str) -> dict[str, Any]:
-        return run_payment_step(
-            "notify_shipping", order_id, lambda d: pipeline.notify_shipping(d, order_id)
-        )
 
     order_id = validate()
     charged = charge(order_id)

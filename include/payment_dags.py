@@ -1,5 +1,6 @@
 """What the payment DAGs share: the trigger form, the order read from it, the task defaults, a
-dead-lettered step and the failure callback that dead-letters a task whatever ended it.
+dead-lettered step, the steps after the charge (the same tasks on the linear and hybrid DAGs)
+and the failure callback that dead-letters a task whatever ended it.
 
 Airflow-facing glue kept out of ``include/payments`` (which stays free of Airflow imports).
 """
@@ -94,6 +95,37 @@ def run_payment_step(step: str, order_id: str, action: Any, payload: Any = None)
         subject=order_id,
         payload=payload or (lambda: pipeline.order_payload(deps, order_id)),
         on_abandon=pipeline.fail_and_reconcile_on_abandon(deps, order_id),
+    )
+
+
+@task
+def update_inventory(order_id: str) -> list[dict[str, Any]]:
+    """Reserve the order's stock (the linear and hybrid DAGs' step after the charge).
+
+    :param order_id: the order.
+    """
+    return run_payment_step(
+        "update_inventory", order_id, lambda d: pipeline.update_inventory(d, order_id)
+    )
+
+
+@task
+def send_receipt(order_id: str) -> str:
+    """Send the order's receipt.
+
+    :param order_id: the order.
+    """
+    return run_payment_step("send_receipt", order_id, lambda d: pipeline.send_receipt(d, order_id))
+
+
+@task
+def notify_shipping(order_id: str) -> dict[str, Any]:
+    """Tell shipping; the order is complete once its receipt and its shipping notice exist.
+
+    :param order_id: the order.
+    """
+    return run_payment_step(
+        "notify_shipping", order_id, lambda d: pipeline.notify_shipping(d, order_id)
     )
 
 
