@@ -28,16 +28,15 @@ from airflow.sdk import dag, task
 from include.payment_dags import (
     dead_letter_failed_task,
     notify_shipping,
-    order_from_params,
     order_params,
     payment_default_args,
     run_payment_step,
     send_receipt,
     update_inventory,
+    validate,
 )
-from include.payments import followups, pipeline
+from include.payments import followups
 from include.payments.events import ChargeCompleted, ChargeFailed, ChargeRequested
-from include.payments.order_form import masked
 from include.payments.settings import get_payment_settings
 from segue.airflow.hooks.amqp import AmqpHook
 from segue.airflow.operators.amqp import PublishEventOperator
@@ -59,14 +58,6 @@ REPLIES = [ChargeCompleted.event_type, ChargeFailed.event_type]
     default_args=payment_default_args(),
 )
 def payment_hybrid() -> None:
-    @task
-    def validate() -> str:
-        data = order_from_params()
-        order_id = str(data["order_id"])
-        return run_payment_step(
-            "validate", order_id, lambda d: pipeline.validate(d, data), masked(data)
-        )
-
     order_id = validate()
     request_charge = PublishEventOperator(
         task_id="request_charge",

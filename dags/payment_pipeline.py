@@ -21,15 +21,14 @@ from airflow.sdk import dag, task
 from include.payment_dags import (
     dead_letter_failed_task,
     notify_shipping,
-    order_from_params,
     order_params,
     payment_default_args,
     run_payment_step,
     send_receipt,
     update_inventory,
+    validate,
 )
 from include.payments import pipeline
-from include.payments.order_form import masked
 
 
 @dag(
@@ -44,14 +43,6 @@ from include.payments.order_form import masked
     default_args=payment_default_args(),
 )
 def payment_pipeline() -> None:
-    @task
-    def validate() -> str:
-        data = order_from_params()
-        order_id = str(data["order_id"])
-        return run_payment_step(
-            "validate", order_id, lambda d: pipeline.validate(d, data), masked(data)
-        )
-
     @task
     def charge(order_id: str) -> dict[str, Any]:
         return run_payment_step("charge", order_id, lambda d: pipeline.charge(d, order_id))

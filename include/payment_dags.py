@@ -1,6 +1,6 @@
 """What the payment DAGs share: the trigger form, the order read from it, the task defaults, a
-dead-lettered step, the steps after the charge (the same tasks on the linear and hybrid DAGs)
-and the failure callback that dead-letters a task whatever ended it.
+dead-lettered step, the steps before and after the charge (the same tasks on the linear and
+hybrid DAGs) and the failure callback that dead-letters a task whatever ended it.
 
 Airflow-facing glue kept out of ``include/payments`` (which stays free of Airflow imports).
 """
@@ -16,7 +16,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from include.payments import pipeline, retry
 from include.payments.deps import PaymentDeps, default_deps
 from include.payments.errors import InvalidOrder
-from include.payments.order_form import ORDER_FORM
+from include.payments.order_form import ORDER_FORM, masked
 from include.payments.payment_methods import refuse_card_number
 from include.payments.settings import get_payment_settings
 from segue.airflow.steps import run_task_step
@@ -95,6 +95,17 @@ def run_payment_step(step: str, order_id: str, action: Any, payload: Any = None)
         subject=order_id,
         payload=payload or (lambda: pipeline.order_payload(deps, order_id)),
         on_abandon=pipeline.fail_and_reconcile_on_abandon(deps, order_id),
+    )
+
+
+@task
+def validate() -> str:
+    """Validate the order from the form and store it (the first step of the linear and hybrid
+    DAGs); returns the order id the later tasks take."""
+    data = order_from_params()
+    order_id = str(data["order_id"])
+    return run_payment_step(
+        "validate", order_id, lambda d: pipeline.validate(d, data), masked(data)
     )
 
 
