@@ -61,7 +61,10 @@ GATEWAY_AND_BROKER_CLIENTS = ("airflow-scheduler", "airflow-triggerer")
 SEGUE_ENV = {
     "SEGUE_DATABASE_URL": "postgresql+psycopg://airflow:airflow@postgres:5432/segue",
     "SEGUE_GATEWAY_URL": "http://gateway:8099",
-    "SEGUE_AMQP_URL": "amqp://guest:guest@rabbitmq:5672//",
+    "SEGUE_AMQP_URL": (
+        "amqp://segue:${RABBITMQ_PASSWORD:?set RABBITMQ_PASSWORD, e.g. run bash "
+        "docker/generate-env.sh}@rabbitmq:5672//"
+    ),
 }
 
 
@@ -266,6 +269,7 @@ REQUIRED_FROM_ENV = r"\$\{[A-Z_]+:\?[^}]+\}"  # ${VAR:?message}: compose refuses
         ("airflow-apiserver", "AIRFLOW__API_AUTH__JWT_SECRET"),
         ("airflow-apiserver", "AIRFLOW__CORE__FERNET_KEY"),
         ("airflow-init", "AIRFLOW_ADMIN_PASSWORD"),
+        ("rabbitmq", "RABBITMQ_DEFAULT_PASS"),
     ],
 )
 def test_secrets_are_required_from_the_environment(
@@ -275,7 +279,7 @@ def test_secrets_are_required_from_the_environment(
     assert "docker/generate-env.sh" in services[service]["environment"][name]
 
 
-SECRET_NAME = re.compile(r"SECRET|FERNET|PASSWORD|TOKEN|_KEY\b", re.IGNORECASE)
+SECRET_NAME = re.compile(r"SECRET|FERNET|PASSWORD|_PASS\b|TOKEN|_KEY\b", re.IGNORECASE)
 INTERNAL_CREDENTIALS = {"POSTGRES_PASSWORD"}  # the unpublished database's own user
 
 
@@ -306,6 +310,7 @@ def test_no_fixed_secret_and_no_default_for_one(compose: dict[str, Any]):
         "AIRFLOW__API_AUTH__JWT_SECRET",
         "AIRFLOW__CORE__FERNET_KEY",
         "AIRFLOW_ADMIN_PASSWORD",
+        "RABBITMQ_DEFAULT_PASS",
     }
     fixed = [(w, n, v) for w, n, v in secrets if not re.fullmatch(REQUIRED_FROM_ENV, v)]
     assert not fixed
@@ -340,7 +345,12 @@ def test_generate_env_writes_fresh_secrets_once(tmp_path: Path):
     )
     assert result.returncode == 0, result.stderr
     values = dict(line.split("=", 1) for line in target.read_text().splitlines() if "=" in line)
-    assert set(values) == {"AIRFLOW_ADMIN_PASSWORD", "AIRFLOW_JWT_SECRET", "AIRFLOW_FERNET_KEY"}
+    assert set(values) == {
+        "AIRFLOW_ADMIN_PASSWORD",
+        "AIRFLOW_JWT_SECRET",
+        "AIRFLOW_FERNET_KEY",
+        "RABBITMQ_PASSWORD",
+    }
     Fernet(values["AIRFLOW_FERNET_KEY"].encode())  # a valid Fernet key
     assert len(values["AIRFLOW_JWT_SECRET"]) >= 48
     assert oct(target.stat().st_mode & 0o777) == "0o600"
@@ -387,8 +397,29 @@ def test_api_server_listens_on_8080(services: dict[str, Any]):
     assert "8080:8080" in services["airflow-apiserver"]["ports"]
 
 
-def test_rabbitmq_exposes_amqp_and_management(services: dict[str, Any]):
-    assert {"5672:5672", "15672:15672"} <= set(services["rabbitmq"]["ports"])
+def test_rabbitmq_exposes_amqp_and_management_on_loopback_only(services: dict[str, Any]):
+    assert set(services["rabbitmq"]["ports"]) == {"127.0.0.1:5672:5672", "127.0.0.1:15672:15672"}
+
+
+def test_the_broker_has_no_guest_user_and_the_services_use_its_password(
+    compose: dict[str, Any], services: dict[str, Any]
+):
+    broker = services["rabbitmq"]["environment"]
+    assert broker["RABBITMQ_DEFAULT_USER"] == "segue"
+    url = compose["x-airflow-common"]["environment"]["SEGUE_AMQP_URL"]
+    assert url == f"amqp://segue:{broker['RABBITMQ_DEFAULT_PASS']}@rabbitmq:5672//"
+    assert "guest:guest" not in COMPOSE_FILE.read_text()
+
+
+def test_generate_env_adds_only_what_an_older_env_file_lacks(tmp_path: Path):
+    """An .env written before RABBITMQ_PASSWORD existed gains it; its other values stay."""
+    target = tmp_path / ".env"
+    older = "AIRFLOW_ADMIN_PASSWORD=a\nAIRFLOW_JWT_SECRET=b\nAIRFLOW_FERNET_KEY=c\n"
+    target.write_text(older)
+    subprocess.run(["bash", str(GENERATE_ENV_SCRIPT), str(target)], check=True, timeout=60)
+    text = target.read_text()
+    assert text.startswith(older)
+    assert [line.split("=")[0] for line in text.splitlines()[3:]] == ["RABBITMQ_PASSWORD"]
 
 
 def test_gateway_runs_the_simulator(services: dict[str, Any]):
