@@ -164,11 +164,14 @@ def test_a_30_70_split_completes_every_order_once_on_its_own_path(
     dag_ids = {order_id for order_id, path in answered.items() if path == "dag"}
 
     def settled() -> bool:
-        if set(statuses(engine, ids).values()) != {"completed"}:
+        found = statuses(engine, ids)
+        failed = {order_id for order_id, status in found.items() if status == "failed"}
+        assert not failed, f"orders failed: {sorted(failed)}\n{progress()}"
+        if len(found) < len(ids) or set(found.values()) != {"completed"}:
             return False
         runs = runs_of(airflow_api, dag_ids)
         return len(runs) == len(dag_ids) and all(
-            run["state"] in ("success", "failed") for found in runs.values() for run in found
+            run["state"] in ("success", "failed") for listed in runs.values() for run in listed
         )
 
     def progress() -> str:
