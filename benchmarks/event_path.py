@@ -84,14 +84,14 @@ from event_path_probe import (
     rabbitmq_memory,
 )
 from event_path_profiled import profiled_services, read_profiles
-from event_path_report import limits, print_storm_summary, print_summary, targets
-from event_path_routing import (
-    evaluation_cost,
-    measure_router,
+from event_path_report import (
+    limits,
     print_routing_summary,
-    schedule,
-    summarize,
+    print_storm_summary,
+    print_summary,
+    targets,
 )
+from event_path_routing import evaluation_cost, measure_router, schedule, summarize
 from sqlalchemy import Engine
 
 import segue.eventlog.store  # noqa: F401  (registers event_log before the schema is created)

@@ -7,9 +7,9 @@ unknown or revoked key is 401; a client over its rate is 429 with ``Retry-After`
 
 ``python -m include.services.intake_http`` serves the API on ``SEGUE_INTAKE_PORT`` and runs the
 outbox relay (and the health endpoint) of the ``intake`` source in the same process. The
-answer is 202: the order is accepted on its path (``route`` picks it: the event path unless
-told otherwise), and its path and progress show in ``GET /orders/{order_id}`` and in
-``segue events timeline <order_id>``.
+answer is 202: the order is accepted on its path (the traffic split picks it; with
+``SEGUE_INTAKE_ROUTER=events`` every order goes to the event path unrouted), and its path and
+progress show in ``GET /orders/{order_id}`` and in ``segue events timeline <order_id>``.
 
 The body names the card by its gateway token (``payment_method``) or by its number
 (``card_number``, with ``exp_month``/``exp_year``/``cvc`` if you like). A number is exchanged
