@@ -31,6 +31,12 @@ During each phase the CPU seconds (utime+stime from /proc/<pid>/stat) of every s
 gateway, RabbitMQ (beam.smp), PostgreSQL and this process are recorded: CPU seconds per 1000
 orders show where the time goes. Peak RSS is VmHWM of each service and beam.smp's RSS.
 
+``--routing-comparison`` instead measures what the front door's routing costs: the latency
+phase once with the intake routing by the flag (100% ``events``) and once without routing
+(``SEGUE_INTAKE_ROUTER=events``), ``--routing-rounds`` times each, and the per-order cost of the
+flag evaluation and the decision row in this process (``--routing-orders``); see
+``event_path_routing.py``. Writes results/event_path_routing.json.
+
 ``--storm N`` instead places N orders as fast as possible and reports whether the relays'
 backlog circuit breaker opened, the largest backlog seen, peak RSS per service, and that every
 order completed (results/event_path_storm.json).
@@ -78,7 +84,14 @@ from event_path_probe import (
     rabbitmq_memory,
 )
 from event_path_profiled import profiled_services, read_profiles
-from event_path_report import limits, print_storm_summary, print_summary, targets
+from event_path_report import (
+    limits,
+    print_routing_summary,
+    print_storm_summary,
+    print_summary,
+    targets,
+)
+from event_path_routing import evaluation_cost, measure_router, schedule, summarize
 from sqlalchemy import Engine
 
 import segue.eventlog.store  # noqa: F401  (registers event_log before the schema is created)
@@ -316,6 +329,33 @@ def storm_phase(box: Fleet, orders: int, batch: int) -> dict[str, Any]:
     }
 
 
+def routing_comparison(box: Fleet, args: argparse.Namespace) -> dict[str, Any]:
+    """The latency phase with and without routing (alternating), then the in-process cost of
+    one decision; the figures of event_path_routing.json."""
+    phases = [
+        measure_router(
+            box,
+            router,
+            f"rt-{router}-{index}-",
+            rate=args.rate,
+            seconds=args.seconds,
+            threads=args.threads,
+            stalled_after=STALLED_AFTER,
+        )
+        for index, router in enumerate(schedule(args.routing_rounds))
+    ]
+    processes = [*box.services, "gateway"]
+    print(f"evaluation cost: {args.routing_orders} decisions in this process", flush=True)
+    return {
+        "offered_orders_per_second": args.rate,
+        "seconds_per_phase": args.seconds,
+        "client_threads": args.threads,
+        "order_of_phases": [phase["router"] for phase in phases],
+        "comparison": summarize(phases, box.engine, processes),
+        "evaluation_cost": evaluation_cost(box.engine, args.routing_orders),
+    }
+
+
 def write(name: str, result: dict[str, Any]) -> None:
     path = RESULTS / name
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -336,6 +376,17 @@ def main() -> int:
     parser.add_argument("--ceiling-seconds", type=float, default=10.0)
     parser.add_argument(
         "--publishers", type=int, default=RELAYS, help="ceiling publisher processes"
+    )
+    parser.add_argument(
+        "--routing-comparison",
+        action="store_true",
+        help="only the latency phase with and without routing, and the decision's cost",
+    )
+    parser.add_argument(
+        "--routing-rounds", type=int, default=2, help="phases per router (alternating order)"
+    )
+    parser.add_argument(
+        "--routing-orders", type=int, default=5000, help="decisions timed in process"
     )
     parser.add_argument("--storm", type=int, default=0, help="run only the storm with N orders")
     parser.add_argument(
@@ -370,6 +421,16 @@ def main() -> int:
         print(json.dumps(result["profiles"], indent=1))
         write("event_path_profile.json", result)
         return 0
+    if args.routing_comparison:
+        with fleet(log_dir, env=env) as box:
+            result["events_per_order"] = warm_up(box)
+            result.update(routing_comparison(box, args))
+        result["loadavg_at_end"] = Path("/proc/loadavg").read_text().split()[:3]
+        print_routing_summary(result)
+        write("event_path_routing.json", result)
+        routers = result["comparison"]["routers"].values()
+        complete = all(r["completed"] == r["orders"] and not r["http_errors"] for r in routers)
+        return 0 if complete else 1
     if args.storm:
         with fleet(log_dir, env=env) as box:
             result["events_per_order"] = warm_up(box)

@@ -138,3 +138,67 @@ def print_storm_summary(result: dict[str, Any]) -> None:
     print(f"  RabbitMQ max RSS seen: {storm['rabbitmq_max_rss_kib_seen'] / 1024:.1f} MiB")
     print(f"  RabbitMQ: {result['rabbitmq_memory']}")
     _cpu_table(storm["cpu"])
+
+
+FIGURES = (
+    # label, how to read it from a router's summary, its ratio's key
+    (
+        "fleet CPU-s per 1,000 orders",
+        ("fleet_cpu_seconds_per_1000_orders",),
+        "fleet_cpu_per_1000_orders",
+    ),
+    (
+        "intake CPU-s per 1,000 orders",
+        ("intake_cpu_seconds_per_1000_orders",),
+        "intake_cpu_per_1000_orders",
+    ),
+    ("HTTP answer p50 ms", ("http_response", "p50_ms"), "http_p50"),
+    ("HTTP answer p99 ms", ("http_response", "p99_ms"), "http_p99"),
+    (
+        "OrderPlaced -> ShippingNotified p50 ms",
+        ("order_placed_to_shipping_notified", "p50_ms"),
+        "end_to_end_p50",
+    ),
+    (
+        "OrderPlaced -> ShippingNotified p99 ms",
+        ("order_placed_to_shipping_notified", "p99_ms"),
+        "end_to_end_p99",
+    ),
+)
+COST_ROWS = (
+    "order_context",
+    "provider_evaluation",
+    "openfeature_client_evaluation",
+    "decision_row_lookup_and_insert",
+    "of_which_lookup",
+    "of_which_insert",
+    "decide_total",
+)
+
+
+def print_routing_summary(result: dict[str, Any]) -> None:
+    """The comparison and the per-order evaluation cost, as a table."""
+    comparison, cost = result["comparison"], result["evaluation_cost"]
+    machine = result["machine"]
+    flag, plain = comparison["routers"]["flag"], comparison["routers"]["events"]
+    print("\n=== routing cost on the event path ===")
+    print(
+        f"  machine: {machine['nproc']} CPUs, load {machine['loadavg_at_start']} at start,"
+        f" {result['loadavg_at_end']} at the end"
+    )
+    print(f"  {'':<42}{'flag (100% events)':>20}{'no routing':>12}{'ratio':>8}")
+    completed = (f"{r['orders']} ({r['completed']})" for r in (flag, plain))
+    print(f"  {'orders (completed)':<42}{next(completed):>20}{next(completed):>12}")
+    for label, path, key in FIGURES:
+        values = []
+        for router in (flag, plain):
+            value: Any = router
+            for step in path:
+                value = value.get(step)
+            values.append(value)
+        ratio = comparison["ratio_flag_to_no_routing"][key]
+        mark = " ok" if comparison["within_5_percent"][key] else " >5%"
+        print(f"  {label:<42}{values[0]!s:>20}{values[1]!s:>12}{ratio!s:>8}{mark}")
+    print(f"  per order, in process, over {cost['orders']} orders:{'wall µs':>12}{'CPU µs':>10}")
+    for key in COST_ROWS:
+        print(f"    {key:<46}{cost[key]['wall_us']:>10}{cost[key]['cpu_us']:>10}")

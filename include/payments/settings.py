@@ -9,6 +9,7 @@ same, so every ``SEGUE_*`` variable keeps its name. Each process calls
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -38,6 +39,12 @@ class PaymentSettings(BaseSettings):
     )
     intake_max_body_bytes: int = Field(
         default=64 * 1024, ge=1024, description="Largest order body the intake reads (else 413)."
+    )
+    intake_router: Literal["flag", "events"] = Field(
+        default="flag",
+        description="How the intake picks a new order's path: ``flag`` evaluates the traffic "
+        "split and records a route decision; ``events`` sends every order to the event path "
+        "without either (the event-path benchmark's baseline without routing).",
     )
     retries: int = Field(default=3, ge=0, description="Retries per pipeline step.")
     retry_delay_seconds: float = Field(

@@ -7,9 +7,9 @@ unknown or revoked key is 401; a client over its rate is 429 with ``Retry-After`
 
 ``python -m include.services.intake_http`` serves the API on ``SEGUE_INTAKE_PORT`` and runs the
 outbox relay (and the health endpoint) of the ``intake`` source in the same process. The
-answer is 202: the order is accepted on its path (``route`` picks it: the event path unless
-told otherwise), and its path and progress show in ``GET /orders/{order_id}`` and in
-``segue events timeline <order_id>``.
+answer is 202: the order is accepted on its path (the traffic split picks it; with
+``SEGUE_INTAKE_ROUTER=events`` every order goes to the event path unrouted), and its path and
+progress show in ``GET /orders/{order_id}`` and in ``segue events timeline <order_id>``.
 
 The body names the card by its gateway token (``payment_method``) or by its number
 (``card_number``, with ``exp_month``/``exp_year``/``cvc`` if you like). A number is exchanged
@@ -57,9 +57,6 @@ log = logging.getLogger(__name__)
 INTAKE = ServiceSpec(name=SOURCE, handlers={}, registry=PAYMENT_EVENTS)
 JSON_TYPE = "application/json"
 
-# Picks the path of a new order (the feature flag plugs in here).
-
-
 CARD_FIELDS = ("card_number", "exp_month", "exp_year", "cvc")
 
 
@@ -88,12 +85,26 @@ def order_of_request(gateway: GatewayClient, body: dict[str, Any]) -> Order:
 
 
 def event_path_only(session: Session, order: Order) -> OrderPath:
-    """A router that sends every order to the event path (unit tests of the intake alone).
+    """A router that sends every order to the event path without evaluating the flag or
+    recording a decision (unit tests of the intake alone; ``SEGUE_INTAKE_ROUTER=events``).
 
     :param session: the transaction that accepts the order.
     :param order: the order being placed.
     """
     return EVENTS
+
+
+def router_for(setting: str) -> Router:
+    """The intake's router for ``SEGUE_INTAKE_ROUTER``: ``flag`` (the traffic split, each
+    decision recorded) or ``events`` (everything to the event path, no flag, no decision row).
+
+    :param setting: ``flag`` or ``events`` (the payment settings' ``intake_router``).
+    """
+    if setting == "flag":
+        return flag_router()
+    if setting == EVENTS:
+        return event_path_only
+    raise ValueError(f"intake_router: {setting!r} is not one of flag, events")
 
 
 def create_app(
@@ -334,6 +345,10 @@ def order_status(engine: Engine, order_id: str, client: str) -> dict[str, Any]:
 
 
 def build(settings: SegueSettings) -> tuple[FastAPI, ServiceRuntime]:
+    """The intake's app and runtime, routing by ``SEGUE_INTAKE_ROUTER`` (the flag by default).
+
+    :param settings: the library settings of this process (database, broker, health port).
+    """
     engine = payments_engine(settings.database_url)
     runtime = ServiceRuntime(
         INTAKE,
@@ -343,7 +358,8 @@ def build(settings: SegueSettings) -> tuple[FastAPI, ServiceRuntime]:
         backlog_threshold=settings.relay_backlog_threshold,
         health_port=settings.service_health_port,
     )
-    return create_app(engine, runtime, route=flag_router()), runtime
+    route = router_for(get_payment_settings().intake_router)
+    return create_app(engine, runtime, route=route), runtime
 
 
 def all_consumers() -> list[ServiceSpec]:

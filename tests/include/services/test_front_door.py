@@ -9,10 +9,14 @@ from __future__ import annotations
 import time
 from collections import Counter
 
+import pytest
+from pydantic import ValidationError
 from sqlalchemy import select
 
 from include.payments.routing import OrderRouteRow
+from include.payments.settings import PaymentSettings
 from include.services.front_door import PAYMENT_FLAG, flag_router, route_everything_to
+from include.services.intake_http import router_for
 from segue.rollout import kill, set_split
 from segue.rollout.tables import RouteDecisionRow
 from segue.store.engine import session_scope
@@ -85,3 +89,29 @@ def test_the_kill_switch_sends_new_orders_to_dag_and_keeps_the_old_ones(
     while api.post("/orders", json=order_data()).json()["path"] != "dag":
         assert time.monotonic() < deadline, "the kill switch took more than a second"
     assert api.post("/orders", json=before).json()["path"] == "events", "in flight stays"
+
+
+def test_the_intake_router_setting_picks_the_flag_or_the_event_path_without_a_decision(
+    clean_db, gateway, order_data, monkeypatch
+):
+    route_everything_to(clean_db, "dag", actor="ada", reason="all to the baseline")
+    time.sleep(0.3)
+    monkeypatch.setenv("SEGUE_INTAKE_ROUTER", "events")
+    unrouted = intake_api(clean_db, gateway, route=router_for(PaymentSettings().intake_router))
+    fixed = order_data()
+    assert unrouted.post("/orders", json=fixed).json()["path"] == "events"
+    assert decisions(clean_db) == {}, "no flag evaluated, no decision recorded"
+    assert routes(clean_db) == {fixed["order_id"]: "events"}
+
+    monkeypatch.delenv("SEGUE_INTAKE_ROUTER")
+    assert PaymentSettings().intake_router == "flag"  # the default
+    routed = intake_api(clean_db, gateway, route=router_for(PaymentSettings().intake_router))
+    flagged = order_data()
+    assert routed.post("/orders", json=flagged).json()["path"] == "dag"
+    assert set(decisions(clean_db)) == {flagged["order_id"]}
+
+    monkeypatch.setenv("SEGUE_INTAKE_ROUTER", "dag")
+    with pytest.raises(ValidationError, match="intake_router"):
+        PaymentSettings()
+    with pytest.raises(ValueError, match="intake_router"):
+        router_for("dag")
