@@ -5,6 +5,8 @@ subscribed and the relay connected (both name the answering process's ``pid``); 
 returns the counters and backlogs as JSON: ``counts`` holds ``handled``, ``duplicates`` (the
 same event id and content again, absorbed), ``conflicting_duplicates`` (a handled id with other
 content, parked), ``parked``, ``retried``, ``not_yet``, ``batches_redone`` and ``published``.
+A scraper that asks for text (Prometheus sends ``Accept: text/plain``), or ``?format=prometheus``,
+gets the same figures in Prometheus' exposition format (``segue.bus.prometheus``).
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from segue.bus.prometheus import CONTENT_TYPE, prometheus_text, wants_prometheus
 
 
 class HealthServer:
@@ -38,7 +42,11 @@ class HealthServer:
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                route = routes.get(self.path.split("?")[0])
+                path, _, query = self.path.partition("?")
+                if path == "/metrics" and wants_prometheus(self.headers.get("Accept", ""), query):
+                    self._send_bytes(200, prometheus_text(metrics), CONTENT_TYPE)
+                    return
+                route = routes.get(path)
                 if route is None:
                     self._send(404, {"error": f"no route {self.path}"})
                     return
@@ -46,9 +54,11 @@ class HealthServer:
                 self._send(200 if ok else 503, body)
 
             def _send(self, status: int, body: dict[str, Any]) -> None:
-                data = json.dumps(body, default=str).encode()
+                self._send_bytes(status, json.dumps(body, default=str).encode(), "application/json")
+
+            def _send_bytes(self, status: int, data: bytes, content_type: str) -> None:
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
