@@ -12,6 +12,7 @@ import configparser
 import hashlib
 import json
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -57,6 +58,12 @@ def local_fernet_keys(metadata_url: str, home: Path) -> str:
     if generated and generated not in keys:
         keys.append(generated)  # still decrypts what was written with it
     return ",".join(keys)
+
+
+def _attempt_order(log_file: Path) -> tuple[int, str]:
+    """Sort key of a task's log files: the try number, then the try's own file first."""
+    match = re.match(r"attempt=(\d+)\.log(.*)$", log_file.name)
+    return (int(match.group(1)), match.group(2)) if match else (0, log_file.name)
 
 
 class AirflowStartError(RuntimeError):
@@ -199,7 +206,8 @@ class AirflowStack:
         :param task_id: the task.
         """
         folder = self.home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task_id}"
-        files = sorted(folder.glob("attempt=*.log"), key=lambda f: int(f.stem.split("=")[1]))
+        # attempt=1.log, then the triggerer's attempt=1.log.trigger.2.log of that try, ...
+        files = sorted(folder.glob("attempt=*.log"), key=_attempt_order)
         return "\n".join(f.read_text(errors="replace") for f in files)
 
     def log_tail(self, lines: int = 60) -> str:
