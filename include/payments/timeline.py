@@ -1,0 +1,180 @@
+"""The payment workflow's part of an order's timeline (``SEGUE_TIMELINE_SOURCES`` names
+:func:`timeline_sources`).
+
+Its own records: the order (accepted, placed, its outcome), the path it was assigned, our
+charges and refunds with their idempotency keys and the gateway's ids; plus the library's
+tables it uses (route decision, saga trail, event log, dead letters), and which DAG run took
+the order over, for the Airflow part the library reads itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import Engine, select
+
+from include.payments.order_rows import TERMINAL
+from include.payments.routing import DAG_OF_PATH, OrderRouteRow, dag_run_id_for
+from include.payments.tables import ChargeRow, OrderPlacementRow, OrderRow, RefundRow
+from segue.store.engine import session_scope
+from segue.timeline.model import Entry, TimelineSource
+from segue.timeline.sources import library_sources
+from segue.timeline.workflow import DagRunRef, WorkflowTimeline
+
+
+def order_source(engine: Engine) -> TimelineSource:
+    """The order: accepted by the intake, recorded, and its outcome (status, failure reason).
+
+    :param engine: the business store.
+    """
+
+    def read(order_id: str) -> Sequence[Entry]:
+        entries: list[Entry] = []
+        with session_scope(engine) as session:
+            placement = session.get(OrderPlacementRow, order_id)
+            if placement is not None:
+                entries.append(
+                    Entry(
+                        at=placement.created_at,
+                        source="orders",
+                        kind="placement",
+                        title="accepted by the order intake",
+                        actor=placement.client,
+                    )
+                )
+            order = session.get(OrderRow, order_id)
+            if order is not None:
+                entries.append(
+                    Entry(
+                        at=order.created_at,
+                        source="orders",
+                        kind="order",
+                        title=f"order recorded: {order.amount} {order.currency}",
+                        details={"amount": str(order.amount), "currency": order.currency},
+                    )
+                )
+                final = order.status in TERMINAL
+                entries.append(
+                    Entry(
+                        at=order.updated_at,
+                        source="orders",
+                        kind="outcome" if final else "status",
+                        title=f"order {order.status}" + ("" if final else " (not final yet)"),
+                        state=order.status,
+                        error=order.failure_reason,
+                    )
+                )
+        return entries
+
+    return TimelineSource("orders", read)
+
+
+def route_source(engine: Engine) -> TimelineSource:
+    """The path the order was assigned (``order_routes``) and the DAG run it names.
+
+    :param engine: the business store.
+    """
+
+    def read(order_id: str) -> Sequence[Entry]:
+        with session_scope(engine) as session:
+            row = session.get(OrderRouteRow, order_id)
+            if row is None:
+                return []
+            run = f": DAG run {row.dag_id}/{row.dag_run_id}" if row.dag_id else ""
+            return [
+                Entry(
+                    at=row.created_at,
+                    source="orders",
+                    kind="path",
+                    title=f"assigned to path {row.path}{run}",
+                    state=row.path,
+                    details={"path": row.path, "dag_id": row.dag_id, "run_id": row.dag_run_id},
+                )
+            ]
+
+    return TimelineSource("order_routes", read)
+
+
+def payment_source(engine: Engine) -> TimelineSource:
+    """Our charges and refunds at the gateway: idempotency keys, the gateway's ids, amounts.
+
+    :param engine: the business store.
+    """
+
+    def read(order_id: str) -> Sequence[Entry]:
+        with session_scope(engine) as session:
+            charges = session.scalars(
+                select(ChargeRow).where(ChargeRow.order_id == order_id).order_by(ChargeRow.id)
+            ).all()
+            refunds = session.scalars(
+                select(RefundRow).where(RefundRow.order_id == order_id).order_by(RefundRow.id)
+            ).all()
+        entries = [
+            Entry(
+                at=charge.created_at,
+                source="gateway",
+                kind="charge",
+                title=f"charged {charge.amount} {charge.currency}: {charge.gateway_charge_id}",
+                details={
+                    "idempotency_key": charge.idempotency_key,
+                    "gateway_charge_id": charge.gateway_charge_id,
+                    "amount": str(charge.amount),
+                    "currency": charge.currency,
+                },
+            )
+            for charge in charges
+        ]
+        entries += [
+            Entry(
+                at=refund.created_at,
+                source="gateway",
+                kind="refund",
+                title=f"refunded {refund.amount} of {refund.gateway_charge_id}: "
+                f"{refund.gateway_refund_id}",
+                details={
+                    "idempotency_key": refund.idempotency_key,
+                    "gateway_refund_id": refund.gateway_refund_id,
+                    "gateway_charge_id": refund.gateway_charge_id,
+                    "amount": str(refund.amount),
+                },
+            )
+            for refund in refunds
+        ]
+        return entries
+
+    return TimelineSource("payments", read)
+
+
+def dag_runs_of(engine: Engine, order_id: str) -> list[DagRunRef]:
+    """The DAG run that took the order over: the one its route names; for an order recorded
+    without a route (triggered directly), the run each DAG would have under ``order__<id>``.
+
+    :param engine: the business store.
+    :param order_id: the order.
+    """
+    with session_scope(engine) as session:
+        route = session.get(OrderRouteRow, order_id)
+        if route is not None:
+            if route.dag_id and route.dag_run_id:
+                return [DagRunRef(dag_id=route.dag_id, run_id=route.dag_run_id)]
+            return []
+        if session.get(OrderRow, order_id) is None:
+            return []
+    run_id = dag_run_id_for(order_id)
+    return [DagRunRef(dag_id=dag, run_id=run_id, expected=False) for dag in DAG_OF_PATH.values()]
+
+
+def timeline_sources(engine: Engine) -> WorkflowTimeline:
+    """Every source of a payment order's timeline, and its DAG runs.
+
+    :param engine: the business store.
+    """
+    return WorkflowTimeline(
+        sources=(
+            *library_sources(engine),
+            route_source(engine),
+            order_source(engine),
+            payment_source(engine),
+        ),
+        dag_runs=lambda order_id: dag_runs_of(engine, order_id),
+    )

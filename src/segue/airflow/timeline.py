@@ -1,0 +1,251 @@
+"""The Airflow part of a timeline: a DAG run and every try of its tasks.
+
+``airflow_source`` turns the runs a workflow names for a subject (``DagRunRef``) into entries,
+through a *run reader*: ``rest_run_reader`` asks Airflow's REST API v2 (the CLI, scripts),
+``metadata_run_reader`` reads Airflow's metadata database (the plugin, inside the api-server).
+When Airflow cannot be reached the reader raises and the timeline shows the part as missing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from segue.timeline.model import Entry, TimelineSource
+from segue.timeline.workflow import DagRunRef
+
+GetJson = Callable[[str], dict[str, Any] | None]
+"""``path under /api/v2 -> JSON``, None for 404; raises when Airflow cannot answer."""
+
+
+class TaskTry(BaseModel):
+    """One try of one task of a DAG run.
+
+    :param task_id: the task.
+    :param try_number: the try (1 for the first).
+    :param state: its state (``success``, ``failed``, ``up_for_retry``...; None if not started).
+    :param start_date: when the try started.
+    :param end_date: when it ended.
+    :param map_index: the mapped index (-1 when not mapped).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    task_id: str
+    try_number: int
+    state: str | None = None
+    start_date: datetime | None = None
+    end_date: datetime | None = None
+    map_index: int = -1
+
+
+class RunFacts(BaseModel):
+    """A DAG run and the tries of its tasks.
+
+    :param dag_id: the DAG.
+    :param run_id: the run.
+    :param state: the run's state.
+    :param queued_at: when it was queued.
+    :param start_date: when it started.
+    :param end_date: when it ended.
+    :param tries: every task try known, in any order.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    dag_id: str
+    run_id: str
+    state: str | None = None
+    queued_at: datetime | None = None
+    start_date: datetime | None = None
+    end_date: datetime | None = None
+    tries: tuple[TaskTry, ...] = ()
+
+
+RunReader = Callable[[DagRunRef], RunFacts | None]
+"""``run -> its facts``, None when Airflow has no such run; raises when unreachable."""
+
+
+def _seconds(start: datetime | None, end: datetime | None) -> float | None:
+    return (end - start).total_seconds() if start and end else None
+
+
+def run_entries(facts: RunFacts) -> list[Entry]:
+    """The run's entry, then one entry per task try (by start).
+
+    :param facts: the run as read.
+    """
+    where = f"{facts.dag_id}/{facts.run_id}"
+    entries = [
+        Entry(
+            at=facts.start_date or facts.queued_at,
+            source="airflow",
+            kind="dag run",
+            title=f"DAG run {where}",
+            state=facts.state,
+            ended_at=facts.end_date,
+            duration_seconds=_seconds(facts.start_date, facts.end_date),
+            details={"dag_id": facts.dag_id, "run_id": facts.run_id},
+        )
+    ]
+    for attempt in facts.tries:
+        mapped = f"[{attempt.map_index}]" if attempt.map_index >= 0 else ""
+        entries.append(
+            Entry(
+                at=attempt.start_date or facts.end_date or facts.start_date,
+                source="airflow",
+                kind="task try",
+                title=f"task {attempt.task_id}{mapped} try {attempt.try_number}",
+                state=attempt.state,
+                ended_at=attempt.end_date,
+                duration_seconds=_seconds(attempt.start_date, attempt.end_date),
+                details={
+                    "dag_id": facts.dag_id,
+                    "run_id": facts.run_id,
+                    "task_id": attempt.task_id,
+                    "try_number": attempt.try_number,
+                    "map_index": attempt.map_index,
+                    "started": attempt.start_date is not None,
+                },
+            )
+        )
+    return entries
+
+
+def airflow_source(
+    dag_runs: Callable[[str], Sequence[DagRunRef]], read_run: RunReader, name: str = "airflow"
+) -> TimelineSource:
+    """The source of the subject's DAG runs and task tries.
+
+    :param dag_runs: ``subject -> runs`` (the workflow's ``WorkflowTimeline.dag_runs``).
+    :param read_run: reads one run from Airflow (REST or metadata).
+    :param name: the part's name in the timeline.
+    """
+
+    def read(subject: str) -> Sequence[Entry]:
+        entries: list[Entry] = []
+        for ref in dag_runs(subject):
+            facts = read_run(ref)
+            if facts is not None:
+                entries += run_entries(facts)
+            elif ref.expected:
+                entries.append(
+                    Entry(
+                        at=None,
+                        source=name,
+                        kind="dag run",
+                        title=f"DAG run {ref.dag_id}/{ref.run_id} not found in Airflow",
+                        state="not found",
+                        details={"dag_id": ref.dag_id, "run_id": ref.run_id},
+                    )
+                )
+        return entries
+
+    return TimelineSource(name, read)
+
+
+def rest_run_reader(get_json: GetJson) -> RunReader:
+    """Reads runs through Airflow's REST API v2: the run, its task instances, and the earlier
+    tries of tasks tried more than once.
+
+    :param get_json: GETs a path under ``/api/v2`` (None on 404).
+    """
+
+    def read(ref: DagRunRef) -> RunFacts | None:
+        base = f"/dags/{ref.dag_id}/dagRuns/{ref.run_id}"
+        run = get_json(base)
+        if run is None:
+            return None
+        listing = get_json(f"{base}/taskInstances") or {"task_instances": []}
+        tries: dict[tuple[str, int, int], TaskTry] = {}
+        for ti in listing["task_instances"]:
+            if ti.get("try_number", 0) > 1:
+                earlier = get_json(f"{base}/taskInstances/{ti['task_id']}/tries") or {}
+                for old in earlier.get("task_instances", []):
+                    if old.get("map_index", -1) == ti.get("map_index", -1):
+                        _add(tries, old)
+            _add(tries, ti)
+        return RunFacts(
+            dag_id=ref.dag_id,
+            run_id=ref.run_id,
+            state=run.get("state"),
+            queued_at=run.get("queued_at"),
+            start_date=run.get("start_date"),
+            end_date=run.get("end_date"),
+            tries=tuple(tries.values()),
+        )
+
+    return read
+
+
+def _add(tries: dict[tuple[str, int, int], TaskTry], ti: dict[str, Any]) -> None:
+    """Keep one try per (task, map index, try number); a later listing wins."""
+    attempt = TaskTry(
+        task_id=ti["task_id"],
+        try_number=max(int(ti.get("try_number") or 0), 1),
+        state=ti.get("state"),
+        start_date=ti.get("start_date"),
+        end_date=ti.get("end_date"),
+        map_index=ti.get("map_index", -1) if ti.get("map_index") is not None else -1,
+    )
+    tries[attempt.task_id, attempt.map_index, attempt.try_number] = attempt
+
+
+def metadata_run_reader() -> RunReader:
+    """Reads runs from Airflow's metadata database (inside an Airflow process: the plugin).
+
+    Current tries come from ``task_instance``, earlier ones from ``task_instance_history``.
+    """
+
+    def read(ref: DagRunRef) -> RunFacts | None:
+        from airflow.models.dagrun import DagRun
+        from airflow.models.taskinstance import TaskInstance
+        from airflow.models.taskinstancehistory import TaskInstanceHistory
+        from airflow.utils.session import create_session
+        from sqlalchemy import select
+
+        with create_session() as session:
+            run = session.scalar(
+                select(DagRun).where(DagRun.dag_id == ref.dag_id, DagRun.run_id == ref.run_id)
+            )
+            if run is None:
+                return None
+            tries: dict[tuple[str, int, int], TaskTry] = {}
+            for model in (TaskInstanceHistory, TaskInstance):
+                rows = session.scalars(
+                    select(model).where(model.dag_id == ref.dag_id, model.run_id == ref.run_id)
+                )
+                for ti in rows:
+                    _add(tries, _columns(ti))
+            return RunFacts(
+                dag_id=ref.dag_id,
+                run_id=ref.run_id,
+                state=_state(run.state),
+                queued_at=run.queued_at,
+                start_date=run.start_date,
+                end_date=run.end_date,
+                tries=tuple(tries.values()),
+            )
+
+    return read
+
+
+def _columns(ti: Any) -> dict[str, Any]:
+    return {
+        "task_id": ti.task_id,
+        "try_number": ti.try_number,
+        "state": _state(ti.state),
+        "start_date": ti.start_date,
+        "end_date": ti.end_date,
+        "map_index": ti.map_index,
+    }
+
+
+def _state(value: Any) -> str | None:
+    """An Airflow state enum (or plain string) as its value."""
+    if value is None:
+        return None
+    return str(getattr(value, "value", value))
