@@ -12,10 +12,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
 
 from include.payments.order_rows import TERMINAL
 from include.payments.routing import DAG_OF_PATH, OrderRouteRow, dag_run_id_for
 from include.payments.tables import ChargeRow, OrderPlacementRow, OrderRow, RefundRow
+from segue.eventlog.store import EventLogRecord
 from segue.store.engine import session_scope
 from segue.timeline.model import Entry, TimelineSource
 from segue.timeline.sources import library_sources
@@ -147,7 +149,8 @@ def payment_source(engine: Engine) -> TimelineSource:
 
 def dag_runs_of(engine: Engine, order_id: str) -> list[DagRunRef]:
     """The DAG run that took the order over: the one its route names; for an order recorded
-    without a route (triggered directly), the run each DAG would have under ``order__<id>``.
+    without a route and without events (triggered directly, not through the front door), the
+    run each DAG would have under ``order__<id>``, if any.
 
     :param engine: the business store.
     :param order_id: the order.
@@ -158,10 +161,18 @@ def dag_runs_of(engine: Engine, order_id: str) -> list[DagRunRef]:
             if route.dag_id and route.dag_run_id:
                 return [DagRunRef(dag_id=route.dag_id, run_id=route.dag_run_id)]
             return []
-        if session.get(OrderRow, order_id) is None:
+        if session.get(OrderRow, order_id) is None or _on_the_event_path(session, order_id):
             return []
     run_id = dag_run_id_for(order_id)
     return [DagRunRef(dag_id=dag, run_id=run_id, expected=False) for dag in DAG_OF_PATH.values()]
+
+
+def _on_the_event_path(session: Session, order_id: str) -> bool:
+    """True when the intake accepted the order or the event log holds its events."""
+    if session.get(OrderPlacementRow, order_id) is not None:
+        return True
+    logged = select(EventLogRecord.id).where(EventLogRecord.correlation_id == order_id).limit(1)
+    return session.scalar(logged) is not None
 
 
 def timeline_sources(engine: Engine) -> WorkflowTimeline:
