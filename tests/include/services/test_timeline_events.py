@@ -12,9 +12,9 @@ from sqlalchemy import Engine
 from include.payments.events import PAYMENT_EVENTS
 from include.payments.timeline import timeline_sources
 from segue.eventlog.service import event_log_service
+from segue.testing import InMemoryBus
 from segue.timeline.merge import build_timeline
 from segue.timeline.render import render_text
-from segue.testing import InMemoryBus
 
 DECLINED_TOKEN = "pm_card_chargeDeclined"
 
