@@ -1,0 +1,145 @@
+"""The order timeline page and its JSON twin, through FastAPI's TestClient on real PostgreSQL.
+
+As in test_rollout_plugin.py only Airflow's auth dependencies are overridden (``get_user``,
+``may_read_dag_runs``). The sources are the library's own, over rows written by the library
+(a route decision, a dead letter); the Airflow part reads through a reader that cannot reach
+Airflow, so the page must show the rest and name the missing part.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+from fastapi import FastAPI, HTTPException
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+
+from segue.airflow.plugin.app import URL_PREFIX, create_app
+from segue.airflow.plugin.security import get_user
+from segue.airflow.plugin.timeline_service import TimelineService
+from segue.airflow.plugin.timeline_views import may_read_dag_runs
+from segue.airflow.timeline import RunFacts
+from segue.rollout import FlagSpec, decide
+from segue.store.dead_letters import record_dead_letter
+from segue.store.engine import session_scope
+from segue.timeline.sources import dead_letter_source, route_decision_source
+from segue.timeline.workflow import DagRunRef, WorkflowTimeline
+
+FLAG = FlagSpec(name="route", paths=("dag", "events"), baseline="dag")
+ORDER = "ord-timeline-1"
+
+
+def airflow_down(ref: DagRunRef) -> RunFacts | None:
+    raise ConnectionError("Airflow's metadata database is unreachable")
+
+
+def build(engine: Engine) -> tuple[FastAPI, FastAPI]:
+    workflow = WorkflowTimeline(
+        sources=(route_decision_source(engine), dead_letter_source(engine)),
+        dag_runs=lambda order_id: [DagRunRef(dag_id="payments", run_id=f"order__{order_id}")],
+    )
+    service = TimelineService(workflow, airflow_down)
+    app = create_app(service_factory=lambda: None, timeline_factory=lambda: service)  # type: ignore[arg-type,return-value]
+    root = FastAPI()
+    root.mount(URL_PREFIX, app)
+    return root, app
+
+
+@pytest.fixture
+def apps(clean_db: Engine) -> tuple[FastAPI, FastAPI]:
+    with session_scope(clean_db) as session:
+        decide(session, FLAG, ORDER, {"order_id": ORDER})
+        record_dead_letter(
+            session,
+            workflow="payments",
+            subject=ORDER,
+            step="charge",
+            error="GatewayUnavailable: HTTP 503",
+            attempts=4,
+            payload={},
+        )
+    return build(clean_db)
+
+
+def logged_in(app: FastAPI, *, may_read: bool = True) -> None:
+    app.dependency_overrides[get_user] = lambda: SimpleAuthManagerUser(
+        username="ada", role="viewer"
+    )
+
+    def forbidden() -> None:
+        raise HTTPException(403, "Forbidden")
+
+    app.dependency_overrides[may_read_dag_runs] = (lambda: None) if may_read else forbidden
+
+
+@pytest.fixture
+def client(apps: tuple[FastAPI, FastAPI]) -> Iterator[TestClient]:
+    root, app = apps
+    logged_in(app)
+    with TestClient(root, base_url="http://testserver") as http:
+        yield http
+
+
+def test_anonymous_requests_are_refused(apps: tuple[FastAPI, FastAPI]) -> None:
+    root, _ = apps
+    with TestClient(root) as anonymous:
+        for path in (
+            "/segue/orders",
+            f"/segue/orders/{ORDER}",
+            f"/segue/api/orders/{ORDER}/timeline",
+        ):
+            assert anonymous.get(path).status_code == 401, path
+
+
+def test_users_who_may_not_read_dag_runs_are_refused(apps: tuple[FastAPI, FastAPI]) -> None:
+    root, app = apps
+    logged_in(app, may_read=False)
+    with TestClient(root) as http:
+        assert http.get(f"/segue/orders/{ORDER}").status_code == 403
+        assert http.get(f"/segue/api/orders/{ORDER}/timeline").status_code == 403
+
+
+def test_an_unknown_order_is_404_on_the_page_and_the_api(client: TestClient) -> None:
+    page = client.get("/segue/orders/ord-nobody")
+    assert page.status_code == 404 and "no such order" in page.text
+    assert "text/html" in page.headers["content-type"]
+    api = client.get("/segue/api/orders/ord-nobody/timeline")
+    assert api.status_code == 404
+    assert api.json() == {"detail": "no such order: 'ord-nobody' (could not read: airflow)"}
+
+
+def test_the_page_lists_the_entries_and_names_the_missing_part(client: TestClient) -> None:
+    page = client.get(f"/segue/orders/{ORDER}")
+    assert page.status_code == 200
+    assert 'href="/segue/orders"' in page.text  # the nav's link to the search
+    assert page.text.count('<tr class="entry') == 3
+    assert 'data-source="route" data-kind="decision"' in page.text
+    assert "routed to dag by flag route v0" in page.text
+    assert "payments gave up on step charge after 4 attempt(s)" in page.text
+    assert "GatewayUnavailable: HTTP 503" in page.text
+    assert 'id="missing-parts"' in page.text and "could not be read: airflow" in page.text
+
+
+def test_the_api_answers_the_timeline_as_json(client: TestClient) -> None:
+    answer = client.get(f"/segue/api/orders/{ORDER}/timeline")
+    assert answer.status_code == 200
+    data = answer.json()
+    assert data["order_id"] == ORDER and data["missing"] == ["airflow"]
+    kinds = [(e["source"], e["kind"]) for e in data["entries"]]
+    assert kinds == [("route", "decision"), ("dead_letters", "dead letter"), ("airflow", "missing")]
+    first, second, missing = data["entries"]
+    assert first["details"]["reason"] == "default" and first["since_first_seconds"] == 0.0
+    assert (
+        second["since_previous_seconds"] >= 0 and second["error"] == "GatewayUnavailable: HTTP 503"
+    )
+    assert missing["missing"] and "unreachable" in missing["error"]
+
+
+def test_the_search_box_leads_to_the_orders_page(client: TestClient) -> None:
+    form = client.get("/segue/orders")
+    assert form.status_code == 200 and 'name="order_id"' in form.text
+    found = client.get("/segue/orders", params={"order_id": f" {ORDER} "}, follow_redirects=False)
+    assert found.status_code == 303
+    assert found.headers["location"] == f"/segue/orders/{ORDER}"
