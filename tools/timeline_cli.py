@@ -34,13 +34,18 @@ def add_timeline_command(order_commands: Any) -> None:
         "--airflow-url", help="Airflow's api-server (default: SEGUE_AIRFLOW_API_URL)"
     )
     timeline.add_argument("--no-airflow", action="store_true", help="leave the Airflow part out")
+    timeline.add_argument(
+        "--gateway", action="store_true", help="also list the gateway's ledger of charge attempts"
+    )
+    timeline.add_argument("--gateway-url", help="the gateway (default: SEGUE_GATEWAY_URL)")
     timeline.set_defaults(run=order_timeline)
 
 
 def order_timeline(args: argparse.Namespace, context: CliContext) -> int:
     """Print ``args.order_id``'s timeline; 0 when some source knows the order, else 1.
 
-    :param args: ``order_id``, ``json``, and optionally ``url``, ``airflow_url``, ``no_airflow``.
+    :param args: ``order_id``, ``json``, and optionally ``url``, ``airflow_url``, ``no_airflow``,
+        ``gateway`` and ``gateway_url``.
     :param context: gives the default database URL.
     """
     from include.payments.database import payments_engine
@@ -49,7 +54,8 @@ def order_timeline(args: argparse.Namespace, context: CliContext) -> int:
     from segue.timeline.merge import build_timeline
     from segue.timeline.render import render_text, timeline_json
 
-    workflow = timeline_sources(payments_engine(args.url or context.database_url()))
+    gateway = _gateway(args.gateway_url) if args.gateway or args.gateway_url else None
+    workflow = timeline_sources(payments_engine(args.url or context.database_url()), gateway)
     sources = list(workflow.sources)
     client = None if args.no_airflow else AirflowReader.from_settings(args.airflow_url)
     try:
@@ -59,6 +65,8 @@ def order_timeline(args: argparse.Namespace, context: CliContext) -> int:
     finally:
         if client is not None:
             client.close()
+        if gateway is not None:
+            gateway.close()
     if not timeline.found:
         missing = f" (could not read: {', '.join(timeline.missing)})" if timeline.missing else ""
         print(f"segue orders timeline: no such order: {args.order_id}{missing}", file=sys.stderr)
@@ -124,6 +132,17 @@ class AirflowReader:
     def close(self) -> None:
         """Close the HTTP connection pool."""
         self._http.close()
+
+
+def _gateway(url: str | None) -> Any:
+    """A gateway client for the ledger, at ``url`` or ``SEGUE_GATEWAY_URL``."""
+    from include.payments.gateway_client import GatewayClient
+    from include.payments.settings import get_payment_settings
+
+    settings = get_payment_settings()
+    return GatewayClient(
+        url or settings.gateway_url, timeout_seconds=settings.gateway_timeout_seconds
+    )
 
 
 def _local_password(username: str) -> str:

@@ -2,7 +2,8 @@
 :func:`timeline_sources`).
 
 Its own records: the order (accepted, placed, its outcome), the path it was assigned, our
-charges and refunds with their idempotency keys and the gateway's ids; plus the library's
+charges and refunds with their idempotency keys and the gateway's ids (and, when asked, the
+gateway's own ledger of charge attempts under the order's reference); plus the library's
 tables it uses (route decision, saga trail, event log, dead letters), and which DAG run took
 the order over, for the Airflow part the library reads itself.
 """
@@ -14,6 +15,7 @@ from collections.abc import Sequence
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from include.payments.gateway_client import GatewayClient
 from include.payments.order_rows import TERMINAL
 from include.payments.routing import DAG_OF_PATH, OrderRouteRow, dag_run_id_for
 from include.payments.tables import ChargeRow, OrderPlacementRow, OrderRow, RefundRow
@@ -147,6 +149,33 @@ def payment_source(engine: Engine) -> TimelineSource:
     return TimelineSource("payments", read)
 
 
+def ledger_source(gateway: GatewayClient) -> TimelineSource:
+    """The gateway's own ledger: every charge attempt under the order's reference, declined
+    ones and ones our side never recorded (a lost answer) included.
+
+    :param gateway: the gateway's client (its calls raise when it is down: a missing part).
+    """
+
+    def read(order_id: str) -> Sequence[Entry]:
+        return [
+            Entry(
+                at=charge.created_at,
+                source="gateway ledger",
+                kind="gateway charge",
+                title=f"gateway charge {charge.id}: {charge.amount} {charge.currency}",
+                state=charge.status,
+                details={
+                    "gateway_charge_id": charge.id,
+                    "amount": str(charge.amount),
+                    "amount_refunded": str(charge.amount_refunded),
+                },
+            )
+            for charge in gateway.list_charges(reference=order_id)
+        ]
+
+    return TimelineSource("gateway ledger", read)
+
+
 def dag_runs_of(engine: Engine, order_id: str) -> list[DagRunRef]:
     """The DAG run that took the order over: the one its route names; for an order recorded
     without a route and without events (triggered directly, not through the front door), the
@@ -175,17 +204,20 @@ def _on_the_event_path(session: Session, order_id: str) -> bool:
     return session.scalar(logged) is not None
 
 
-def timeline_sources(engine: Engine) -> WorkflowTimeline:
+def timeline_sources(engine: Engine, gateway: GatewayClient | None = None) -> WorkflowTimeline:
     """Every source of a payment order's timeline, and its DAG runs.
 
     :param engine: the business store.
+    :param gateway: also read the gateway's ledger through this client (default: not).
     """
+    ledger = (ledger_source(gateway),) if gateway is not None else ()
     return WorkflowTimeline(
         sources=(
             *library_sources(engine),
             route_source(engine),
             order_source(engine),
             payment_source(engine),
+            *ledger,
         ),
         dag_runs=lambda order_id: dag_runs_of(engine, order_id),
     )

@@ -116,3 +116,19 @@ def test_the_cli_refuses_an_unknown_order_with_a_clear_message(
     captured = capsys.readouterr()
     assert captured.out == ""
     assert "segue orders timeline: no such order: ord-nobody" in captured.err
+
+
+def test_the_gateways_ledger_shows_the_declined_attempt_our_tables_never_record(
+    clean_db: Engine, saga, order_data, pg_url: str, gateway_url: str, capsys
+) -> None:
+    order_id = saga_order(clean_db, saga, order_data(payment_method=DECLINED_TOKEN))
+    argv = ["orders", "timeline", order_id, "--url", pg_url, "--no-airflow", "--json"]
+    assert main([*argv, "--gateway-url", gateway_url]) == 0
+    data = json.loads(capsys.readouterr().out)
+    [attempt] = [e for e in data["entries"] if e["source"] == "gateway ledger"]
+    assert attempt["state"] == "declined" and attempt["details"]["amount"] == "49.99"
+    assert not [e for e in data["entries"] if e["kind"] == "charge"]
+
+    down = f"http://127.0.0.1:{closed_port()}"
+    assert main([*argv, "--gateway-url", down]) == 0
+    assert json.loads(capsys.readouterr().out)["missing"] == ["gateway ledger"]
