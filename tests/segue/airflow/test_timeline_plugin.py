@@ -1,9 +1,9 @@
 """The order timeline page and its JSON twin, through FastAPI's TestClient on real PostgreSQL.
 
-As in test_rollout_plugin.py only Airflow's auth dependencies are overridden (``get_user``,
-``may_read_dag_runs``). The sources are the library's own, over rows written by the library
-(a route decision, a dead letter); the Airflow part reads through a reader that cannot reach
-Airflow, so the page must show the rest and name the missing part.
+Only Airflow's auth dependencies are overridden (``get_user``, and ``dag_authorizer``: the
+auth manager's answers per DAG). The sources are the library's own, over rows written by the
+library (a route decision, a dead letter); the Airflow part reads through a reader that cannot
+reach Airflow, so the page must show the rest and name the missing part.
 """
 
 from __future__ import annotations
@@ -12,14 +12,14 @@ from collections.abc import Iterator
 
 import pytest
 from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
+from segue.airflow.plugin.access import dag_authorizer
 from segue.airflow.plugin.app import URL_PREFIX, create_app
 from segue.airflow.plugin.security import get_user
 from segue.airflow.plugin.timeline_service import TimelineService
-from segue.airflow.plugin.timeline_views import may_read_dag_runs
 from segue.airflow.timeline import RunFacts
 from segue.rollout import FlagSpec, decide
 from segue.store.dead_letters import record_dead_letter
@@ -63,15 +63,15 @@ def apps(clean_db: Engine) -> tuple[FastAPI, FastAPI]:
     return build(clean_db)
 
 
-def logged_in(app: FastAPI, *, may_read: bool = True) -> None:
-    app.dependency_overrides[get_user] = lambda: SimpleAuthManagerUser(
-        username="ada", role="viewer"
-    )
+def logged_in(app: FastAPI, *, readable: str | None = None) -> None:
+    """Logged in as ``ada``, who may read every DAG's runs, or only those of ``readable``."""
+    user = SimpleAuthManagerUser(username="ada", role="viewer")
+    app.dependency_overrides[get_user] = lambda: user
 
-    def forbidden() -> None:
-        raise HTTPException(403, "Forbidden")
+    def authorize(dag_id: str | None, method: str) -> bool:
+        return method == "GET" and (readable is None or dag_id == readable)
 
-    app.dependency_overrides[may_read_dag_runs] = (lambda: None) if may_read else forbidden
+    app.dependency_overrides[dag_authorizer] = lambda: authorize
 
 
 @pytest.fixture
@@ -93,12 +93,14 @@ def test_anonymous_requests_are_refused(apps: tuple[FastAPI, FastAPI]) -> None:
             assert anonymous.get(path).status_code == 401, path
 
 
-def test_users_who_may_not_read_dag_runs_are_refused(apps: tuple[FastAPI, FastAPI]) -> None:
+def test_users_who_may_not_read_every_dags_runs_are_refused(apps: tuple[FastAPI, FastAPI]) -> None:
     root, app = apps
-    logged_in(app, may_read=False)
+    logged_in(app, readable="payments")  # one DAG only, even when the query names it
     with TestClient(root) as http:
         assert http.get(f"/segue/orders/{ORDER}").status_code == 403
-        assert http.get(f"/segue/api/orders/{ORDER}/timeline").status_code == 403
+        refused = http.get(f"/segue/api/orders/{ORDER}/timeline", params={"dag_id": "payments"})
+        assert refused.status_code == 403
+        assert "read the runs of every DAG" in refused.json()["detail"]
 
 
 def test_an_unknown_order_is_404_on_the_page_and_the_api(client: TestClient) -> None:

@@ -10,14 +10,13 @@ a logged-in user allowed to read DAG runs; an unknown order answers 404.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote
 
-from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
-from airflow.api_fastapi.core_api.security import requires_access_dag
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from segue.airflow.plugin.access import DagAuthorizer, dag_authorizer
 from segue.airflow.plugin.deps import base_path
 from segue.airflow.plugin.render import render
 from segue.airflow.plugin.security import GetUserDep, actor_name, authenticated
@@ -25,8 +24,21 @@ from segue.airflow.plugin.timeline_service import LazyTimeline, TimelineDep, Tim
 from segue.timeline.model import Timeline, UnknownSubject
 from segue.timeline.render import describe, seconds, timeline_json
 
-may_read_dag_runs = requires_access_dag(method="GET", access_entity=DagAccessEntity.RUN)
-"""Permission to read DAG runs (of the DAGs in general): an order's timeline shows its runs."""
+
+def may_read_dag_runs(authorize: Annotated[DagAuthorizer, Depends(dag_authorizer)]) -> None:
+    """403 unless the user may read the runs of every DAG: a timeline shows any DAG's runs.
+
+    Not Airflow's ``requires_access_dag``, which would narrow the check to a ``dag_id`` the
+    caller puts in the query string.
+
+    :param authorize: the user's DAG permissions (tests override ``dag_authorizer``).
+    """
+    if not authorize(None, "GET"):
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            "you need permission to read the runs of every DAG to see an order's timeline",
+        )
+
 
 READ = [Depends(authenticated), Depends(may_read_dag_runs)]
 pages_router = APIRouter(dependencies=READ)
