@@ -66,5 +66,11 @@ def test_a_dag_path_orders_timeline_lists_its_run_and_every_task_try(
     data = answer.json()
     assert data["missing"] == []
     assert task_tries(data["entries"]) == dict.fromkeys(STEPS, ("success", 1, True))
+    assert [(s["name"], s["state"], s["current"]) for s in data["steps"]] == [
+        (task, "success", task == STEPS[-1]) for task in STEPS
+    ]
+    page = httpx.get(url.replace("/api/orders/", "/orders/").removesuffix("/timeline"),
+                     headers=headers, timeout=30)  # fmt: skip
+    assert page.status_code == 200 and page.text.count('data-kind="task try"') == len(STEPS)
     unknown = httpx.get(url.replace(order_id, "ord-nobody"), headers=headers, timeout=30)
     assert unknown.status_code == 404

@@ -9,7 +9,7 @@ When Airflow cannot be reached the reader raises and the timeline shows the part
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -74,7 +74,8 @@ def _seconds(start: datetime | None, end: datetime | None) -> float | None:
 
 
 def run_entries(facts: RunFacts) -> list[Entry]:
-    """The run's entry, then one entry per task try (by start).
+    """The run's entry (with every task's latest state, in the order they ran), then one entry
+    per task try that started or ended (tries not run yet are left out).
 
     :param facts: the run as read.
     """
@@ -88,14 +89,20 @@ def run_entries(facts: RunFacts) -> list[Entry]:
             state=facts.state,
             ended_at=facts.end_date,
             duration_seconds=_seconds(facts.start_date, facts.end_date),
-            details={"dag_id": facts.dag_id, "run_id": facts.run_id},
+            details={
+                "dag_id": facts.dag_id,
+                "run_id": facts.run_id,
+                "tasks": [[task_id, state] for task_id, state in task_states(facts.tries)],
+            },
         )
     ]
     for attempt in facts.tries:
+        if attempt.start_date is None and attempt.end_date is None:
+            continue
         mapped = f"[{attempt.map_index}]" if attempt.map_index >= 0 else ""
         entries.append(
             Entry(
-                at=attempt.start_date or facts.end_date or facts.start_date,
+                at=attempt.start_date or attempt.end_date,
                 source="airflow",
                 kind="task try",
                 title=f"task {attempt.task_id}{mapped} try {attempt.try_number}",
@@ -108,11 +115,31 @@ def run_entries(facts: RunFacts) -> list[Entry]:
                     "task_id": attempt.task_id,
                     "try_number": attempt.try_number,
                     "map_index": attempt.map_index,
-                    "started": attempt.start_date is not None,
                 },
             )
         )
     return entries
+
+
+def task_states(tries: Sequence[TaskTry]) -> list[tuple[str, str | None]]:
+    """Each task's latest state, tasks in the order they first ran (those not run yet last).
+
+    :param tries: every try of the run's tasks.
+    """
+    latest: dict[str, TaskTry] = {}
+    first_start: dict[str, datetime] = {}
+    for attempt in tries:
+        known = latest.get(attempt.task_id)
+        if known is None or attempt.try_number >= known.try_number:
+            latest[attempt.task_id] = attempt
+        began = attempt.start_date or attempt.end_date
+        if began is not None and (
+            attempt.task_id not in first_start or began < first_start[attempt.task_id]
+        ):
+            first_start[attempt.task_id] = began
+    never = datetime.max.replace(tzinfo=UTC)
+    order = sorted(latest, key=lambda task: first_start.get(task, never))
+    return [(task, latest[task].state) for task in order]
 
 
 def airflow_source(

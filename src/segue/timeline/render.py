@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from segue.timeline.model import TimedEntry, Timeline
+from segue.timeline.steps import path_steps
 
 MAX_ERROR_CHARS = 160
 
@@ -63,8 +64,11 @@ def render_text(timeline: Timeline) -> str:
         )
         for timed in timeline.entries
     ]
+    steps = path_steps(timeline)
+    if steps:
+        lines.append("  path: " + " > ".join(f"[{s.name}]" if s.current else s.name for s in steps))
     if not rows:
-        return lines[0]
+        return "\n".join(lines)
     widths = [max(len(row[column]) for row in rows) for column in range(5)]
     for row in rows:
         cells = [cell.ljust(width) for cell, width in zip(row[:5], widths, strict=True)]
@@ -73,13 +77,15 @@ def render_text(timeline: Timeline) -> str:
 
 
 def timeline_json(timeline: Timeline) -> dict[str, Any]:
-    """The timeline as JSON-ready data: subject, missing parts and flattened entries.
+    """The timeline as JSON-ready data: subject, missing parts, the path's steps (one current)
+    and the flattened entries.
 
     :param timeline: the merged timeline.
     """
     return {
         "order_id": timeline.subject,
         "missing": list(timeline.missing),
+        "steps": [step.model_dump(mode="json") for step in path_steps(timeline)],
         "entries": [
             {
                 **timed.entry.model_dump(mode="json"),

@@ -18,6 +18,7 @@ from include.payments.timeline import timeline_sources
 from include.services.front_door import flag_router, route_everything_to
 from segue.store.engine import session_scope
 from segue.timeline.merge import build_timeline
+from segue.timeline.steps import Step, path_steps
 from segue.timeline.workflow import DagRunRef
 from tests.conftest import DECLINED_TOKEN, order_of
 from tools.cli import main
@@ -67,6 +68,8 @@ def test_a_saga_orders_timeline_has_its_route_transitions_charge_and_outcome(
     assert charge.details["idempotency_key"] == f"{order_id}:charge"
     [outcome] = [e for e in entries(timeline, "orders") if e.kind == "outcome"]
     assert outcome.state == "completed"
+    steps = path_steps(timeline)
+    assert steps[-1] == Step(name="SUCCEEDED", current=True) and sum(s.current for s in steps) == 1
     since_previous = [t.since_previous_seconds for t in timeline.entries[1:]]
     assert all(s is not None and s >= 0 for s in since_previous)
 

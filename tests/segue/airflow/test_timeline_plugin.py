@@ -9,6 +9,7 @@ reach Airflow, so the page must show the rest and name the missing part.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
@@ -20,7 +21,7 @@ from segue.airflow.plugin.access import dag_authorizer
 from segue.airflow.plugin.app import URL_PREFIX, create_app
 from segue.airflow.plugin.security import get_user
 from segue.airflow.plugin.timeline_service import TimelineService
-from segue.airflow.timeline import RunFacts
+from segue.airflow.timeline import RunFacts, TaskTry
 from segue.rollout import FlagSpec, decide
 from segue.store.dead_letters import record_dead_letter
 from segue.store.engine import session_scope
@@ -145,3 +146,49 @@ def test_the_search_box_leads_to_the_orders_page(client: TestClient) -> None:
     found = client.get("/segue/orders", params={"order_id": f" {ORDER} "}, follow_redirects=False)
     assert found.status_code == 303
     assert found.headers["location"] == f"/segue/orders/{ORDER}"
+
+
+def test_a_dag_orders_page_shows_its_tasks_and_the_step_it_is_at(clean_db: Engine) -> None:
+    start = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
+
+    def one_run(ref: DagRunRef) -> RunFacts:
+        ran = [("validate", "success"), ("charge", "running")]
+        tries = [
+            TaskTry(
+                task_id=task,
+                try_number=1,
+                state=state,
+                start_date=start + timedelta(seconds=i),
+                end_date=start + timedelta(seconds=i + 0.5),
+            )
+            for i, (task, state) in enumerate(ran)
+        ]
+        tries.append(TaskTry(task_id="send_receipt", try_number=0))
+        return RunFacts(
+            dag_id=ref.dag_id,
+            run_id=ref.run_id,
+            state="running",
+            start_date=start,
+            tries=tuple(tries),
+        )
+
+    workflow = WorkflowTimeline(
+        sources=(route_decision_source(clean_db),),
+        dag_runs=lambda order_id: [DagRunRef(dag_id="payments", run_id=f"order__{order_id}")],
+    )
+    service = TimelineService(workflow, one_run)
+    app = create_app(service_factory=lambda: None, timeline_factory=lambda: service)  # type: ignore[arg-type,return-value]
+    root = FastAPI()
+    root.mount(URL_PREFIX, app)
+    logged_in(app)
+    with TestClient(root) as http:
+        page = http.get(f"/segue/orders/{ORDER}")
+        data = http.get(f"/segue/api/orders/{ORDER}/timeline").json()
+    assert page.status_code == 200
+    assert 'id="path-steps"' in page.text and 'id="missing-parts"' not in page.text
+    assert '<span class="step running current" title="running">charge</span>' in page.text
+    assert '<span class="step " title="">send_receipt</span>' in page.text
+    assert page.text.count('data-kind="task try"') == 2
+    assert [(s["name"], s["current"]) for s in data["steps"]] == [
+        ("validate", False), ("charge", True), ("send_receipt", False)
+    ]  # fmt: skip

@@ -9,6 +9,7 @@ a logged-in user allowed to read DAG runs; an unknown order answers 404.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -23,6 +24,9 @@ from segue.airflow.plugin.security import GetUserDep, actor_name, authenticated
 from segue.airflow.plugin.timeline_service import LazyTimeline, TimelineDep, TimelineService
 from segue.timeline.model import Timeline, UnknownSubject
 from segue.timeline.render import describe, seconds, timeline_json
+from segue.timeline.steps import path_steps
+
+log = logging.getLogger(__name__)
 
 
 def may_read_dag_runs(authorize: Annotated[DagAuthorizer, Depends(dag_authorizer)]) -> None:
@@ -88,6 +92,7 @@ def order_page(request: Request, order_id: str, user: GetUserDep, service: Timel
     :param service: the app's timeline service.
     """
     timeline = _timeline(service, order_id)
+    has_saga = any(t.entry.source == "saga" and not t.entry.missing for t in timeline.entries)
     rows = [
         {
             "entry": timed.entry,
@@ -104,6 +109,25 @@ def order_page(request: Request, order_id: str, user: GetUserDep, service: Timel
         order_id=order_id,
         rows=rows,
         missing=timeline.missing,
+        steps=path_steps(timeline),
+        saga_svg=_saga_svg(request, order_id) if has_saga else None,
+    )
+
+
+def _saga_svg(request: Request, order_id: str) -> str | None:
+    """The Sagas page's diagram of the order's saga, current state marked; None if unavailable."""
+    from segue.airflow.plugin.diagram_svg import render_svg
+
+    try:
+        detail = request.app.state.segue_service().detail(order_id)
+    except Exception:  # the diagram is an extra: the timeline shows without it
+        log.warning("no saga diagram for order %s", order_id, exc_info=True)
+        return None
+    if detail.definition is None:
+        return None
+    taken = [(row["from_state"], row["to_state"]) for row in detail.trail]
+    return render_svg(
+        detail.definition, current=detail.instance.state, visited=detail.visited, taken=taken
     )
 
 
