@@ -8,6 +8,7 @@ reach Airflow, so the page must show the rest and name the missing part.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -20,13 +21,15 @@ from sqlalchemy import Engine
 from segue.airflow.plugin.access import dag_authorizer
 from segue.airflow.plugin.app import URL_PREFIX, create_app
 from segue.airflow.plugin.security import get_user
+from segue.airflow.plugin.service import SagaService
 from segue.airflow.plugin.timeline_service import TimelineService
 from segue.airflow.timeline import RunFacts, TaskTry
 from segue.rollout import FlagSpec, decide
 from segue.store.dead_letters import record_dead_letter
 from segue.store.engine import session_scope
-from segue.timeline.sources import dead_letter_source, route_decision_source
+from segue.timeline.sources import dead_letter_source, route_decision_source, saga_source
 from segue.timeline.workflow import DagRunRef, WorkflowTimeline
+from tests.segue.airflow.test_saga_plugin_api import DAGS, World
 
 FLAG = FlagSpec(name="route", paths=("dag", "events"), baseline="dag")
 ORDER = "ord-timeline-1"
@@ -192,3 +195,23 @@ def test_a_dag_orders_page_shows_its_tasks_and_the_step_it_is_at(clean_db: Engin
     assert [(s["name"], s["current"]) for s in data["steps"]] == [
         ("validate", False), ("charge", True), ("send_receipt", False)
     ]  # fmt: skip
+
+
+def test_a_saga_orders_page_shows_the_sagas_diagram_at_its_state(clean_db: Engine) -> None:
+    world = World(clean_db)
+    order_id = world.saga(charge_fails=True)  # CHARGE fails once, then waits for its retry
+    workflow = WorkflowTimeline(sources=(saga_source(clean_db),))
+    app = create_app(
+        service_factory=lambda: SagaService(world.store, world.lookup, lambda m: DAGS.get(m, ())),
+        timeline_factory=lambda: TimelineService(workflow, None),
+    )
+    root = FastAPI()
+    root.mount(URL_PREFIX, app)
+    logged_in(app)
+    with TestClient(root) as http:
+        page = http.get(f"/segue/orders/{order_id}")
+    assert page.status_code == 200
+    assert 'id="saga-diagram"' in page.text and 'class="saga-diagram"' in page.text
+    assert re.search(r"<g class=\"[^\"]*current[^\"]*\" id=\"state-CHARGE\"", page.text)
+    assert '<span class="step  current" title="">CHARGE</span>' in page.text
+    assert "gateway unavailable" in page.text  # the failed try's error, on its transition
