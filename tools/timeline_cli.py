@@ -50,7 +50,8 @@ def order_timeline(args: argparse.Namespace, context: CliContext) -> int:
     """
     from include.payments.database import payments_engine
     from include.payments.timeline import timeline_sources
-    from segue.airflow.timeline import airflow_source, rest_run_reader
+    from segue.airflow.timeline import airflow_source
+    from segue.airflow.timeline_readers import rest_run_reader
     from segue.timeline.merge import build_timeline
     from segue.timeline.render import render_text, timeline_json
 

@@ -179,7 +179,8 @@ def ledger_source(gateway: GatewayClient) -> TimelineSource:
 def dag_runs_of(engine: Engine, order_id: str) -> list[DagRunRef]:
     """The DAG run that took the order over: the one its route names; for an order recorded
     without a route and without events (triggered directly, not through the front door), the
-    run each DAG would have under ``order__<id>``, if any.
+    run each DAG would have under ``order__<id>`` and the runs whose conf names the order
+    (triggered by hand, from the UI's form).
 
     :param engine: the business store.
     :param order_id: the order.
@@ -192,8 +193,15 @@ def dag_runs_of(engine: Engine, order_id: str) -> list[DagRunRef]:
             return []
         if session.get(OrderRow, order_id) is None or _on_the_event_path(session, order_id):
             return []
-    run_id = dag_run_id_for(order_id)
-    return [DagRunRef(dag_id=dag, run_id=run_id, expected=False) for dag in DAG_OF_PATH.values()]
+    run_id, conf = dag_run_id_for(order_id), {"order_id": order_id}
+    return [
+        ref
+        for dag in DAG_OF_PATH.values()
+        for ref in (
+            DagRunRef(dag_id=dag, run_id=run_id, expected=False),
+            DagRunRef(dag_id=dag, conf=conf, expected=False),
+        )
+    ]
 
 
 def _on_the_event_path(session: Session, order_id: str) -> bool:

@@ -1,9 +1,10 @@
 """The Airflow part of a timeline: a DAG run and every try of its tasks.
 
-``airflow_source`` turns the runs a workflow names for a subject (``DagRunRef``) into entries,
-through a *run reader*: ``rest_run_reader`` asks Airflow's REST API v2 (the CLI, scripts),
-``metadata_run_reader`` reads Airflow's metadata database (the plugin, inside the api-server).
-When Airflow cannot be reached the reader raises and the timeline shows the part as missing.
+``airflow_source`` turns the runs a workflow names for a subject (``DagRunRef``: by run id, or
+by what their conf holds) into entries, through a *run reader*
+(``segue.airflow.timeline_readers``: Airflow's REST API v2 for the CLI, Airflow's metadata
+database for the plugin). When Airflow cannot be reached the reader raises and the timeline
+shows the part as missing.
 """
 
 from __future__ import annotations
@@ -16,9 +17,6 @@ from pydantic import BaseModel, ConfigDict
 
 from segue.timeline.model import Entry, TimelineSource
 from segue.timeline.workflow import DagRunRef
-
-GetJson = Callable[[str], dict[str, Any] | None]
-"""``path under /api/v2 -> JSON``, None for 404; raises when Airflow cannot answer."""
 
 
 class TaskTry(BaseModel):
@@ -65,8 +63,9 @@ class RunFacts(BaseModel):
     tries: tuple[TaskTry, ...] = ()
 
 
-RunReader = Callable[[DagRunRef], RunFacts | None]
-"""``run -> its facts``, None when Airflow has no such run; raises when unreachable."""
+RunReader = Callable[[DagRunRef], Sequence[RunFacts]]
+"""``run -> the facts of the runs it names`` (none when Airflow has no such run); raises when
+Airflow cannot be reached."""
 
 
 def _seconds(start: datetime | None, end: datetime | None) -> float | None:
@@ -154,17 +153,19 @@ def airflow_source(
 
     def read(subject: str) -> Sequence[Entry]:
         entries: list[Entry] = []
+        seen: set[tuple[str, str]] = set()
         for ref in dag_runs(subject):
-            facts = read_run(ref)
-            if facts is not None:
+            found = [f for f in read_run(ref) if (f.dag_id, f.run_id) not in seen]
+            for facts in found:
+                seen.add((facts.dag_id, facts.run_id))
                 entries += run_entries(facts)
-            elif ref.expected:
+            if not found and ref.expected and (ref.dag_id, ref.run_id) not in seen:
                 entries.append(
                     Entry(
                         at=None,
                         source=name,
                         kind="dag run",
-                        title=f"DAG run {ref.dag_id}/{ref.run_id} not found in Airflow",
+                        title=f"DAG run {ref.dag_id}/{ref.run_id or ref.conf} not found in Airflow",
                         state="not found",
                         details={"dag_id": ref.dag_id, "run_id": ref.run_id},
                     )
@@ -174,42 +175,12 @@ def airflow_source(
     return TimelineSource(name, read)
 
 
-def rest_run_reader(get_json: GetJson) -> RunReader:
-    """Reads runs through Airflow's REST API v2: the run, its task instances, and the earlier
-    tries of tasks tried more than once.
+def add_try(tries: dict[tuple[str, int, int], TaskTry], ti: dict[str, Any]) -> None:
+    """Keep one try per (task, map index, try number); a later listing wins.
 
-    :param get_json: GETs a path under ``/api/v2`` (None on 404).
+    :param tries: the tries kept so far, by (task, map index, try number).
+    :param ti: a task instance's columns (REST JSON or metadata row) as a dict.
     """
-
-    def read(ref: DagRunRef) -> RunFacts | None:
-        base = f"/dags/{ref.dag_id}/dagRuns/{ref.run_id}"
-        run = get_json(base)
-        if run is None:
-            return None
-        listing = get_json(f"{base}/taskInstances") or {"task_instances": []}
-        tries: dict[tuple[str, int, int], TaskTry] = {}
-        for ti in listing["task_instances"]:
-            if ti.get("try_number", 0) > 1:
-                earlier = get_json(f"{base}/taskInstances/{ti['task_id']}/tries") or {}
-                for old in earlier.get("task_instances", []):
-                    if old.get("map_index", -1) == ti.get("map_index", -1):
-                        _add(tries, old)
-            _add(tries, ti)
-        return RunFacts(
-            dag_id=ref.dag_id,
-            run_id=ref.run_id,
-            state=run.get("state"),
-            queued_at=run.get("queued_at"),
-            start_date=run.get("start_date"),
-            end_date=run.get("end_date"),
-            tries=tuple(tries.values()),
-        )
-
-    return read
-
-
-def _add(tries: dict[tuple[str, int, int], TaskTry], ti: dict[str, Any]) -> None:
-    """Keep one try per (task, map index, try number); a later listing wins."""
     attempt = TaskTry(
         task_id=ti["task_id"],
         try_number=max(int(ti.get("try_number") or 0), 1),
@@ -219,60 +190,3 @@ def _add(tries: dict[tuple[str, int, int], TaskTry], ti: dict[str, Any]) -> None
         map_index=ti.get("map_index", -1) if ti.get("map_index") is not None else -1,
     )
     tries[attempt.task_id, attempt.map_index, attempt.try_number] = attempt
-
-
-def metadata_run_reader() -> RunReader:
-    """Reads runs from Airflow's metadata database (inside an Airflow process: the plugin).
-
-    Current tries come from ``task_instance``, earlier ones from ``task_instance_history``.
-    """
-
-    def read(ref: DagRunRef) -> RunFacts | None:
-        from airflow.models.dagrun import DagRun
-        from airflow.models.taskinstance import TaskInstance
-        from airflow.models.taskinstancehistory import TaskInstanceHistory
-        from airflow.utils.session import create_session
-        from sqlalchemy import select
-
-        with create_session() as session:
-            run = session.scalar(
-                select(DagRun).where(DagRun.dag_id == ref.dag_id, DagRun.run_id == ref.run_id)
-            )
-            if run is None:
-                return None
-            tries: dict[tuple[str, int, int], TaskTry] = {}
-            for model in (TaskInstanceHistory, TaskInstance):
-                rows = session.scalars(
-                    select(model).where(model.dag_id == ref.dag_id, model.run_id == ref.run_id)
-                )
-                for ti in rows:
-                    _add(tries, _columns(ti))
-            return RunFacts(
-                dag_id=ref.dag_id,
-                run_id=ref.run_id,
-                state=_state(run.state),
-                queued_at=run.queued_at,
-                start_date=run.start_date,
-                end_date=run.end_date,
-                tries=tuple(tries.values()),
-            )
-
-    return read
-
-
-def _columns(ti: Any) -> dict[str, Any]:
-    return {
-        "task_id": ti.task_id,
-        "try_number": ti.try_number,
-        "state": _state(ti.state),
-        "start_date": ti.start_date,
-        "end_date": ti.end_date,
-        "map_index": ti.map_index,
-    }
-
-
-def _state(value: Any) -> str | None:
-    """An Airflow state enum (or plain string) as its value."""
-    if value is None:
-        return None
-    return str(getattr(value, "value", value))

@@ -10,17 +10,19 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Engine
 
 from segue.timeline.model import TimelineSource
 
 
 class DagRunRef(BaseModel):
-    """A DAG run that worked on the subject.
+    """A DAG run that worked on the subject, by its id or by what its conf holds.
 
     :param dag_id: the DAG.
-    :param run_id: the run's id.
+    :param run_id: the run's id; None to find the DAG's runs by ``conf`` instead.
+    :param conf: with no ``run_id``: the conf items a run must hold (e.g. the order id), for
+        runs triggered by hand under an id of Airflow's choosing.
     :param expected: True when the subject's route says this run exists (a run that is not
         found is then shown as such); False for a candidate only looked for.
     """
@@ -28,7 +30,8 @@ class DagRunRef(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     dag_id: str
-    run_id: str
+    run_id: str | None = None
+    conf: dict[str, str] = Field(default_factory=dict)
     expected: bool = True
 
 

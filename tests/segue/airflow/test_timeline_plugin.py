@@ -35,7 +35,7 @@ FLAG = FlagSpec(name="route", paths=("dag", "events"), baseline="dag")
 ORDER = "ord-timeline-1"
 
 
-def airflow_down(ref: DagRunRef) -> RunFacts | None:
+def airflow_down(ref: DagRunRef) -> list[RunFacts]:
     raise ConnectionError("Airflow's metadata database is unreachable")
 
 
@@ -154,7 +154,7 @@ def test_the_search_box_leads_to_the_orders_page(client: TestClient) -> None:
 def test_a_dag_orders_page_shows_its_tasks_and_the_step_it_is_at(clean_db: Engine) -> None:
     start = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
 
-    def one_run(ref: DagRunRef) -> RunFacts:
+    def one_run(ref: DagRunRef) -> list[RunFacts]:
         ran = [("validate", "success"), ("charge", "running")]
         tries = [
             TaskTry(
@@ -167,13 +167,16 @@ def test_a_dag_orders_page_shows_its_tasks_and_the_step_it_is_at(clean_db: Engin
             for i, (task, state) in enumerate(ran)
         ]
         tries.append(TaskTry(task_id="send_receipt", try_number=0))
-        return RunFacts(
-            dag_id=ref.dag_id,
-            run_id=ref.run_id,
-            state="running",
-            start_date=start,
-            tries=tuple(tries),
-        )
+        assert ref.run_id is not None
+        return [
+            RunFacts(
+                dag_id=ref.dag_id,
+                run_id=ref.run_id,
+                state="running",
+                start_date=start,
+                tries=tuple(tries),
+            )
+        ]
 
     workflow = WorkflowTimeline(
         sources=(route_decision_source(clean_db),),

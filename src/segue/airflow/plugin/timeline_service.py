@@ -46,7 +46,7 @@ class TimelineService:
 def default_timeline() -> TimelineService:
     """The workflow of ``SEGUE_TIMELINE_SOURCES`` over ``SEGUE_DATABASE_URL``, with Airflow's
     metadata as the Airflow part."""
-    from segue.airflow.timeline import metadata_run_reader
+    from segue.airflow.timeline_readers import metadata_run_reader
     from segue.settings import get_settings
     from segue.store.engine import shared_engine
     from segue.timeline.workflow import load_timeline_factory
