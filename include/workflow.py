@@ -21,6 +21,8 @@ ROLLOUT_BASELINE = "dag"
 REPORT_PAGES = {"operations": "include.payments.operations_page:operations_page"}
 # What the Rollout page shows per path (orders accepted, completed, failed, latency).
 ROLLOUT_FIGURES = "include.payments.rollout_figures:path_figures"
+# The sources of one order's timeline (`segue orders timeline`, the plugin's order page).
+TIMELINE_SOURCES = "include.payments.timeline:timeline_sources"
 
 
 def workflow_env() -> dict[str, str]:
@@ -34,4 +36,5 @@ def workflow_env() -> dict[str, str]:
         "SEGUE_ROLLOUT_PATHS": json.dumps(list(ROLLOUT_PATHS)),
         "SEGUE_ROLLOUT_BASELINE": ROLLOUT_BASELINE,
         "SEGUE_ROLLOUT_FIGURES": ROLLOUT_FIGURES,
+        "SEGUE_TIMELINE_SOURCES": TIMELINE_SOURCES,
     }

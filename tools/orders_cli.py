@@ -2,7 +2,8 @@
 
 ``segue orders reconcile ORDER_ID`` refunds a failed order's gateway charges that have no
 refund yet (``pipeline.reconcile_failed_order``, the keys every path uses: running it twice
-refunds nothing more) and prints the refunds it made as JSON.
+refunds nothing more) and prints the refunds it made as JSON. ``segue orders timeline ORDER_ID``
+prints the order's timeline (``tools.timeline_cli``).
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ import sys
 from typing import Any
 
 from segue.cli import CliContext
+from tools.timeline_cli import add_timeline_command
 
 
 def add_orders_commands(commands: Any) -> None:
-    """Register ``orders reconcile`` on the ``segue`` command's subparsers.
+    """Register ``orders reconcile`` and ``orders timeline`` on the ``segue`` command's subparsers.
 
     :param commands: the subparsers of the ``segue`` parser.
     """
@@ -29,6 +31,7 @@ def add_orders_commands(commands: Any) -> None:
     reconcile.add_argument("--url", help="database URL (default: the one `segue up` uses)")
     reconcile.add_argument("--gateway-url", help="the gateway (default: SEGUE_GATEWAY_URL)")
     reconcile.set_defaults(run=reconcile_order)
+    add_timeline_command(order_commands)
 
 
 def reconcile_order(args: argparse.Namespace, context: CliContext) -> int:

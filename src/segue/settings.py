@@ -3,7 +3,8 @@
 Every process (Airflow task, service, CLI, benchmark) calls :func:`get_settings` instead of
 reading ``os.environ`` itself, so configuration has one documented place. Only what the library
 reads is here; a workflow keeps its own settings next to its code and names itself to the
-library through ``event_registry``, ``saga_modules``, ``report_pages`` and ``schemas_root``.
+library through ``event_registry``, ``saga_modules``, ``report_pages``, ``schemas_root`` and
+``timeline_sources``.
 """
 
 from __future__ import annotations
@@ -81,6 +82,12 @@ class SegueSettings(BaseSettings):
         default=None,
         description="'module:attribute' of the workflow's figures provider for the Rollout "
         "page (see segue.rollout.figures); unset: the page shows no figures.",
+    )
+    timeline_sources: str | None = Field(
+        default=None,
+        description="'module:attribute' of the workflow's timeline factory (engine -> "
+        "segue.timeline.workflow.WorkflowTimeline) for `/segue/orders/<id>` and the CLI's "
+        "order timeline; unset: those answer that no sources are configured.",
     )
     rollout_stuck_after_seconds: int = Field(
         default=300,

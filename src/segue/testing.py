@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from sqlalchemy import Engine
 
 from segue.bus.handlers import HandlerContext, ServiceSpec
+from segue.bus.inbox import claim, content_hash
 from segue.events.amqp import from_amqp, to_amqp
 from segue.events.envelope import Envelope
 from segue.store.engine import session_scope
@@ -35,8 +36,9 @@ class InMemoryBus:
     registry first, as the runtime's consumer does, so an event the service cannot decode fails
     here with ``InvalidEvent`` instead of passing unnoticed.
 
-    What it does not do (the runtime, ``segue.bus.consumer``, does): no inbox, so delivering an
-    event twice runs its handler twice (handlers' own idempotency is what gets tested); no
+    What it does not do (the runtime, ``segue.bus.consumer``, does): no inbox check, so
+    delivering an event twice runs its handler twice (handlers' own idempotency is what gets
+    tested; ``inbox=True`` only records each delivery in ``inbox`` as the runtime would); no
     outbox or relay, emitted events are returned, not published; no parking of undecodable
     messages or exhausted retries and no delayed redelivery, ``NotYet`` and handler errors are
     raised to the caller, who redelivers by calling again; no batches or savepoints; a
@@ -45,13 +47,22 @@ class InMemoryBus:
     """
 
     def __init__(
-        self, engine: Engine, services: Iterable[ServiceSpec], *, wire: bool = True
+        self,
+        engine: Engine,
+        services: Iterable[ServiceSpec],
+        *,
+        wire: bool = True,
+        inbox: bool = False,
     ) -> None:
         """A bus over ``services``, which get each event in the order given unless told.
 
         :param engine: the database the handlers' transactions run on (its tables created).
         :param services: the specs of the services under test; their names must be unique.
         :param wire: encode and decode each event as the AMQP binding does before handling it.
+        :param inbox: also record each delivery in the bus's ``inbox`` table (consumer, event
+            id, content hash) in the delivery's transaction, as the runtime does, so what reads
+            the inbox (an order's timeline: who handled each event) can be tested; the table
+            must exist. Duplicates are still handled.
         """
         self.engine = engine
         self.services: dict[str, ServiceSpec] = {}
@@ -60,6 +71,7 @@ class InMemoryBus:
                 raise ValueError(f"two services are named {spec.name!r}")
             self.services[spec.name] = spec
         self.wire = wire
+        self.inbox = inbox
         self.emitted: list[Envelope] = []  # every event emitted through this bus, in order
 
     def deliver(self, service: str, envelope: Envelope) -> list[Envelope]:
@@ -78,6 +90,8 @@ class InMemoryBus:
         if self.wire:
             envelope = self._through_the_wire(spec, envelope)
         with session_scope(self.engine) as session:
+            if self.inbox:
+                claim(session, spec.name, envelope.id, content_hash(envelope))
             context = HandlerContext(spec.name, envelope, session)
             handler(context, envelope.data)
         self.emitted.extend(context.emitted)

@@ -164,3 +164,17 @@ def test_a_cycle_of_events_is_stopped(toy_db):
 def test_service_names_must_be_unique(toy_db):
     with pytest.raises(ValueError, match="two services are named 'greeter'"):
         InMemoryBus(toy_db, [GREETER, GREETER])
+
+
+def test_inbox_true_records_each_delivery_as_the_runtime_would(toy_db: Engine) -> None:
+    from segue.bus.tables import InboxRow
+
+    first, unrecorded = started("ada"), started("bob")
+    [greeted] = InMemoryBus(toy_db, [GREETER, AUDIT], inbox=True).deliver("greeter", first)
+    InMemoryBus(toy_db, [GREETER, AUDIT], inbox=True).deliver("audit", greeted)
+    InMemoryBus(toy_db, [GREETER, AUDIT]).deliver("greeter", unrecorded)  # off by default
+    ids = [first.id, greeted.id, unrecorded.id]
+    query = select(InboxRow.consumer, InboxRow.event_id).where(InboxRow.event_id.in_(ids))
+    with toy_db.connect() as connection:
+        claimed = set(connection.execute(query).all())
+    assert claimed == {("greeter", first.id), ("audit", greeted.id)}

@@ -1,5 +1,6 @@
 """The FastAPI app Airflow's api-server mounts at ``/segue``: saga pages, the workflow's report
-pages (``reports``), and their JSON twins.
+pages (``reports``), the rollout, one timeline per order (``timeline_views``), and their JSON
+twins.
 
 Built at import (Airflow reads ``fastapi_apps`` from the plugin class) but lazy: the store, its
 engine and the machine registry are created on the first request, so importing the plugin does
@@ -25,6 +26,8 @@ from segue.airflow.plugin.rollout_deps import default_rollout
 from segue.airflow.plugin.rollout_service import RolloutService
 from segue.airflow.plugin.security import login_url
 from segue.airflow.plugin.service import SagaConflict, SagaNotFound, SagaService
+from segue.airflow.plugin.timeline_service import TimelineService, default_timeline
+from segue.airflow.plugin.timeline_views import install_timeline
 from segue.reports import ReportProvider
 
 URL_PREFIX = "/segue"
@@ -67,6 +70,7 @@ def create_app(
     service_factory: ServiceFactory | None = None,
     report_pages: Mapping[str, ReportProvider | str] | None = None,
     rollout_factory: Callable[[], RolloutService] | None = None,
+    timeline_factory: Callable[[], TimelineService] | None = None,
 ) -> FastAPI:
     """The plugin's FastAPI app: HTML pages, the JSON API under /api, and their error pages.
 
@@ -74,6 +78,8 @@ def create_app(
     :param report_pages: the workflow's report pages, slug -> provider or its
         ``module:attribute`` (default: ``SEGUE_REPORT_PAGES``, read on first use).
     :param rollout_factory: builds the rollout service (default: from this process's settings).
+    :param timeline_factory: builds the order timeline service (default: from this process's
+        settings, ``SEGUE_TIMELINE_SOURCES``).
     """
     # No public /docs or /openapi.json: every route of this app needs a logged-in user
     # (/api/openapi.json serves the JSON API's description to them).
@@ -85,6 +91,7 @@ def create_app(
     app.include_router(api.router, prefix="/api")
     app.include_router(reports.api_router, prefix="/api")
     install_rollout(app, rollout_factory or default_rollout)
+    install_timeline(app, timeline_factory or default_timeline)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(SagaNotFound, _not_found)

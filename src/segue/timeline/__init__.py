@@ -1,0 +1,1 @@
+"""One timeline per subject (an order): entries from several sources, merged by time."""
