@@ -20,6 +20,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from segue.airflow.plugin.access import dag_authorizer
 from segue.airflow.plugin.app import URL_PREFIX, create_app
 from segue.airflow.plugin.rollout_service import RolloutService
 from segue.airflow.plugin.security import get_user, may_edit_dag_runs
@@ -444,3 +445,31 @@ def test_openapi_describes_the_rollout_api_for_logged_in_users(client):
     assert "post" in paths["/api/rollout/kill"] and "get" in paths["/api/rollout/history"]
     assert "/api/sagas" in paths
     assert "SplitChange" in spec["components"]["schemas"]
+
+
+def test_edit_rights_on_one_dag_do_not_change_the_split_through_a_dag_id_in_the_query(
+    apps: tuple[FastAPI, FastAPI], clean_db: Engine
+):
+    """The split moves orders between every DAG's path: edit rights on one DAG are not enough,
+    and ``?dag_id=<that DAG>`` (which Airflow's ``requires_access_dag`` would check instead of
+    all DAGs) does not narrow the check. The real dependency, with the auth manager's decision
+    replaced by one that allows edits of payment_pipeline's runs only."""
+    root, app = apps
+    app.dependency_overrides[get_user] = lambda: SimpleAuthManagerUser(username="al", role="user")
+    asked: list[tuple[str | None, str]] = []
+
+    def only_pipeline(dag_id: str | None, method: str) -> bool:
+        asked.append((dag_id, method))
+        return method == "GET" or dag_id == "payment_pipeline"
+
+    app.dependency_overrides[dag_authorizer] = lambda: only_pipeline
+    body = {"weights": {"dag": 50, "events": 50}, "reason": "sneak"}
+    with TestClient(root, base_url="http://testserver") as http:
+        for query in ("", "?dag_id=payment_pipeline"):
+            put = http.put(f"/segue/api/rollout/split{query}", json=body)
+            assert put.status_code == 403, put.text
+            assert "every DAG" in put.json()["detail"]
+            kill = http.post(f"/segue/api/rollout/kill{query}", json={"reason": "sneak"})
+            assert kill.status_code == 403, kill.text
+    assert set(asked) == {(None, "PUT")}
+    assert version_now(clean_db) == 0

@@ -46,6 +46,39 @@ def dag_authorizer(user: GetUserDep) -> DagAuthorizer:
     return allowed
 
 
+def may_read_every_dag_run(
+    authorize: Annotated[DagAuthorizer, Depends(dag_authorizer)],
+) -> None:
+    """403 unless the user may read the runs of every DAG (an order's timeline shows any DAG's).
+
+    Not Airflow's ``requires_access_dag``: with no ``dag_id`` in the path it takes one from the
+    query string, so ``?dag_id=<a DAG the user may read>`` would narrow the check to that DAG.
+
+    :param authorize: the user's DAG permissions (tests override ``dag_authorizer``).
+    """
+    if not authorize(None, "GET"):
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            "you need permission to read the runs of every DAG to see an order's timeline",
+        )
+
+
+def may_edit_every_dag_run(
+    authorize: Annotated[DagAuthorizer, Depends(dag_authorizer)],
+) -> None:
+    """403 unless the user may edit the runs of every DAG: changing the traffic split moves
+    orders between the DAGs' paths. Checked through the auth manager with no DAG named, never
+    narrowed by a ``?dag_id=`` the caller adds (as ``requires_access_dag`` would be).
+
+    :param authorize: the user's DAG permissions (tests override ``dag_authorizer``).
+    """
+    if not authorize(None, "PUT"):
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            "you need permission to edit the runs of every DAG to change the traffic split",
+        )
+
+
 def _team_of(dag_id: str) -> str | None:
     """The DAG's team (multi-team deployments), as ``requires_access_dag`` looks it up."""
     from airflow.models.dag import DagModel

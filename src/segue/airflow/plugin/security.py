@@ -20,14 +20,14 @@ from urllib.parse import urlsplit
 
 from airflow.api_fastapi.app import get_auth_manager
 from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
-from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
 from airflow.api_fastapi.core_api.security import (
     GetUserDep,
     get_user,
-    requires_access_dag,
     requires_authenticated,
 )
 from fastapi import HTTPException, Request, Response, status
+
+from segue.airflow.plugin.access import may_edit_every_dag_run
 
 __all__ = [
     "CSRF_FIELD",
@@ -45,9 +45,9 @@ __all__ = [
 authenticated = requires_authenticated()
 """Any logged-in Airflow user; 401 without credentials, 403 with an invalid token."""
 
-may_edit_dag_runs = requires_access_dag(method="PUT", access_entity=DagAccessEntity.RUN)
-"""Permission to edit DAG runs (of the DAGs in general, no DAG named): changing the traffic
-split moves orders between the DAGs' paths. The Sagas actions check one DAG instead
+may_edit_dag_runs = may_edit_every_dag_run
+"""Permission to edit the runs of every DAG (``access.may_edit_every_dag_run``): changing the
+traffic split moves orders between the DAGs' paths. The Sagas actions check one DAG instead
 (``access.saga_access``)."""
 
 CSRF_COOKIE = "segue_csrf"

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from segue.airflow.plugin.access import DagAuthorizer, dag_authorizer
+from segue.airflow.plugin.access import may_read_every_dag_run
 from segue.airflow.plugin.deps import base_path
 from segue.airflow.plugin.render import render
 from segue.airflow.plugin.security import GetUserDep, actor_name, authenticated
@@ -29,22 +29,7 @@ from segue.timeline.steps import path_steps
 log = logging.getLogger(__name__)
 
 
-def may_read_dag_runs(authorize: Annotated[DagAuthorizer, Depends(dag_authorizer)]) -> None:
-    """403 unless the user may read the runs of every DAG: a timeline shows any DAG's runs.
-
-    Not Airflow's ``requires_access_dag``, which would narrow the check to a ``dag_id`` the
-    caller puts in the query string.
-
-    :param authorize: the user's DAG permissions (tests override ``dag_authorizer``).
-    """
-    if not authorize(None, "GET"):
-        raise HTTPException(
-            status.HTTP_403_FORBIDDEN,
-            "you need permission to read the runs of every DAG to see an order's timeline",
-        )
-
-
-READ = [Depends(authenticated), Depends(may_read_dag_runs)]
+READ = [Depends(authenticated), Depends(may_read_every_dag_run)]
 pages_router = APIRouter(dependencies=READ)
 api_router = APIRouter(dependencies=READ)
 
