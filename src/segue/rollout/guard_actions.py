@@ -1,0 +1,226 @@
+"""What people and the controller do to a rollout besides evaluating it: approve or reject a
+step, abort, resume a held rollout, read the one going on; and the moves every decision shares
+(promote, abort through the kill switch, record measurements)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from segue.rollout.definition import FlagSpec, RolloutError
+from segue.rollout.guard_model import ACTIVE, Action, Decision, RolloutState, State, state_of
+from segue.rollout.measure import Measurement
+from segue.rollout.plan import RolloutPlan
+from segue.rollout.plans import plan_version
+from segue.rollout.store import current, kill, set_split
+from segue.rollout.tables import RolloutEvaluationRow, RolloutRow
+from segue.store.engine import utcnow
+
+log = logging.getLogger(__name__)
+
+
+def approve(
+    session: Session, rollout_id: int, step: int, actor: str, *, now: datetime | None = None
+) -> Decision:
+    """A person approves entering step ``step`` (0-based): the rollout promotes now.
+
+    :param session: the business store; the caller commits.
+    :param rollout_id: the rollout.
+    :param step: the step the approval was asked for (a stale answer is refused).
+    :param actor: who approved.
+    :param now: the time (tests fix it).
+    """
+    now = now or utcnow()
+    row, plan = _locked(session, rollout_id)
+    if row.state != State.AWAITING_APPROVAL or row.awaiting_step != step:
+        raise RolloutError(
+            "step", f"rollout {row.id} is {row.state} at step {row.step_index + 1}, not awaiting "
+            f"approval of step {step + 1}",
+        )  # fmt: skip
+    return _promote(session, row, plan, actor, now, f"step {step + 1} approved by {actor}", [])
+
+
+def reject(
+    session: Session, rollout_id: int, step: int, actor: str, *, now: datetime | None = None
+) -> Decision:
+    """A person rejects entering step ``step``: the rollout aborts (kill switch).
+
+    :param session: the business store; the caller commits.
+    :param rollout_id: the rollout.
+    :param step: the step the approval was asked for.
+    :param actor: who rejected.
+    :param now: the time (tests fix it).
+    """
+    return abort(session, rollout_id, actor, f"step {step + 1} rejected by {actor}", now=now)
+
+
+def abort(
+    session: Session, rollout_id: int, actor: str, reason: str, *, now: datetime | None = None
+) -> Decision:
+    """Abort a rollout by hand: the kill switch, with ``reason``.
+
+    :param session: the business store; the caller commits.
+    :param rollout_id: the rollout.
+    :param actor: who aborts.
+    :param reason: why (required).
+    :param now: the time (tests fix it).
+    """
+    if not reason.strip():
+        raise RolloutError("reason", "say why the rollout is aborted")
+    row, plan = _locked(session, rollout_id)
+    if row.state not in ACTIVE and row.state != State.HELD:
+        raise RolloutError("rollout", f"rollout {row.id} is {row.state} already")
+    return _abort(session, row, plan, actor, now or utcnow(), reason.strip(), [])
+
+
+def resume(
+    session: Session, rollout_id: int, actor: str, *, now: datetime | None = None
+) -> RolloutState:
+    """Resume a held rollout: the inconclusive counts start again.
+
+    :param session: the business store; the caller commits.
+    :param rollout_id: the rollout.
+    :param actor: who resumes it.
+    :param now: the time (tests fix it).
+    """
+    row, plan = _locked(session, rollout_id)
+    if row.state != State.HELD:
+        raise RolloutError("rollout", f"rollout {row.id} is {row.state}, not held")
+    row.state = State.RUNNING
+    row.counters = {**row.counters, "inconclusive": {}}
+    row.updated_at = now or utcnow()
+    row.reason = f"resumed by {actor}"
+    return state_of(row, plan)
+
+
+def active(session: Session, flag_name: str) -> RolloutState | None:
+    """The rollout going on (running, awaiting approval or held) on ``flag_name``, if any.
+
+    :param session: the business store.
+    :param flag_name: the flag.
+    """
+    row = session.scalars(
+        select(RolloutRow)
+        .where(RolloutRow.flag_name == flag_name, RolloutRow.state.in_((*ACTIVE, State.HELD)))
+        .order_by(RolloutRow.id.desc())
+        .limit(1)
+    ).first()
+    return None if row is None else state_of(row, _plan(session, row))
+
+
+def _promote(
+    session: Session,
+    row: RolloutRow,
+    plan: RolloutPlan,
+    actor: str,
+    now: datetime,
+    reason: str,
+    measurements: list[Measurement],
+) -> Decision:
+    row.step_index += 1
+    weight = plan.steps[row.step_index].weight
+    row.state, row.awaiting_step, row.step_started_at = State.RUNNING, None, now
+    row.counters = {**row.counters, "inconclusive": {}}
+    row.reason = f"{reason}: step {row.step_index + 1} of {len(plan.steps)}, {weight}%"
+    flag = FlagSpec.model_validate(row.flag)
+    version = _apply(session, flag, plan, weight, actor, _why(row, plan, row.reason))
+    row.flag_version = version.version
+    return _decision(row, plan, Action.PROMOTE, measurements)
+
+
+def _abort(
+    session: Session,
+    row: RolloutRow,
+    plan: RolloutPlan,
+    actor: str,
+    now: datetime,
+    reason: str,
+    measurements: list[Measurement],
+) -> Decision:
+    flag = FlagSpec.model_validate(row.flag)
+    row.state, row.finished_at, row.awaiting_step = State.ABORTED, now, None
+    row.reason = (
+        f"aborted at step {row.step_index + 1} ({plan.steps[row.step_index].weight}%): " + reason
+    )
+    version = kill(session, flag, actor, _why(row, plan, row.reason))
+    row.flag_version = version.version
+    log.warning(
+        "rollout %s aborted: %s", row.id, reason, extra={"correlation_id": f"rollout:{row.id}"}
+    )
+    return _decision(row, plan, Action.ABORT, measurements)
+
+
+def _apply(
+    session: Session, flag: FlagSpec, plan: RolloutPlan, weight: int, actor: str, reason: str
+) -> Any:
+    """The candidate at ``weight``%, the baseline the rest (other paths 0); rules, key kept."""
+    in_force = current(session, flag).definition
+    weights = {plan.baseline: 100 - weight, plan.candidate: weight}
+    data = in_force.model_dump(mode="json")
+    data.update(weights={p: w for p, w in weights.items() if w}, baseline=plan.baseline)
+    data["killed"] = False
+    return set_split(session, flag, data, actor, reason)
+
+
+def _record(
+    session: Session,
+    row: RolloutRow,
+    plan: RolloutPlan,
+    measurements: list[Measurement],
+    now: datetime,
+) -> None:
+    row.evaluations += 1
+    row.updated_at = now
+    for m in measurements:
+        session.add(
+            RolloutEvaluationRow(
+                rollout_id=row.id,
+                evaluation=row.evaluations,
+                evaluated_at=now,
+                step_index=row.step_index,
+                weight=plan.steps[row.step_index].weight,
+                check_name=m.check,
+                outcome=m.outcome.value,
+                candidate_value=m.candidate.value,
+                candidate_sample=m.candidate.sample,
+                baseline_value=m.baseline.value if m.baseline else None,
+                baseline_sample=m.baseline.sample if m.baseline else None,
+                detail=m.detail,
+            )
+        )
+
+
+def _decision(
+    row: RolloutRow, plan: RolloutPlan, action: Action, measurements: list[Measurement]
+) -> Decision:
+    log.info("rollout %s: %s: %s", row.id, action.value, row.reason,
+             extra={"correlation_id": f"rollout:{row.id}"})  # fmt: skip
+    return Decision(
+        rollout_id=row.id,
+        action=action,
+        state=State(row.state),
+        step_index=row.step_index,
+        weight=plan.steps[row.step_index].weight,
+        awaiting_step=row.awaiting_step,
+        reason=row.reason,
+        measurements=tuple(measurements),
+    )
+
+
+def _why(row: RolloutRow, plan: RolloutPlan, reason: str) -> str:
+    return f"guarded rollout {row.id} (plan {plan.name} v{row.plan_version}): {reason}"
+
+
+def _plan(session: Session, row: RolloutRow) -> RolloutPlan:
+    return plan_version(session, row.plan_name, row.plan_version).plan
+
+
+def _locked(session: Session, rollout_id: int) -> tuple[RolloutRow, RolloutPlan]:
+    row = session.get(RolloutRow, rollout_id, with_for_update=True)
+    if row is None:
+        raise RolloutError("rollout", f"no rollout {rollout_id}")
+    return row, _plan(session, row)
