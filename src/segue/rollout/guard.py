@@ -23,6 +23,7 @@ finish there whatever happens to the rollout.
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
@@ -40,6 +41,7 @@ from segue.rollout.guard_actions import (
     _why,
     abort,
     active,
+    active_by_id,
     approve,
     reject,
     resume,
@@ -109,19 +111,36 @@ def start(
     return state_of(row, checked)
 
 
-def evaluate(session: Session, *, actor: str, now: datetime | None = None) -> list[Decision]:
-    """Evaluate every rollout going on and act on it; the caller commits.
+def evaluate(
+    session: Session,
+    *,
+    actor: str,
+    now: datetime | None = None,
+    flags: Collection[str] | None = None,
+) -> list[Decision]:
+    """Evaluate every rollout going on (of ``flags``, when given) and act on it; the caller
+    commits.
 
     :param session: the business store.
     :param actor: who acts (recorded in the flag's history: the controller's run).
     :param now: the time (tests fix it).
+    :param flags: only the rollouts of these flags (a workflow's controller names its own).
     """
     now = now or utcnow()
-    rows = session.scalars(
-        select(RolloutRow).where(RolloutRow.state.in_(ACTIVE)).order_by(RolloutRow.id)
-        .with_for_update()
-    ).all()  # fmt: skip
-    return [_evaluate(session, row, actor, now) for row in rows]
+    query = select(RolloutRow).where(RolloutRow.state.in_(ACTIVE))
+    if flags is not None:
+        query = query.where(RolloutRow.flag_name.in_(list(flags)))
+    rows = session.scalars(query.order_by(RolloutRow.id).with_for_update()).all()
+    return [_evaluate(session, row, actor, now) for row in rows if _due(session, row, now)]
+
+
+def _due(session: Session, row: RolloutRow, now: datetime) -> bool:
+    """Whether the plan's interval has (nearly: 90%) passed since the last evaluation, so a
+    controller that runs more often than the plan asks evaluates at the plan's pace."""
+    if row.evaluated_at is None:
+        return True
+    interval = _plan(session, row).interval_seconds
+    return (now - row.evaluated_at).total_seconds() >= 0.9 * interval
 
 
 def _evaluate(session: Session, row: RolloutRow, actor: str, now: datetime) -> Decision:
@@ -205,4 +224,4 @@ def _hold_inconclusive(
     return _decision(row, plan, Action.HOLD, measurements)
 
 
-__all__ = ["abort", "active", "approve", "evaluate", "reject", "resume", "start"]
+__all__ = ["abort", "active", "active_by_id", "approve", "evaluate", "reject", "resume", "start"]

@@ -112,6 +112,18 @@ def active(session: Session, flag_name: str) -> RolloutState | None:
     return None if row is None else state_of(row, _plan(session, row))
 
 
+def active_by_id(session: Session, rollout_id: int) -> RolloutState | None:
+    """Rollout ``rollout_id`` if it is going on (running, awaiting approval or held).
+
+    :param session: the business store.
+    :param rollout_id: the rollout.
+    """
+    row = session.get(RolloutRow, rollout_id)
+    if row is None or row.state not in (*ACTIVE, State.HELD):
+        return None
+    return state_of(row, _plan(session, row))
+
+
 def _promote(
     session: Session,
     row: RolloutRow,
@@ -174,7 +186,7 @@ def _record(
     now: datetime,
 ) -> None:
     row.evaluations += 1
-    row.updated_at = now
+    row.updated_at = row.evaluated_at = now
     for m in measurements:
         session.add(
             RolloutEvaluationRow(

@@ -85,6 +85,7 @@ class RolloutRow(RolloutBase):
     flag_version: Mapped[int] = mapped_column(Integer)
     counters: Mapped[Any] = mapped_column(JSON)
     evaluations: Mapped[int] = mapped_column(Integer, default=0)
+    evaluated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     started_by: Mapped[str] = mapped_column(String(200))
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -351,3 +351,16 @@ def test_rolling_back_strands_no_order(world: World) -> None:
         ).all()
     assert after == before
     assert set(stored) == {"events"}
+
+
+def test_the_controller_evaluates_at_the_plans_interval_however_often_it_runs(
+    world: World,
+) -> None:
+    world.start()  # interval 10 s
+    world.traffic()
+    world.tick()
+    with Session(world.engine) as session:
+        assert evaluate(session, actor=ACTOR, now=world.now + timedelta(seconds=5)) == []
+        [decision] = evaluate(session, actor=ACTOR, now=world.now + timedelta(seconds=9))
+        session.commit()
+    assert decision.action is Action.HOLD and "baking step 1: 1 s left" in decision.reason

@@ -63,6 +63,7 @@ def upgrade() -> None:
         sa.Column("flag_version", sa.Integer(), nullable=False),
         sa.Column("counters", sa.JSON(), nullable=False),
         sa.Column("evaluations", sa.Integer(), nullable=False),
+        sa.Column("evaluated_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("started_by", sa.String(length=200), nullable=False),
         sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
