@@ -86,7 +86,7 @@ def test_payment_rollout_is_a_serial_minutely_controller_that_asks_for_approval(
 
     dag = dagbag.dags["payment_rollout"]
     assert (dag.max_active_runs, dag.catchup) == (1, False)
-    assert dag.timetable.description == "Every minute"
+    assert dag.schedule == "* * * * *"
     assert dag.get_task("ask_approval").upstream_task_ids == {"approvals"}
     assert dag.get_task("approvals").upstream_task_ids == {"evaluate"}
     approval = dagbag.dags["payment_rollout_approval"].get_task("approve_step")
