@@ -30,6 +30,7 @@ from segue.store.dead_letters import DeadLetter
 
 pytestmark = pytest.mark.e2e
 DAG_ID = "payment_rollout"
+APPROVAL_DAG = "payment_rollout_approval"
 FAILURE_LIMIT = 2
 _ids = itertools.count()
 
@@ -49,7 +50,7 @@ def quick_plan() -> dict[str, Any]:
 def seed(engine: Engine, path: str, n: int, *, dead: bool = False) -> None:
     """``n`` orders routed to ``path`` just now, finished half a second later (or
     dead-lettered)."""
-    now = datetime.now(UTC) - timedelta(milliseconds=100)
+    now = datetime.now(UTC)
     with Session(engine) as session:
         for _ in range(n):
             order_id = f"e2e-rollout-{next(_ids)}-{time.monotonic_ns()}"
@@ -73,6 +74,7 @@ def start_rollout(airflow_stack: Any, airflow_api: Any) -> dict[str, Any]:
         timeout=30,
     )
     assert response.status_code == 201, response.text
+    time.sleep(0.05)  # orders seeded next are decided after the step began
     return response.json()
 
 
@@ -151,3 +153,54 @@ def test_an_unhealthy_candidate_is_rolled_back_with_the_reason_in_the_history(
     assert f"guarded rollout {started['id']}" in last.reason
     assert "technical_failure_rate: candidate 1 ratio over" in last.reason
     assert f"failed {FAILURE_LIMIT} of limit {FAILURE_LIMIT}" in last.reason
+
+
+def test_a_step_with_approval_waits_for_a_person_answering_in_airflow(
+    rollout_db: Engine, airflow_stack: Any, airflow_api: Any
+) -> None:
+    plan = quick_plan()
+    plan["steps"] = [{"weight": 10, "bake_seconds": 1},
+                     {"weight": 100, "bake_seconds": 1, "approval": True}]  # fmt: skip
+    response = httpx.post(
+        f"{airflow_stack.url}/segue/api/rollout/guarded",
+        json={"plan": plan},
+        headers={"Authorization": f"Bearer {airflow_api.token()}"},
+        timeout=30,
+    )
+    assert response.status_code == 201, response.text
+    rollout_id = response.json()["id"]
+    time.sleep(0.05)  # orders decided after the step began
+    seed(rollout_db, "dag", 4)
+    seed(rollout_db, "events", 4)
+    time.sleep(1.1)
+    evaluate_once(airflow_api)
+    with Session(rollout_db) as session:
+        [state] = rollouts(session, FLAG.name)
+    assert (state.state.value, state.awaiting_step) == ("awaiting_approval", 1), state.reason
+    approval_run = f"rollout-{rollout_id}-step-2"
+    deadline = time.monotonic() + 40
+    while airflow_api.task_states(APPROVAL_DAG, approval_run).get("approve_step") != (
+        "awaiting_input"
+    ):
+        assert time.monotonic() < deadline, airflow_api.task_states(APPROVAL_DAG, approval_run)
+        time.sleep(0.5)
+    assert current_weights(rollout_db) == {"dag": 90, "events": 10}  # nothing before the answer
+    answer = airflow_api.request(
+        "PATCH",
+        f"/dags/{APPROVAL_DAG}/dagRuns/{approval_run}/taskInstances/approve_step/-1/hitlDetails",
+        json={"chosen_options": ["Approve"], "params_input": {}},
+    )
+    assert answer.status_code == 200, answer.text
+    run = airflow_api.wait_for_run(APPROVAL_DAG, approval_run, timeout=60, poll=0.5)
+    assert run["state"] == "success", airflow_api.task_logs(
+        APPROVAL_DAG, approval_run, "approve_step"
+    )
+    assert current_weights(rollout_db) == {"events": 100}
+    with Session(rollout_db) as session:
+        last = history(session, FLAG)[-1]
+    assert last.changed_by == "airflow:admin" and "step 2 approved by airflow:admin" in last.reason
+
+
+def current_weights(engine: Engine) -> dict[str, int]:
+    with Session(engine) as session:
+        return current(session, FLAG).definition.weights
