@@ -10,7 +10,8 @@ decides, in this order:
    :func:`segue.rollout.kill` with the failing measurements as the reason;
 3. a check failed, below its limit: **hold**; a check is inconclusive (too few subjects):
    **hold**, and ``inconclusive_limit`` times in a row: **held** for a person (:func:`resume`
-   or :func:`abort`);
+   or :func:`abort`); a held rollout is still evaluated, and aborted by a failing check, but
+   never promoted;
 4. waiting for a person's approval: keep **awaiting** (checks keep running meanwhile);
 5. the step has not baked yet: **hold**;
 6. the last step baked: **complete**; the next step wants approval: **await approval**;
@@ -32,17 +33,17 @@ from sqlalchemy.orm import Session
 
 from segue.rollout.definition import FlagSpec, RolloutError
 from segue.rollout.guard_actions import (
-    _abort,
-    _apply,
-    _decision,
-    _plan,
-    _promote,
-    _record,
-    _why,
     abort,
+    abort_rollout,
     active,
     active_by_id,
+    apply_weight,
     approve,
+    flag_reason,
+    make_decision,
+    plan_of,
+    promote_step,
+    record_measurements,
     reject,
     resume,
 )
@@ -106,7 +107,9 @@ def start(
     )
     session.add(row)
     session.flush()
-    version = _apply(session, flag, checked, first.weight, actor, _why(row, checked, row.reason))
+    version = apply_weight(
+        session, flag, checked, first.weight, actor, flag_reason(row, checked, row.reason)
+    )
     row.flag_version = version.version
     return state_of(row, checked)
 
@@ -139,12 +142,12 @@ def _due(session: Session, row: RolloutRow, now: datetime) -> bool:
     controller that runs more often than the plan asks evaluates at the plan's pace."""
     if row.evaluated_at is None:
         return True
-    interval = _plan(session, row).interval_seconds
+    interval = plan_of(session, row).interval_seconds
     return (now - row.evaluated_at).total_seconds() >= 0.9 * interval
 
 
 def _evaluate(session: Session, row: RolloutRow, actor: str, now: datetime) -> Decision:
-    plan = _plan(session, row)
+    plan = plan_of(session, row)
     flag = FlagSpec.model_validate(row.flag)
     in_force = current(session, flag)
     if in_force.version != row.flag_version:
@@ -153,12 +156,14 @@ def _evaluate(session: Session, row: RolloutRow, actor: str, now: datetime) -> D
             f"the flag was changed outside the rollout (version {in_force.version} by "
             f"{in_force.changed_by}: {in_force.reason}); the guard stops, the split stays"
         )
-        return _decision(row, plan, Action.STOP, [])
+        return make_decision(row, plan, Action.STOP, [])
     measurements = measure(session, plan, row.step_started_at, now)
-    _record(session, row, plan, measurements, now)
+    record_measurements(session, row, plan, measurements, now)
     failing = _count(row, plan, measurements)
     if failing:
-        return _abort(session, row, plan, actor, now, "; ".join(failing), measurements)
+        return abort_rollout(session, row, plan, actor, now, "; ".join(failing), measurements)
+    if row.state == State.HELD:  # watched for an abort, never promoted until resumed
+        return make_decision(row, plan, Action.HELD, measurements)
     failed = [m for m in measurements if m.outcome is Outcome.FAIL]
     if failed:
         counts = row.counters["failures"]
@@ -166,27 +171,27 @@ def _evaluate(session: Session, row: RolloutRow, actor: str, now: datetime) -> D
             f"{m.detail} ({counts[m.check]} of limit {plan.check_named(m.check).failure_limit})"
             for m in failed
         )
-        return _decision(row, plan, Action.HOLD, measurements)
+        return make_decision(row, plan, Action.HOLD, measurements)
     unsure = [m for m in measurements if m.outcome is Outcome.INCONCLUSIVE]
     if unsure:
         return _hold_inconclusive(row, plan, unsure, measurements, now)
     if row.state == State.AWAITING_APPROVAL:
-        return _decision(row, plan, Action.AWAIT_APPROVAL, measurements)
+        return make_decision(row, plan, Action.AWAIT_APPROVAL, measurements)
     baked = (now - row.step_started_at).total_seconds()
     bake = plan.steps[row.step_index].bake_seconds
     if baked < bake:
         row.reason = f"checks pass; baking step {row.step_index + 1}: {bake - baked:.0f} s left"
-        return _decision(row, plan, Action.HOLD, measurements)
+        return make_decision(row, plan, Action.HOLD, measurements)
     if row.step_index == len(plan.steps) - 1:
         row.state, row.finished_at = State.COMPLETED, now
         row.reason = f"completed: {plan.candidate} at {plan.steps[-1].weight}%, every check passed"
-        return _decision(row, plan, Action.COMPLETE, measurements)
+        return make_decision(row, plan, Action.COMPLETE, measurements)
     if plan.steps[row.step_index + 1].approval:
         row.state, row.awaiting_step = State.AWAITING_APPROVAL, row.step_index + 1
         row.reason = f"checks pass; step {row.step_index + 2} waits for a person's approval"
-        return _decision(row, plan, Action.AWAIT_APPROVAL, measurements)
+        return make_decision(row, plan, Action.AWAIT_APPROVAL, measurements)
     reason = f"step {row.step_index + 1} baked {baked:.0f} s, every check passed"
-    return _promote(session, row, plan, actor, now, reason, measurements)
+    return promote_step(session, row, plan, actor, now, reason, measurements)
 
 
 def _count(row: RolloutRow, plan: RolloutPlan, measurements: list[Measurement]) -> list[str]:
@@ -219,9 +224,9 @@ def _hold_inconclusive(
         row.reason = "held for a person: inconclusive " + "; ".join(
             f"{m.detail} ({counts[m.check]} times in a row)" for m in over
         )
-        return _decision(row, plan, Action.HELD, measurements)
+        return make_decision(row, plan, Action.HELD, measurements)
     row.reason = "holding, inconclusive: " + "; ".join(m.detail for m in unsure)
-    return _decision(row, plan, Action.HOLD, measurements)
+    return make_decision(row, plan, Action.HOLD, measurements)
 
 
 __all__ = ["abort", "active", "active_by_id", "approve", "evaluate", "reject", "resume", "start"]

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -16,7 +15,7 @@ from segue.rollout.guard_model import ACTIVE, Action, Decision, RolloutState, St
 from segue.rollout.measure import Measurement
 from segue.rollout.plan import RolloutPlan
 from segue.rollout.plans import plan_version
-from segue.rollout.store import current, kill, set_split
+from segue.rollout.store import FlagVersion, current, kill, set_split
 from segue.rollout.tables import RolloutEvaluationRow, RolloutRow
 from segue.store.engine import utcnow
 
@@ -41,7 +40,7 @@ def approve(
             "step", f"rollout {row.id} is {row.state} at step {row.step_index + 1}, not awaiting "
             f"approval of step {step + 1}",
         )  # fmt: skip
-    return _promote(session, row, plan, actor, now, f"step {step + 1} approved by {actor}", [])
+    return promote_step(session, row, plan, actor, now, f"step {step + 1} approved by {actor}", [])
 
 
 def reject(
@@ -72,9 +71,9 @@ def abort(
     if not reason.strip():
         raise RolloutError("reason", "say why the rollout is aborted")
     row, plan = _locked(session, rollout_id)
-    if row.state not in ACTIVE and row.state != State.HELD:
+    if row.state not in ACTIVE:
         raise RolloutError("rollout", f"rollout {row.id} is {row.state} already")
-    return _abort(session, row, plan, actor, now or utcnow(), reason.strip(), [])
+    return abort_rollout(session, row, plan, actor, now or utcnow(), reason.strip(), [])
 
 
 def resume(
@@ -105,11 +104,11 @@ def active(session: Session, flag_name: str) -> RolloutState | None:
     """
     row = session.scalars(
         select(RolloutRow)
-        .where(RolloutRow.flag_name == flag_name, RolloutRow.state.in_((*ACTIVE, State.HELD)))
+        .where(RolloutRow.flag_name == flag_name, RolloutRow.state.in_(ACTIVE))
         .order_by(RolloutRow.id.desc())
         .limit(1)
     ).first()
-    return None if row is None else state_of(row, _plan(session, row))
+    return None if row is None else state_of(row, plan_of(session, row))
 
 
 def active_by_id(session: Session, rollout_id: int) -> RolloutState | None:
@@ -119,12 +118,12 @@ def active_by_id(session: Session, rollout_id: int) -> RolloutState | None:
     :param rollout_id: the rollout.
     """
     row = session.get(RolloutRow, rollout_id)
-    if row is None or row.state not in (*ACTIVE, State.HELD):
+    if row is None or row.state not in ACTIVE:
         return None
-    return state_of(row, _plan(session, row))
+    return state_of(row, plan_of(session, row))
 
 
-def _promote(
+def promote_step(
     session: Session,
     row: RolloutRow,
     plan: RolloutPlan,
@@ -133,18 +132,28 @@ def _promote(
     reason: str,
     measurements: list[Measurement],
 ) -> Decision:
+    """Enter the next step: the candidate's new weight through ``set_split``, the window restarts.
+
+    :param session: the business store.
+    :param row: the rollout (locked).
+    :param plan: its plan.
+    :param actor: who acts (recorded).
+    :param now: the time.
+    :param reason: why (recorded).
+    :param measurements: the evaluation that led here (none for an approval).
+    """
     row.step_index += 1
     weight = plan.steps[row.step_index].weight
     row.state, row.awaiting_step, row.step_started_at = State.RUNNING, None, now
     row.counters = {**row.counters, "inconclusive": {}}
     row.reason = f"{reason}: step {row.step_index + 1} of {len(plan.steps)}, {weight}%"
     flag = FlagSpec.model_validate(row.flag)
-    version = _apply(session, flag, plan, weight, actor, _why(row, plan, row.reason))
+    version = apply_weight(session, flag, plan, weight, actor, flag_reason(row, plan, row.reason))
     row.flag_version = version.version
-    return _decision(row, plan, Action.PROMOTE, measurements)
+    return make_decision(row, plan, Action.PROMOTE, measurements)
 
 
-def _abort(
+def abort_rollout(
     session: Session,
     row: RolloutRow,
     plan: RolloutPlan,
@@ -153,23 +162,41 @@ def _abort(
     reason: str,
     measurements: list[Measurement],
 ) -> Decision:
+    """Abort: the kill switch (``segue.rollout.kill``) with ``reason`` in the flag's history.
+
+    :param session: the business store.
+    :param row: the rollout (locked).
+    :param plan: its plan.
+    :param actor: who acts (recorded).
+    :param now: the time.
+    :param reason: why (recorded: the failing measurements, or a person's words).
+    :param measurements: the evaluation that led here, if any.
+    """
     flag = FlagSpec.model_validate(row.flag)
     row.state, row.finished_at, row.awaiting_step = State.ABORTED, now, None
     row.reason = (
         f"aborted at step {row.step_index + 1} ({plan.steps[row.step_index].weight}%): " + reason
     )
-    version = kill(session, flag, actor, _why(row, plan, row.reason))
+    version = kill(session, flag, actor, flag_reason(row, plan, row.reason))
     row.flag_version = version.version
     log.warning(
         "rollout %s aborted: %s", row.id, reason, extra={"correlation_id": f"rollout:{row.id}"}
     )
-    return _decision(row, plan, Action.ABORT, measurements)
+    return make_decision(row, plan, Action.ABORT, measurements)
 
 
-def _apply(
+def apply_weight(
     session: Session, flag: FlagSpec, plan: RolloutPlan, weight: int, actor: str, reason: str
-) -> Any:
-    """The candidate at ``weight``%, the baseline the rest (other paths 0); rules, key kept."""
+) -> FlagVersion:
+    """The candidate at ``weight``%, the baseline the rest (other paths 0); rules, key kept.
+
+    :param session: the business store.
+    :param flag: the flag.
+    :param plan: the plan (baseline, candidate).
+    :param weight: the candidate's percent.
+    :param actor: who (recorded).
+    :param reason: why (recorded).
+    """
     in_force = current(session, flag).definition
     weights = {plan.baseline: 100 - weight, plan.candidate: weight}
     data = in_force.model_dump(mode="json")
@@ -178,13 +205,21 @@ def _apply(
     return set_split(session, flag, data, actor, reason)
 
 
-def _record(
+def record_measurements(
     session: Session,
     row: RolloutRow,
     plan: RolloutPlan,
     measurements: list[Measurement],
     now: datetime,
 ) -> None:
+    """Keep one evaluation's measurements (``rollout_evaluations``) and count it.
+
+    :param session: the business store.
+    :param row: the rollout.
+    :param plan: its plan.
+    :param measurements: what the checks found.
+    :param now: the time of the evaluation.
+    """
     row.evaluations += 1
     row.updated_at = row.evaluated_at = now
     for m in measurements:
@@ -206,9 +241,16 @@ def _record(
         )
 
 
-def _decision(
+def make_decision(
     row: RolloutRow, plan: RolloutPlan, action: Action, measurements: list[Measurement]
 ) -> Decision:
+    """The decision as a value (and a log line).
+
+    :param row: the rollout after the decision.
+    :param plan: its plan.
+    :param action: what was decided.
+    :param measurements: the evaluation's measurements.
+    """
     log.info("rollout %s: %s: %s", row.id, action.value, row.reason,
              extra={"correlation_id": f"rollout:{row.id}"})  # fmt: skip
     return Decision(
@@ -223,11 +265,22 @@ def _decision(
     )
 
 
-def _why(row: RolloutRow, plan: RolloutPlan, reason: str) -> str:
+def flag_reason(row: RolloutRow, plan: RolloutPlan, reason: str) -> str:
+    """The reason written to the flag's history: which rollout and plan, then ``reason``.
+
+    :param row: the rollout.
+    :param plan: its plan.
+    :param reason: what happened.
+    """
     return f"guarded rollout {row.id} (plan {plan.name} v{row.plan_version}): {reason}"
 
 
-def _plan(session: Session, row: RolloutRow) -> RolloutPlan:
+def plan_of(session: Session, row: RolloutRow) -> RolloutPlan:
+    """The plan version a rollout runs.
+
+    :param session: the business store.
+    :param row: the rollout.
+    """
     return plan_version(session, row.plan_name, row.plan_version).plan
 
 
@@ -235,4 +288,4 @@ def _locked(session: Session, rollout_id: int) -> tuple[RolloutRow, RolloutPlan]
     row = session.get(RolloutRow, rollout_id, with_for_update=True)
     if row is None:
         raise RolloutError("rollout", f"no rollout {rollout_id}")
-    return row, _plan(session, row)
+    return row, plan_of(session, row)

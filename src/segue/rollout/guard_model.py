@@ -26,8 +26,9 @@ class State(StrEnum):
     STOPPED = "stopped"
 
 
-ACTIVE = (State.RUNNING, State.AWAITING_APPROVAL)
-"""The states the controller evaluates."""
+ACTIVE = (State.RUNNING, State.AWAITING_APPROVAL, State.HELD)
+"""The states of a rollout going on, which the controller evaluates (a held one only for an
+abort: it never promotes until resumed)."""
 
 
 class Action(StrEnum):

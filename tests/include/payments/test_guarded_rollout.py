@@ -247,11 +247,28 @@ def test_too_little_traffic_stays_inconclusive_and_never_promotes(world: World) 
     with Session(world.engine) as session:
         [state] = rollouts(session, world.flag.name)
         assert state.state is State.HELD and "min_sample 5" in state.reason
-        assert evaluate(session, actor=ACTOR, now=world.now) == []  # held: not evaluated
+    world.traffic()  # enough orders now, every check passes, the step has baked...
+    held = world.tick()
+    assert held.action is Action.HELD and world.weights() == {"dag": 99, "events": 1}
+    assert all(m.outcome.value == "pass" for m in held.measurements)  # ...still held
+    with Session(world.engine) as session:
         resume(session, rollout_id, "bob", now=world.now)
         session.commit()
     world.traffic()
-    assert world.tick().action in (Action.HOLD, Action.PROMOTE)
+    assert world.tick().action is Action.PROMOTE
+
+
+def test_a_held_rollout_is_still_aborted_by_a_failing_check(world: World) -> None:
+    world.start()
+    for _ in range(4):
+        world.orders("dag", 6)
+        world.orders("events", 1)
+        world.tick()
+    world.traffic(candidate="dead")
+    assert world.tick().action is Action.HELD  # one failure, limit 2
+    world.traffic(candidate="dead")
+    assert world.tick().action is Action.ABORT
+    assert world.weights() == {}
 
 
 def test_a_step_with_approval_waits_for_a_person(world: World) -> None:
