@@ -52,7 +52,8 @@ def chart_svg(check: Check, points: Sequence[Evaluation]) -> str:
     limits = [limit_of(check, p.baseline_value) for p in points]
     values = [v for p in points for v in (p.candidate_value, p.baseline_value) if v is not None]
     values += [v for v in limits if v is not None]
-    top = max([*values, 0.0]) * 1.1 or 1.0
+    peak = max(values, default=0.0) or 1.0  # all zero: a scale of 0 to 1
+    top = peak * 1.1
     span_x = max(len(points) - 1, 1)
 
     def x(index: int) -> float:
@@ -67,7 +68,7 @@ def chart_svg(check: Check, points: Sequence[Evaluation]) -> str:
         f'viewBox="0 0 {WIDTH} {HEIGHT}" xmlns="http://www.w3.org/2000/svg" font-size="11">',
         f'<line x1="{LEFT}" y1="{y(0)}" x2="{WIDTH - RIGHT}" y2="{y(0)}" stroke="#94a3b8"/>',
         f'<text x="{LEFT - 4}" y="{y(0) + 4}" text-anchor="end">0</text>',
-        f'<text x="{LEFT - 4}" y="{y(top / 1.1) + 4}" text-anchor="end">{top / 1.1:.3g}</text>',
+        f'<text x="{LEFT - 4}" y="{y(peak) + 4}" text-anchor="end">{peak:.3g}</text>',
     ]
     step = None
     for index, point in enumerate(points):
