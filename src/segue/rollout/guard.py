@@ -86,7 +86,7 @@ def start(
             f"rollout {going.id} ({going.plan_name}) is {going.state} on {flag.name!r}; "
             "abort it or let it finish first",
         )
-    measure(session, checked, now, now)  # a query that does not run is refused now
+    measure(session, checked, now, now, strict=True)  # a query that fails is refused now
     stored = save_plan(session, checked, actor, f"started by {actor}", flag)
     first = checked.steps[0]
     row = RolloutRow(

@@ -85,7 +85,10 @@ def _progress(args: argparse.Namespace, context: CliContext) -> int:
     from segue.rollout.cli import _session
     from segue.rollout.guard_model import evaluations, rollouts
 
-    flag = context.rollout()
+    try:
+        flag = context.rollout()
+    except RolloutError as error:
+        return _refused(error)
     with _session(args, context) as session:
         found = rollouts(session, flag.name, limit=5)
         latest = evaluations(session, found[0].id) if found else []

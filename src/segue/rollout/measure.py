@@ -100,21 +100,36 @@ def read(
 
 
 def measure(
-    session: Session, plan: RolloutPlan, since: datetime, until: datetime
+    session: Session, plan: RolloutPlan, since: datetime, until: datetime, *, strict: bool = False
 ) -> list[Measurement]:
     """Every check of ``plan`` judged over ``[since, until)``.
+
+    A query that fails is an inconclusive measurement saying why (so a broken check holds the
+    rollout after its ``inconclusive_limit`` instead of leaving it unwatched), or, ``strict``,
+    a RolloutError naming ``checks[i].query`` (how a plan is tried before it starts).
 
     :param session: a session on the business store.
     :param plan: the plan.
     :param since: window start (the current step's start).
     :param until: now.
+    :param strict: raise on a failing query instead of measuring it inconclusive.
     """
     measurements = []
     for index, check in enumerate(plan.checks):
-        candidate = read(session, plan, index, plan.candidate, since, until)
-        baseline = None
-        if check.comparison is Comparison.VS_BASELINE:
-            baseline = read(session, plan, index, plan.baseline, since, until)
+        try:
+            candidate = read(session, plan, index, plan.candidate, since, until)
+            baseline = None
+            if check.comparison is Comparison.VS_BASELINE:
+                baseline = read(session, plan, index, plan.baseline, since, until)
+        except RolloutError as error:
+            if strict:
+                raise
+            measurements.append(
+                Measurement(check=check.name, outcome=Outcome.INCONCLUSIVE,
+                            candidate=Reading(value=None, sample=0),
+                            detail=f"{check.name}: the query failed: {error.message}")
+            )  # fmt: skip
+            continue
         measurements.append(judge(check, candidate, baseline))
     return measurements
 

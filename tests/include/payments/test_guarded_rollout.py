@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
 
 from include.payments.rollout_plan import FLAG, default_plan
@@ -381,3 +381,29 @@ def test_the_controller_evaluates_at_the_plans_interval_however_often_it_runs(
         [decision] = evaluate(session, actor=ACTOR, now=world.now + timedelta(seconds=9))
         session.commit()
     assert decision.action is Action.HOLD and "baking step 1: 1 s left" in decision.reason
+
+
+def test_a_check_whose_query_breaks_mid_rollout_holds_it_for_a_person(world: World) -> None:
+    plan = world.plan()
+    plan["checks"][2]["query"] = (
+        "SELECT 0 AS value, COUNT(*) AS sample FROM rollout_canary WHERE path = :path"
+    )
+    with Session(world.engine) as session:
+        session.execute(text("CREATE TABLE IF NOT EXISTS rollout_canary (path text)"))
+        session.commit()
+    try:
+        world.start(plan)
+        with Session(world.engine) as session:
+            session.execute(text("DROP TABLE rollout_canary"))  # the check's table goes away
+            session.commit()
+        actions = []
+        for _ in range(4):
+            world.traffic()
+            actions.append(world.tick())
+    finally:
+        with Session(world.engine) as session:
+            session.execute(text("DROP TABLE IF EXISTS rollout_canary"))
+            session.commit()
+    assert [d.action for d in actions] == [Action.HOLD] * 3 + [Action.HELD]
+    assert "stuck_orders: the query failed" in actions[0].reason
+    assert "rollout_canary" in actions[0].reason
