@@ -160,18 +160,23 @@ def judge(check: Check, candidate: Reading, baseline: Reading | None) -> Measure
     shown = f"{value:.4g}{check.unit and ' ' + check.unit} over {candidate.sample}"
     if check.comparison is Comparison.ABSOLUTE:
         assert check.max is not None  # the plan checked it
-        if value > check.max:
+        if _exceeds(value, check.max):
             return result(Outcome.FAIL, f"candidate {shown} > {check.max:g}")
         return result(Outcome.PASS, f"candidate {shown} <= {check.max:g}")
     assert baseline is not None
     if baseline.value is None:
         return result(Outcome.INCONCLUSIVE, f"no baseline value yet (sample {baseline.sample})")
     against = f"baseline {baseline.value:.4g} over {baseline.sample}"
-    if check.max_increase is not None and value - baseline.value > check.max_increase:
+    if check.max_increase is not None and _exceeds(value, baseline.value + check.max_increase):
         return result(Outcome.FAIL, f"candidate {shown} > {against} + {check.max_increase:g}")
-    if check.max_ratio is not None and value > baseline.value * check.max_ratio:
+    if check.max_ratio is not None and _exceeds(value, baseline.value * check.max_ratio):
         return result(Outcome.FAIL, f"candidate {shown} > {against} x {check.max_ratio:g}")
     return result(Outcome.PASS, f"candidate {shown} within {check.limit_text()} ({against})")
+
+
+def _exceeds(value: float, limit: float) -> bool:
+    """``value > limit`` beyond float rounding (0.07 is within 0.05 + 0.02)."""
+    return value > limit + 1e-9 * max(1.0, abs(limit))
 
 
 def _too_few(check: Check, candidate: Reading, baseline: Reading | None) -> str | None:
