@@ -4,6 +4,7 @@ interval x failure limit, inconclusive holds, approval, and no order stranded by
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -407,3 +408,31 @@ def test_a_check_whose_query_breaks_mid_rollout_holds_it_for_a_person(world: Wor
     assert [d.action for d in actions] == [Action.HOLD] * 3 + [Action.HELD]
     assert "stuck_orders: the query failed" in actions[0].reason
     assert "rollout_canary" in actions[0].reason
+
+
+def test_two_controllers_at_once_act_once(world: World) -> None:
+    """A manual run racing a scheduled one: the rollout row is locked per evaluation, and the
+    second finds it evaluated already, so the step is promoted once."""
+    world.start(world.plan(steps=[{"weight": 10, "bake_seconds": 0},
+                                  {"weight": 100, "bake_seconds": 0}]))  # fmt: skip
+    world.traffic()
+    world.now += timedelta(seconds=10)
+    second: list[Any] = []
+    with Session(world.engine) as first:
+        [decision] = evaluate(first, actor="first", now=world.now)
+        racer = threading.Thread(target=lambda: second.append(world_evaluate(world, "second")))
+        racer.start()
+        racer.join(0.5)
+        assert racer.is_alive()  # waits for the first evaluation's lock
+        first.commit()
+    racer.join(10)
+    assert decision.action is Action.PROMOTE and second == [[]]
+    with Session(world.engine) as session:
+        assert [c.changed_by for c in history(session, world.flag)] == ["alice", "first"]
+
+
+def world_evaluate(world: World, actor: str) -> list[Any]:
+    with Session(world.engine) as session:
+        decisions = evaluate(session, actor=actor, now=world.now)
+        session.commit()
+    return decisions
