@@ -27,6 +27,7 @@ from segue.rollout.guard import abort, active
 from segue.rollout.guard_model import evaluations, rollouts
 from segue.rollout.tables import RouteDecisionRow
 from segue.store.dead_letters import DeadLetter
+from tests.conftest import reset_tables
 
 pytestmark = pytest.mark.e2e
 DAG_ID = "payment_rollout"
@@ -94,6 +95,7 @@ def rollout_db(clean_db: Engine, airflow_api: Any) -> Any:
         if going is not None:
             abort(session, going.id, "e2e teardown", "test over")
             session.commit()
+    reset_tables(clean_db)  # nor later tests a split that sends orders to the candidate
 
 
 def test_a_healthy_candidate_is_promoted_step_by_step_to_100(
