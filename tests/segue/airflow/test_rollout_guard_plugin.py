@@ -60,6 +60,10 @@ def test_start_a_stored_plan_from_the_page_then_see_a_chart_per_check_and_abort(
         session.commit()
     page = client.get("/segue/rollout").text
     assert 'id="guarded-none"' in page and '<option value="events-rollout"' in page
+    shown = re.search(r'<details class="stored-plan" data-plan="events-rollout">.*?</details>',
+                      page, re.S)  # fmt: skip
+    assert shown and "saved by make run" in shown.group(0)
+    assert "&#34;max&#34;: 3.0" in shown.group(0)  # the plan itself, as JSON
     start = client.post("/segue/rollout/guarded/start", follow_redirects=False,
         data={"csrf_token": page_token(client), "plan_name": "events-rollout"})  # fmt: skip
     assert start.status_code == 303, start.text
