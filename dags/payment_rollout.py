@@ -38,7 +38,7 @@ from airflow.sdk import dag, get_current_context, task
 from include.payments.database import payments_engine
 from include.workflow import ROLLOUT_FLAG
 from segue.rollout import guard
-from segue.rollout.guard_model import Action
+from segue.rollout.guard_model import Action, approval_run_id
 from segue.settings import get_settings
 from segue.store.engine import session_scope
 
@@ -72,7 +72,11 @@ def payment_rollout() -> None:
         """One approval request per rollout waiting for a person (its run id makes it once)."""
         return [
             {
-                "trigger_run_id": f"rollout-{d['rollout_id']}-step-{d['awaiting_step'] + 1}",
+                "trigger_run_id": approval_run_id(
+                    d["rollout_id"],
+                    datetime.fromisoformat(d["rollout_started_at"]),
+                    d["awaiting_step"],
+                ),
                 "conf": {
                     "rollout_id": d["rollout_id"],
                     "step": d["awaiting_step"],

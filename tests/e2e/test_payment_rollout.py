@@ -24,7 +24,7 @@ from include.payments.rollout_plan import FLAG, default_plan
 from include.payments.tables import OrderRow
 from segue.rollout import current, history
 from segue.rollout.guard import abort, active
-from segue.rollout.guard_model import evaluations, rollouts
+from segue.rollout.guard_model import approval_run_id, evaluations, rollouts
 from segue.rollout.tables import RouteDecisionRow
 from segue.store.dead_letters import DeadLetter
 from tests.conftest import reset_tables
@@ -179,7 +179,8 @@ def test_a_step_with_approval_waits_for_a_person_answering_in_airflow(
     with Session(rollout_db) as session:
         [state] = rollouts(session, FLAG.name)
     assert (state.state.value, state.awaiting_step) == ("awaiting_approval", 1), state.reason
-    approval_run = f"rollout-{rollout_id}-step-2"
+    approval_run = approval_run_id(rollout_id, state.started_at, 1)
+    assert approval_run.startswith(f"rollout-{rollout_id}-") and approval_run.endswith("-step-2")
     answered = approve_in_airflow(airflow_api, approval_run, rollout_db)
     run = airflow_api.dag_run(APPROVAL_DAG, approval_run)
     logs = airflow_api.task_logs(APPROVAL_DAG, approval_run, "approve_step")

@@ -255,6 +255,7 @@ def make_decision(
              extra={"correlation_id": f"rollout:{row.id}"})  # fmt: skip
     return Decision(
         rollout_id=row.id,
+        rollout_started_at=row.started_at,
         action=action,
         state=State(row.state),
         step_index=row.step_index,

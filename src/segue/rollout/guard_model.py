@@ -3,7 +3,7 @@ for the page and the API (rollouts, their evaluations)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
@@ -92,6 +92,7 @@ class Decision(BaseModel):
     """What one evaluation of one rollout decided, and on what measurements.
 
     :param rollout_id: the rollout.
+    :param rollout_started_at: when it started (with the id, names it across databases).
     :param action: promote, hold, held, await_approval, abort, complete or stop.
     :param state: the rollout's state after it.
     :param step_index: the current step after it (0-based).
@@ -104,6 +105,7 @@ class Decision(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     rollout_id: int
+    rollout_started_at: datetime
     action: Action
     state: State
     step_index: int
@@ -111,6 +113,18 @@ class Decision(BaseModel):
     awaiting_step: int | None
     reason: str
     measurements: tuple[Measurement, ...] = ()
+
+
+def approval_run_id(rollout_id: int, started_at: datetime, step: int) -> str:
+    """The id of the one approval run for entering ``step`` (0-based) of a rollout: the same
+    every time it is asked (so it is asked once), different for a rollout of another database
+    that happens to have the same number.
+
+    :param rollout_id: the rollout.
+    :param started_at: when it started.
+    :param step: the step asked for, 0-based.
+    """
+    return f"rollout-{rollout_id}-{started_at.astimezone(UTC):%Y%m%dT%H%M%S}-step-{step + 1}"
 
 
 class Evaluation(BaseModel):
