@@ -69,7 +69,8 @@ def start(
     """Start a rollout of ``plan``: the candidate gets the first step's weight; the caller commits.
 
     Refused (RolloutError naming the field, nothing written) when the plan is invalid, a
-    check's query fails, or a rollout of the flag is already going on.
+    check's query fails, a rollout of the flag is already going on, or the kill switch is on
+    (a rollout must not turn it off behind the back of whoever pulled it).
 
     :param session: the business store.
     :param flag: the workflow's flag (the plan must name it and two of its paths).
@@ -85,6 +86,13 @@ def start(
             "flag",
             f"rollout {going.id} ({going.plan_name}) is {going.state} on {flag.name!r}; "
             "abort it or let it finish first",
+        )
+    in_force = current(session, flag)
+    if in_force.definition.killed:
+        raise RolloutError(
+            "flag",
+            f"the kill switch is on (version {in_force.version} by {in_force.changed_by}: "
+            f"{in_force.reason}); turn it off with a new split before a rollout",
         )
     measure(session, checked, now, now, strict=True)  # a query that fails is refused now
     stored = save_plan(session, checked, actor, f"started by {actor}", flag)

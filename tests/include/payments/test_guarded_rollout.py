@@ -436,3 +436,17 @@ def world_evaluate(world: World, actor: str) -> list[Any]:
         decisions = evaluate(session, actor=actor, now=world.now)
         session.commit()
     return decisions
+
+
+def test_a_rollout_does_not_start_while_the_kill_switch_is_on(world: World) -> None:
+    from segue.rollout import kill
+
+    with Session(world.engine) as session:
+        kill(session, world.flag, "dave", "incident 9")
+        session.commit()
+        with pytest.raises(RolloutError) as refused:
+            start(session, world.flag, world.plan(), "alice", now=world.now)
+        assert refused.value.field == "flag" and "incident 9" in refused.value.message
+        session.rollback()
+        assert current(session, world.flag).definition.killed
+        assert rollouts(session, world.flag.name) == []
