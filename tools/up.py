@@ -15,6 +15,7 @@ from pathlib import Path
 
 from include.payments.catalog import seed_catalog
 from include.payments.database import COMPONENTS
+from include.payments.rollout_plan import install_default_plan
 from segue.migrations import migrated
 from segue.settings import get_settings
 from segue.store.engine import session_scope, shared_engine
@@ -79,11 +80,14 @@ def choose_databases(home: Path = LOCAL_HOME) -> LocalDatabases:
 
 
 def init_business_store(url: str) -> None:
-    """Upgrade the schema to head and seed the demo catalog (idempotent)."""
+    """Upgrade the schema to head, seed the demo catalog and install the example rollout plan
+    (idempotent: an unchanged plan is not stored again)."""
     engine = migrated(shared_engine(url), COMPONENTS, progress=lambda line: print(f"  {line}"))
     with session_scope(engine) as session:
         added = seed_catalog(session)
+        plan = install_default_plan(session)
     print(f"  business store ready ({added} catalog items added)")
+    print(f"  rollout plan {plan.name} v{plan.version} installed (start it on the Rollout page)")
 
 
 def ensure_demo_client(url: str, home: Path = LOCAL_HOME) -> tuple[str, Path]:

@@ -79,3 +79,16 @@ def test_payment_reconciliation_is_hourly_with_a_window_form(dagbag):
     params = dag.params.dump()
     assert params == {"start": None, "end": None}
     assert dag.doc_md.lstrip().startswith("### payment_reconciliation")
+
+
+def test_payment_rollout_is_a_serial_minutely_controller_that_asks_for_approval(dagbag):
+    from airflow.providers.standard.operators.hitl import ApprovalOperator
+
+    dag = dagbag.dags["payment_rollout"]
+    assert (dag.max_active_runs, dag.catchup) == (1, False)
+    assert dag.schedule == "* * * * *"
+    assert dag.get_task("ask_approval").upstream_task_ids == {"approvals"}
+    assert dag.get_task("approvals").upstream_task_ids == {"evaluate"}
+    approval = dagbag.dags["payment_rollout_approval"].get_task("approve_step")
+    assert isinstance(approval, ApprovalOperator)
+    assert set(approval.template_fields) >= {"rollout_id", "step", "subject", "body"}

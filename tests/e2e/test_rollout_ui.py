@@ -3,8 +3,9 @@
 An admin logs in through Airflow's login page, opens the Rollout page, sends 10% of new orders
 to ``events`` with a reason and sees the new version in the history, then pulls the kill switch
 and sees 100% to the baseline. A viewer (Airflow role ``viewer``: no DAG-run edit permission)
-sees the page but is refused (403) by the form and by the REST API with a bearer token.
-Screenshots land in test-artifacts/.
+sees the page but is refused (403) by the form and by the REST API with a bearer token. An admin
+starts a guarded rollout from a pasted plan, sees it running with a chart per check, and aborts
+it. Screenshots land in test-artifacts/.
 """
 
 from __future__ import annotations
@@ -124,3 +125,34 @@ def test_admin_changes_the_split_and_kills_it_and_a_viewer_only_reads(
     finally:
         viewer.close()
     assert version_in_db(engine) == before + 2
+
+
+def test_admin_starts_a_guarded_rollout_from_the_page_and_aborts_it(
+    browser, artifacts, airflow_stack, clean_db
+):
+    from include.payments.rollout_plan import default_plan
+
+    plan = default_plan().model_dump(mode="json")
+    steps = [{"weight": 20, "bake_seconds": 600}, {"weight": 100, "bake_seconds": 600}]
+    plan.update(name=f"ui-{uuid.uuid4().hex[:6]}", steps=steps)
+    log_in(browser, airflow_stack, "admin")
+    browser.get(f"{airflow_stack.url}/segue/rollout")
+    assert text_of(browser, "guarded-none") == "No guarded rollout yet."
+    browser.find_element(By.ID, "plan-text").send_keys(json.dumps(plan))
+    browser.find_element(By.ID, "start-button").click()
+    assert "started by admin: events at 20%" in text_of(browser, "flash")
+    assert text_of(browser, "guarded-state").startswith("running step 1 of 2")
+    assert text_of(browser, "share-events") == "20%"
+    charts = browser.find_elements(By.CSS_SELECTOR, "svg.check-chart")
+    assert len(charts) == len(plan["checks"])
+    browser.save_screenshot(str(artifacts / "rollout-guarded-running.png"))
+
+    fill(browser, "abort-reason", "tried it from the page")
+    browser.find_element(By.ID, "abort-button").click()
+    assert "aborted at step 1 (20%)" in text_of(browser, "flash")
+    assert text_of(browser, "guarded-state").startswith("aborted")
+    assert text_of(browser, "killed-state").startswith("ON")
+    browser.save_screenshot(str(artifacts / "rollout-guarded-aborted.png"))
+    with Session(clean_db) as session:
+        version = current(session, FLAG)
+    assert version.changed_by == "admin" and version.reason.endswith("tried it from the page")

@@ -4,6 +4,11 @@ A workflow declares its flag (:class:`FlagSpec`: name, allowed paths, baseline);
 it through versioned, audited :func:`set_split` / :func:`kill`; every subject gets one sticky,
 stored :func:`decide` decision, evaluated through OpenFeature with :class:`SegueProvider`.
 Domain-free: paths are the names the workflow declares.
+
+The guarded rollout moves the split by a plan (:mod:`segue.rollout.plan`, stored in versions by
+:mod:`segue.rollout.plans`): :mod:`segue.rollout.guard` evaluates its checks
+(:mod:`segue.rollout.measure`) and promotes, holds, asks for approval or aborts through
+:func:`set_split` / :func:`kill`.
 """
 
 from __future__ import annotations

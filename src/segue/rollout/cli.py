@@ -1,4 +1,5 @@
-"""``segue rollout status | set | kill | history``: the traffic split from the command line.
+"""``segue rollout status | set | kill | history``: the traffic split from the command line
+(and the guarded rollout's commands, :mod:`segue.rollout.guard_cli`).
 
 The flag (its name, allowed paths and baseline) comes from the command's
 :class:`segue.cli.CliContext` (``rollout``), by default from ``SEGUE_ROLLOUT_FLAG``,
@@ -72,6 +73,9 @@ def add_rollout_commands(subparsers: Any) -> None:
     common(commands.add_parser("history", help="every change: who, when, what, why")).set_defaults(
         run=_history
     )
+    from segue.rollout.guard_cli import add_guard_commands
+
+    add_guard_commands(commands, change)
 
 
 def parse_weights(text: str) -> dict[str, int]:

@@ -195,11 +195,13 @@ def install_rollout(app: FastAPI, factory: Callable[[], RolloutService]) -> None
     :param app: the plugin's FastAPI app.
     :param factory: builds the rollout service on first use.
     """
-    from segue.airflow.plugin import rollout_views
+    from segue.airflow.plugin import rollout_guard_api, rollout_guard_views, rollout_views
 
     app.state.segue_rollout = LazyRollout(factory)
     app.include_router(rollout_views.router)
+    app.include_router(rollout_guard_views.router)
     app.include_router(router, prefix="/api")
+    app.include_router(rollout_guard_api.router, prefix="/api")
     app.include_router(openapi_router, prefix="/api")
     app.add_exception_handler(RolloutError, _refused)
 

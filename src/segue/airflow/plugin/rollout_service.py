@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from segue.airflow.plugin.rollout_guard_service import GuardService
 from segue.rollout.definition import FlagSpec, RolloutError, SplitDefinition
 from segue.rollout.figures import FiguresProvider, PathFigures, window_of
 from segue.rollout.store import Change, FlagVersion, current, history, kill, set_split
@@ -74,6 +75,10 @@ class RolloutService:
         self.figures = figures
         self.stuck_after = stuck_after
         self.clock = clock
+
+    def guard(self) -> GuardService:
+        """The guarded rollouts of this flag on this store."""
+        return GuardService(self)
 
     def flag(self) -> FlagSpec:
         """The workflow's flag (RolloutError naming the setting when misconfigured)."""

@@ -16,7 +16,9 @@ from fastapi.responses import HTMLResponse, Response
 from segue.airflow.plugin.deps import base_path
 from segue.airflow.plugin.flash import read_flash, redirect_with_flash
 from segue.airflow.plugin.render import render
+from segue.airflow.plugin.rollout_chart import chart_svg
 from segue.airflow.plugin.rollout_deps import RolloutDep
+from segue.airflow.plugin.rollout_guard_service import GuardedStatus
 from segue.airflow.plugin.rollout_service import RolloutService
 from segue.airflow.plugin.security import (
     CSRF_FIELD,
@@ -159,6 +161,7 @@ def _page(
     try:
         status = service.status(window)
         history = service.history()
+        guarded = service.guard().status()
     except RolloutError as problem:  # the flag itself is misconfigured
         return render(
             request,
@@ -178,6 +181,8 @@ def _page(
         status=status,
         definition=status.version.definition,
         history=history,
+        guarded=guarded,
+        charts=guard_charts(guarded),
         windows=list(WINDOWS),
         error=error,
         form=form or {},
@@ -187,6 +192,21 @@ def _page(
     )
     remember_csrf_token(request, response, token)
     return response
+
+
+def guard_charts(guarded: GuardedStatus) -> dict[str, str]:
+    """One inline SVG chart per check of the newest rollout, by check name (shown with
+    ``|safe``: every text in it is escaped by :mod:`segue.airflow.plugin.rollout_chart`).
+
+    :param guarded: the guarded rollouts as the service read them.
+    """
+    latest = guarded.latest
+    if latest is None:
+        return {}
+    return {
+        check.name: chart_svg(check, [e for e in guarded.evaluations if e.check == check.name])
+        for check in latest.plan.checks
+    }
 
 
 def _back(request: Request, text: str) -> Response:
