@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import Engine
 
-from include.payments import followups, reconciliation_tables, routing, tables
+from include.payments import followups, reconciliation_tables, routing, shadow, tables
 from segue.bus.tables import COMPONENT as BUS
 from segue.eventlog.store import COMPONENT as EVENTLOG
 from segue.migrations import Component, migrated
@@ -28,6 +28,7 @@ COMPONENTS: tuple[Component, ...] = (
     followups.COMPONENT,
     routing.COMPONENT,
     reconciliation_tables.COMPONENT,
+    shadow.COMPONENT,
 )
 
 
