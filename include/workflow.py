@@ -21,6 +21,8 @@ ROLLOUT_BASELINE = "dag"
 REPORT_PAGES = {"operations": "include.payments.operations_page:operations_page"}
 # What the Rollout page shows per path (orders accepted, completed, failed, latency).
 ROLLOUT_FIGURES = "include.payments.rollout_figures:path_figures"
+# Shadow mode: each mirrored order and its shadow, observed for the comparator.
+SHADOW_PAIRS = "include.payments.shadow_pairs:shadow_pairs"
 
 
 def workflow_env() -> dict[str, str]:
@@ -34,4 +36,5 @@ def workflow_env() -> dict[str, str]:
         "SEGUE_ROLLOUT_PATHS": json.dumps(list(ROLLOUT_PATHS)),
         "SEGUE_ROLLOUT_BASELINE": ROLLOUT_BASELINE,
         "SEGUE_ROLLOUT_FIGURES": ROLLOUT_FIGURES,
+        "SEGUE_SHADOW_PAIRS": SHADOW_PAIRS,
     }

@@ -82,6 +82,12 @@ class SegueSettings(BaseSettings):
         description="'module:attribute' of the workflow's figures provider for the Rollout "
         "page (see segue.rollout.figures); unset: the page shows no figures.",
     )
+    shadow_pairs: str | None = Field(
+        default=None,
+        description="'module:attribute' of the workflow's shadow observations (real subject and "
+        "its shadow, see segue.rollout.shadow.compare) for `segue rollout shadow-report` and "
+        "the Rollout page; unset: no comparison is shown.",
+    )
     rollout_stuck_after_seconds: int = Field(
         default=300,
         ge=1,

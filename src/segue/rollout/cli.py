@@ -1,4 +1,5 @@
-"""``segue rollout status | set | kill | history``: the traffic split from the command line.
+"""``segue rollout status | set | kill | history``: the traffic split from the command line
+(and ``shadow`` / ``shadow-report``, from :mod:`segue.rollout.shadow.cli`).
 
 The flag (its name, allowed paths and baseline) comes from the command's
 :class:`segue.cli.CliContext` (``rollout``), by default from ``SEGUE_ROLLOUT_FLAG``,
@@ -72,6 +73,9 @@ def add_rollout_commands(subparsers: Any) -> None:
     common(commands.add_parser("history", help="every change: who, when, what, why")).set_defaults(
         run=_history
     )
+    from segue.rollout.shadow.cli import add_shadow_commands
+
+    add_shadow_commands(commands, common, change)
 
 
 def parse_weights(text: str) -> dict[str, int]:
