@@ -18,6 +18,7 @@ from segue.airflow.plugin.flash import read_flash, redirect_with_flash
 from segue.airflow.plugin.render import render
 from segue.airflow.plugin.rollout_deps import RolloutDep
 from segue.airflow.plugin.rollout_service import RolloutService
+from segue.airflow.plugin.rollout_shadow import shadow_view
 from segue.airflow.plugin.security import (
     CSRF_FIELD,
     GetUserDep,
@@ -178,6 +179,7 @@ def _page(
         status=status,
         definition=status.version.definition,
         history=history,
+        shadow=shadow_view(service),
         windows=list(WINDOWS),
         error=error,
         form=form or {},
