@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import uuid
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
@@ -23,24 +22,25 @@ from include.payments.events import OrderPlaced
 from include.payments.models import Order
 from include.payments.routing import EVENTS
 from include.payments.shadow import ShadowOrderRow, shadow_order
+from include.services.intake import SOURCE, order_placed_id
 from segue.bus.outbox import add_to_outbox
 from segue.events.envelope import Envelope
 from segue.rollout import decision_of
 from segue.rollout.shadow import ShadowSetting, ShadowSwitch
 from segue.store.inserts import insert_if_absent
 
-SOURCE = "intake.shadow"
 CANDIDATES = (EVENTS,)
 """The paths a shadow can run on: the event path (its handlers run with effects stubbed)."""
 logger = logging.getLogger(__name__)
 
 
 def shadow_placed_id(shadow_order_id: str) -> str:
-    """The event id of a shadow's OrderPlaced: the same every time the real order is placed.
+    """The event id of a shadow's OrderPlaced: the same every time the real order is placed
+    (derived from the shadow's id, which no real order can have).
 
     :param shadow_order_id: the shadow's id.
     """
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"segue:{SOURCE}/{shadow_order_id}/OrderPlaced"))
+    return order_placed_id(shadow_order_id)
 
 
 def place_shadow(session: Session, order: Order, real_path: str, setting: ShadowSetting) -> bool:
@@ -65,7 +65,7 @@ def place_shadow(session: Session, order: Order, real_path: str, setting: Shadow
         return False
     envelope = Envelope.create(
         OrderPlaced(order=shadow),
-        source=SOURCE,
+        source=SOURCE,  # the intake's: its relay publishes only its own source's outbox rows
         subject=shadow.order_id,
         event_id=shadow_placed_id(shadow.order_id),
     )

@@ -51,6 +51,7 @@ def test_a_mirrored_order_queues_its_shadow_with_the_real_one(clean_db, gateway,
     assert placed.type == OrderPlaced.event_type
     assert placed.subject == placed.data.order.order_id == shadow_id(data["order_id"])
     assert placed.id == shadow_placed_id(placed.subject)
+    assert placed.source == routed.source == "intake"  # the intake's relay sends only its own
     row = shadows(clean_db)[data["order_id"]]
     assert (row.real_path, row.shadow_path, row.setting_version) == ("dag", "events", 1)
     assert (mirror.placed, mirror.failed) == (1, 0)
