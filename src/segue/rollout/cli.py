@@ -75,7 +75,7 @@ def add_rollout_commands(subparsers: Any) -> None:
     )
     from segue.rollout.shadow.cli import add_shadow_commands
 
-    add_shadow_commands(commands, common, change)
+    add_shadow_commands(commands, common, _os_user())
 
 
 def parse_weights(text: str) -> dict[str, int]:

@@ -103,3 +103,14 @@ def test_the_command_line(
     assert "shadow mode: off  (version 2)" in out and "eve: off: seen enough" in out
     assert segue(flag, pg_url, "shadow") == 0
     assert "v1" in capsys.readouterr().out
+
+
+def test_adding_shadow_leaves_the_other_commands_options_alone() -> None:
+    from segue.cli import build_parser
+
+    parser, _ = build_parser()
+    with pytest.raises(SystemExit):  # --reason is still required by set and kill
+        parser.parse_args(["rollout", "kill"])
+    rollout = parser._subparsers._group_actions[0].choices["rollout"]
+    kill = rollout._subparsers._group_actions[0].choices["kill"]
+    assert "--reason REASON" in kill.format_help()

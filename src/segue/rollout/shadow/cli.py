@@ -27,21 +27,22 @@ DEFAULT_PATH = "events"
 def add_shadow_commands(
     commands: Any,
     common: Callable[[argparse.ArgumentParser], argparse.ArgumentParser],
-    change: argparse.ArgumentParser,
+    actor: str,
 ) -> None:
     """Add ``shadow`` and ``shadow-report`` to ``segue rollout``'s subcommands.
 
     :param commands: the ``rollout`` parser's subparsers.
     :param common: adds the options every rollout command takes (``--url``).
-    :param change: the parent parser of changes (``--reason``, ``--actor``, ...).
+    :param actor: the default ``--actor`` (the OS user).
     """
     shadow = common(
         commands.add_parser(
-            "shadow",
-            parents=[change],
-            help="mirror a share of the orders to a candidate path, effects stubbed",
-            conflict_handler="resolve",
+            "shadow", help="mirror a share of the orders to a candidate path, effects stubbed"
         )
+    )
+    shadow.add_argument("--actor", default=actor, help="who (default: the OS user)")
+    shadow.add_argument(
+        "--expected-version", type=int, help="refuse unless this shadow version is in force"
     )
     shadow.add_argument("--percent", type=int, help="share of orders mirrored, 0..100")
     shadow.add_argument("--path", default=DEFAULT_PATH, help="the candidate (default: events)")
