@@ -23,6 +23,8 @@ REPORT_PAGES = {"operations": "include.payments.operations_page:operations_page"
 ROLLOUT_FIGURES = "include.payments.rollout_figures:path_figures"
 # The sources of one order's timeline (`segue orders timeline`, the plugin's order page).
 TIMELINE_SOURCES = "include.payments.timeline:timeline_sources"
+# Shadow mode: each mirrored order and its shadow, observed for the comparator.
+SHADOW_PAIRS = "include.payments.shadow_pairs:shadow_pairs"
 
 
 def workflow_env() -> dict[str, str]:
@@ -37,4 +39,5 @@ def workflow_env() -> dict[str, str]:
         "SEGUE_ROLLOUT_BASELINE": ROLLOUT_BASELINE,
         "SEGUE_ROLLOUT_FIGURES": ROLLOUT_FIGURES,
         "SEGUE_TIMELINE_SOURCES": TIMELINE_SOURCES,
+        "SEGUE_SHADOW_PAIRS": SHADOW_PAIRS,
     }

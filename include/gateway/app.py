@@ -22,6 +22,7 @@ from include.gateway.admin_routes import admin_router
 from include.gateway.bodies import IDEMPOTENCY_HEADER, idempotency_key, parse_body, read_body
 from include.gateway.errors import GatewayError, install_error_handlers, invalid_request
 from include.gateway.ledger import MAX_PAGE, ChargeQuery, Outcome
+from include.gateway.sandbox import is_sandbox
 from include.gateway.schemas import (
     ChargeRequest,
     PaymentMethodRequest,
@@ -66,9 +67,9 @@ def payments_router(state: GatewayState) -> APIRouter:
     router = APIRouter()
     limit = state.settings.max_body_bytes
 
-    async def faulted(operation: Callable[[], Outcome]) -> JSONResponse:
+    async def faulted(operation: Callable[[], Outcome], sandbox: bool) -> JSONResponse:
         """Apply the injected latency/failure/timeout around one ledger operation."""
-        decision = state.admit()
+        decision = state.admit(sandbox)
         if decision.latency_seconds > 0:
             await asyncio.sleep(decision.latency_seconds)
         if decision.failure is not None:
@@ -81,7 +82,7 @@ def payments_router(state: GatewayState) -> APIRouter:
         return _respond(outcome)
 
     async def accept(request: Request) -> tuple[str, bytes]:
-        state.ledger.count("requests")
+        state.ledger_of(is_sandbox(request)).count("requests")
         key = idempotency_key(request)
         return key, await read_body(request, limit)
 
@@ -97,7 +98,8 @@ def payments_router(state: GatewayState) -> APIRouter:
                 f"no such payment method: {charge.payment_method[:60]!r}",
                 field="payment_method",
             )
-        return await faulted(lambda: state.ledger.charge(key, charge, method))
+        ledger = state.ledger_of(is_sandbox(request))
+        return await faulted(lambda: ledger.charge(key, charge, method), ledger is not state.ledger)
 
     @router.post(
         "/payment_methods", status_code=201, openapi_extra=_openapi_body(PaymentMethodRequest)
@@ -122,14 +124,17 @@ def payments_router(state: GatewayState) -> APIRouter:
     async def create_refund(request: Request) -> JSONResponse:
         key, body = await accept(request)
         refund = parse_body(RefundRequest, body)
-        return await faulted(lambda: state.ledger.refund(key, refund))
+        ledger = state.ledger_of(is_sandbox(request))
+        return await faulted(lambda: ledger.refund(key, refund), ledger is not state.ledger)
 
     @router.get("/charges/{charge_id}")
-    async def get_charge(charge_id: str) -> JSONResponse:
-        return _found(state.ledger.get_charge(charge_id), "charge_not_found", charge_id)
+    async def get_charge(request: Request, charge_id: str) -> JSONResponse:
+        ledger = state.ledger_of(is_sandbox(request))
+        return _found(ledger.get_charge(charge_id), "charge_not_found", charge_id)
 
     @router.get("/charges")
     async def list_charges(
+        request: Request,
         reference: str | None = None,
         created_after: datetime | None = None,
         created_before: datetime | None = None,
@@ -145,7 +150,7 @@ def payments_router(state: GatewayState) -> APIRouter:
             limit=limit,
         )
         try:
-            page = state.ledger.list_charges_page(query)
+            page = state.ledger_of(is_sandbox(request)).list_charges_page(query)
         except KeyError:
             raise invalid_request(
                 f"starting_after names no charge: {starting_after!r}", "starting_after"
@@ -156,12 +161,13 @@ def payments_router(state: GatewayState) -> APIRouter:
         return JSONResponse(page.charges, headers=headers)
 
     @router.get("/refunds/{refund_id}")
-    async def get_refund(refund_id: str) -> JSONResponse:
-        return _found(state.ledger.get_refund(refund_id), "refund_not_found", refund_id)
+    async def get_refund(request: Request, refund_id: str) -> JSONResponse:
+        ledger = state.ledger_of(is_sandbox(request))
+        return _found(ledger.get_refund(refund_id), "refund_not_found", refund_id)
 
     @router.get("/stats")
-    async def stats() -> JSONResponse:
-        return JSONResponse(state.ledger.stats())
+    async def stats(request: Request) -> JSONResponse:
+        return JSONResponse(state.ledger_of(is_sandbox(request)).stats())
 
     @router.get("/healthz")
     async def healthz() -> JSONResponse:

@@ -132,14 +132,16 @@ def _now() -> str:
 
 
 def _new_id(prefix: str) -> str:
-    return f"{prefix}_{secrets.token_hex(12)}"
+    return f"{prefix}{secrets.token_hex(12)}"
 
 
 class Ledger:
     """Charges, refunds, idempotency records and request counters of one gateway process."""
 
-    def __init__(self) -> None:
+    def __init__(self, id_prefix: str = "") -> None:
+        """:param id_prefix: put after ``ch_``/``re_`` in every id (the sandbox's ``sbx_``)."""
         self._lock = threading.Lock()
+        self._id_prefix = id_prefix
         self.clear()
 
     def clear(self) -> None:
@@ -165,7 +167,7 @@ class Ledger:
                 return replay
             decline_code = decline_code_for(method.card_number)
             charge = Charge(
-                id=_new_id("ch"),
+                id=_new_id("ch_" + self._id_prefix),
                 status="declined" if decline_code else "succeeded",
                 amount=request.amount,
                 currency=request.currency,
@@ -212,7 +214,7 @@ class Ledger:
                 )
                 return Outcome(422, error_body("refund_exceeds_charge", message))
             refund = Refund(
-                id=_new_id("re"),
+                id=_new_id("re_" + self._id_prefix),
                 charge_id=charge.id,
                 amount=request.amount,
                 currency=charge.currency,

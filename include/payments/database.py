@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from sqlalchemy import Engine
 
-from include.payments import followups, reconciliation_tables, routing, tables
+from include.payments import followups, reconciliation_tables, routing, shadow, tables
 from segue.bus.tables import COMPONENT as BUS
 from segue.eventlog.store import COMPONENT as EVENTLOG
 from segue.migrations import Component, migrated
+from segue.rollout.shadow.tables import COMPONENT as SHADOW_SWITCH
 from segue.rollout.tables import COMPONENT as ROLLOUT
 from segue.statemachine.records import COMPONENT as STATEMACHINE
 from segue.store.dead_letters import COMPONENT as DEAD_LETTERS
@@ -24,10 +25,12 @@ COMPONENTS: tuple[Component, ...] = (
     STATEMACHINE,
     EVENTLOG,
     ROLLOUT,
+    SHADOW_SWITCH,
     tables.COMPONENT,
     followups.COMPONENT,
     routing.COMPONENT,
     reconciliation_tables.COMPONENT,
+    shadow.COMPONENT,
 )
 
 

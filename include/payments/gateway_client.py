@@ -5,6 +5,10 @@ Card numbers go to the gateway once, to ``POST /payment_methods``, and come back
 
 Every charge and refund carries an ``Idempotency-Key``: a retried call can never charge or refund
 twice. Reads (``list_charges``, used to reconcile a failed order) are safe to repeat.
+
+``sandbox()`` is the same client in the gateway's sandbox mode (header ``Gateway-Mode:
+sandbox``): decided exactly as a live call, recorded in a separate ledger, moving no money. Shadow
+orders (``include.payments.shadow``) are charged through it.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from pydantic import BaseModel, ConfigDict
 
 from include.payments.errors import CardDeclined, GatewayRejected, GatewayUnavailable
 
+MODE_HEADER = "Gateway-Mode"
 PAGE_SIZE = 500  # charges per GET /charges page
 MAX_PAGES = 1000  # a listing longer than this is refused rather than read forever
 
@@ -61,9 +66,24 @@ class GatewayClient:
     def __init__(self, base_url: str, *, timeout_seconds: float = 5.0) -> None:
         self.base_url = base_url.rstrip("/")
         self._http = httpx.Client(base_url=self.base_url, timeout=timeout_seconds)
+        self._headers: dict[str, str] = {}
+        self.is_sandbox = False
+        self._sandbox: GatewayClient | None = None
 
     def close(self) -> None:
         self._http.close()
+
+    def sandbox(self) -> GatewayClient:
+        """This client in sandbox mode: same connection pool, every request marked sandbox."""
+        if self.is_sandbox:
+            return self
+        if self._sandbox is None:
+            sandbox = object.__new__(GatewayClient)
+            sandbox.base_url, sandbox._http = self.base_url, self._http
+            sandbox._headers, sandbox.is_sandbox = {MODE_HEADER: "sandbox"}, True
+            sandbox._sandbox = sandbox
+            self._sandbox = sandbox
+        return self._sandbox
 
     def charge(
         self,
@@ -114,7 +134,7 @@ class GatewayClient:
         extra = {"exp_month": exp_month, "exp_year": exp_year, "cvc": cvc}
         body.update({name: value for name, value in extra.items() if value is not None})
         try:
-            response = self._http.post("/payment_methods", json=body)
+            response = self._http.post("/payment_methods", json=body, headers=self._headers)
         except httpx.TransportError as exc:
             raise GatewayUnavailable(f"/payment_methods: {type(exc).__name__}") from None
         return GatewayPaymentMethod.model_validate(_answer("/payment_methods", response))
@@ -126,7 +146,7 @@ class GatewayClient:
         """
         path = "/payment_methods/" + payment_method_id
         try:
-            response = self._http.get(path)
+            response = self._http.get(path, headers=self._headers)
         except httpx.TransportError as exc:
             raise GatewayUnavailable(f"/payment_methods: {type(exc).__name__}: {exc}") from exc
         if response.status_code == 404:
@@ -181,7 +201,7 @@ class GatewayClient:
 
     def _get(self, path: str, params: dict[str, str]) -> httpx.Response:
         try:
-            return self._http.get(path, params=params)
+            return self._http.get(path, params=params, headers=self._headers)
         except httpx.TransportError as exc:
             raise GatewayUnavailable(f"{path}: {type(exc).__name__}: {exc}") from exc
 
@@ -205,7 +225,7 @@ class GatewayClient:
     def _post(self, path: str, idempotency_key: str, body: dict[str, Any]) -> dict[str, Any]:
         try:
             response = self._http.post(
-                path, json=body, headers={"Idempotency-Key": idempotency_key}
+                path, json=body, headers={**self._headers, "Idempotency-Key": idempotency_key}
             )
         except httpx.TransportError as exc:  # timeouts, refused connections, resets
             raise GatewayUnavailable(f"{path}: {type(exc).__name__}: {exc}") from exc

@@ -5,6 +5,9 @@ the stock rows of an order are locked in SKU order (one ``SELECT .. ORDER BY sku
 which also says which lines are already reserved), checked, and only then written, so two
 orders sharing SKUs lock them in the same order (no deadlock) and a short line leaves nothing
 taken. The unique key (order_id, sku) keeps a redelivered reservation from taking stock twice.
+
+A shadow order (``include.payments.shadow``) checks the stock without locking or taking it, and
+gives nothing back on release: its reservation rows only record what it would have held.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from sqlalchemy.orm import Session
 from include.payments.errors import OutOfStock
 from include.payments.models import LineItem, Order
 from include.payments.order_rows import advance_status, load_order
+from include.payments.shadow import is_shadow
 from include.payments.tables import ReservationRow, StockRow
 from segue.store.inserts import insert_many_if_absent
 
@@ -31,8 +35,8 @@ _LOCK_STOCK = (
     .select_from(_stock.outerjoin(_res, and_(_res.c.sku == _stock.c.sku, _of_order)))
     .where(_stock.c.sku.in_(bindparam("skus", expanding=True)))
     .order_by(_stock.c.sku)
-    .with_for_update(of=_stock)
 )
+_LOCK_STOCK_FOR_UPDATE = _LOCK_STOCK.with_for_update(of=_stock)
 _TAKE = (
     update(_stock)
     .where(_stock.c.sku == bindparam("line_sku"))
@@ -67,7 +71,9 @@ def reserve_inventory(
     """
     order = order if order is not None else load_order(session, order_id)
     skus = sorted(item.sku for item in order.items)
-    rows = session.execute(_LOCK_STOCK, {"oid": order_id, "skus": skus}).all()
+    shadow = is_shadow(order_id)  # checks the stock: no lock, nothing taken
+    statement = _LOCK_STOCK if shadow else _LOCK_STOCK_FOR_UPDATE
+    rows = session.execute(statement, {"oid": order_id, "skus": skus}).all()
     stock = {row.sku: row for row in rows}
     pending: list[LineItem] = []
     for item in order.items:
@@ -90,7 +96,7 @@ def reserve_inventory(
             for item in pending
             if item.sku in inserted
         ]
-        if takes:
+        if takes and not shadow:
             session.execute(_TAKE, takes)
     return [{"sku": item.sku, "quantity": item.quantity} for item in order.items]
 
@@ -112,7 +118,7 @@ def update_inventory(session: Session, order_id: str) -> list[dict[str, Any]]:
 def release_reservation(session: Session, order_id: str) -> int:
     """Give back the order's stock (reserved or committed, not yet shipped); returns lines."""
     released = session.execute(_RELEASE, {"oid": order_id}).all()
-    if released:
+    if released and not is_shadow(order_id):
         gives = sorted(
             ({"line_sku": row.sku, "line_quantity": row.quantity} for row in released),
             key=lambda line: line["line_sku"],

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from include.payments.errors import GatewayRejected, InvalidOrder
 from include.payments.gateway_client import GatewayClient, GatewayPaymentMethod
 from include.payments.models import Order, OrderInput, looks_like_card_number
+from include.payments.shadow import SHADOW_PREFIX, is_shadow
 
 TEST_TOKENS_HINT = (
     "use a payment method token such as pm_card_visa (see include/gateway/README.md), "
@@ -65,11 +66,14 @@ def parse_input(data: Mapping[str, Any] | OrderInput) -> OrderInput:
         return data
     refuse_card_number(data)
     try:
-        return OrderInput.model_validate(data)
+        order = OrderInput.model_validate(data)
     except ValidationError as exc:
         error = exc.errors()[0]
         field = ".".join(str(part) for part in error["loc"]) or "order"
         raise InvalidOrder(field, error["msg"]) from None  # pydantic's text repeats the input
+    if is_shadow(order.order_id):
+        raise InvalidOrder("order_id", f"ids starting with {SHADOW_PREFIX!r} are shadow orders'")
+    return order
 
 
 def with_method(order: OrderInput, method: GatewayPaymentMethod) -> Order:

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from include.payments.gateway_client import GatewayCharge, GatewayClient
 from include.payments.models import RefundRecord
+from include.payments.shadow import effects_gateway
 from include.payments.steps import charge_key, locked_status
 from include.payments.tables import ChargeRow, OrderRow, RefundRow
 from segue.store.inserts import insert_if_absent
@@ -53,7 +54,7 @@ def refund_unrecorded_charges(
         return []
     reason = _reason(session, order_id)
     refunds = []
-    for charge in gateway.list_charges(reference=order_id):
+    for charge in effects_gateway(gateway, order_id).list_charges(reference=order_id):
         if charge.status != "succeeded" or charge.reference != order_id:
             continue
         if refund_of_charge(session, charge.id) is not None:
@@ -78,7 +79,7 @@ def refund_found_charge(
     """
     _record_charge(session, order_id, charge)
     key = orphan_refund_key(order_id, charge.id)
-    refund = gateway.refund(
+    refund = effects_gateway(gateway, order_id).refund(
         idempotency_key=key, charge_id=charge.id, amount=charge.amount, reason=reason
     )
     values = {

@@ -32,6 +32,7 @@ from include.payments.errors import GatewayRejected
 from include.payments.gateway_client import GatewayCharge
 from include.payments.reconciliation_report import Finding, RunReport, read_run
 from include.payments.reconciliation_tables import ReconciliationFindingRow, ReconciliationRunRow
+from include.payments.shadow import SHADOW_PREFIX
 from include.payments.tables import ChargeRow, OrderRow
 from segue.store.engine import session_scope, utcnow
 from segue.store.inserts import insert_if_absent
@@ -216,7 +217,10 @@ def _check_recorded(
     with session_scope(deps.engine) as session:
         rows = session.execute(
             select(ChargeRow.order_id, ChargeRow.gateway_charge_id, ChargeRow.amount).where(
-                ChargeRow.created_at >= start, ChargeRow.created_at < end
+                ChargeRow.created_at >= start,
+                ChargeRow.created_at < end,
+                # a shadow's charge is in the gateway's sandbox ledger, not the live one
+                ChargeRow.order_id.not_like(SHADOW_PREFIX + "%"),
             )
         ).all()
     for order_id, charge_id, amount in rows:

@@ -40,6 +40,12 @@ from include.payments.order_rows import (
     locked_status,
     record_failed_order,
 )
+from include.payments.shadow import (
+    ShadowReceiptRow,
+    ShadowShippingNoticeRow,
+    effects_gateway,
+    is_shadow,
+)
 from include.payments.tables import (
     ChargeRow,
     OrderRow,
@@ -144,7 +150,7 @@ def charge_card(session: Session, gateway: GatewayClient, order_id: str) -> Char
     if existing is not None:
         return _charge_record(existing)
     order = load_order(session, order_id)
-    charge = gateway.charge(
+    charge = effects_gateway(gateway, order_id).charge(
         idempotency_key=charge_key(order_id),
         amount=order.amount,
         currency=order.currency,
@@ -176,7 +182,7 @@ def send_receipt(session: Session, order_id: str, *, order: Order | None = None)
     )
     insert_if_absent(
         session,
-        ReceiptRow.__table__,
+        (ShadowReceiptRow if is_shadow(order_id) else ReceiptRow).__table__,
         {
             "order_id": order_id,
             "email": order.customer_email,
@@ -199,7 +205,8 @@ def notify_shipping(session: Session, order_id: str) -> dict[str, Any]:
         "address": order.shipping_address.model_dump(mode="json"),
         "items": [item.model_dump(mode="json") for item in order.items],
     }
-    insert_if_absent(session, ShippingNoticeRow.__table__, notice)
+    notices = ShadowShippingNoticeRow if is_shadow(order_id) else ShippingNoticeRow
+    insert_if_absent(session, notices.__table__, notice)
     complete_when_done(session, order_id)
     return notice
 
@@ -207,6 +214,12 @@ def notify_shipping(session: Session, order_id: str) -> dict[str, Any]:
 _RECEIPT_RECORDED = select(ReceiptRow.id).where(ReceiptRow.order_id == bindparam("oid"))
 _SHIPPING_RECORDED = select(ShippingNoticeRow.id).where(
     ShippingNoticeRow.order_id == bindparam("oid")
+)
+_SHADOW_RECEIPT_RECORDED = select(ShadowReceiptRow.id).where(
+    ShadowReceiptRow.order_id == bindparam("oid")
+)
+_SHADOW_SHIPPING_RECORDED = select(ShadowShippingNoticeRow.id).where(
+    ShadowShippingNoticeRow.order_id == bindparam("oid")
 )
 
 
@@ -222,9 +235,12 @@ def complete_when_done(session: Session, order_id: str) -> bool:
     if locked_status(session, order_id) in (*TERMINAL, None):
         return False
     params = {"oid": order_id}
-    if session.execute(_RECEIPT_RECORDED, params).first() is None:
+    shadow = is_shadow(order_id)
+    receipt = _SHADOW_RECEIPT_RECORDED if shadow else _RECEIPT_RECORDED
+    if session.execute(receipt, params).first() is None:
         return False
-    if session.execute(_SHIPPING_RECORDED, params).first() is None:
+    shipping = _SHADOW_SHIPPING_RECORDED if shadow else _SHIPPING_RECORDED
+    if session.execute(shipping, params).first() is None:
         return False
     advance_status(session, order_id, "completed")
     return True
@@ -247,7 +263,7 @@ def refund_charge(
     reconciled = session.execute(_REFUND_OF_CHARGE, {"charge_id": charge.gateway_charge_id}).first()
     if reconciled is not None:
         return _refund_record(reconciled)
-    refund = gateway.refund(
+    refund = effects_gateway(gateway, order_id).refund(
         idempotency_key=refund_key(order_id),
         charge_id=charge.gateway_charge_id,
         amount=charge.amount,

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 
 from sqlalchemy.orm import Session
 
@@ -40,6 +41,8 @@ from segue.events.payload import EventPayload
 from segue.store.inserts import insert_if_absent
 
 SOURCE = "intake"
+Mirror = Callable[[Session, Order, str], bool]
+"""Mirrors a new order to a shadow path in its placement's transaction (``shadow_mirror``)."""
 logger = logging.getLogger(__name__)
 
 
@@ -82,7 +85,12 @@ def first_event(order: Order, path: OrderPath) -> Envelope:
 
 
 def place_order(
-    session: Session, order: Order, path: OrderPath = EVENTS, *, client: str
+    session: Session,
+    order: Order,
+    path: OrderPath = EVENTS,
+    *,
+    client: str,
+    mirror: Mirror | None = None,
 ) -> Envelope:
     """Queue the first event of ``order`` on ``path`` (idempotent per order id); its envelope.
 
@@ -95,6 +103,7 @@ def place_order(
     :param order: the order.
     :param path: the path the router picked (kept only if the order is new).
     :param client: the API client placing it (the name its key belongs to).
+    :param mirror: called once for a new order, to place its shadow (never fails the order).
     """
     path = check_path(path)
     placement = {
@@ -106,6 +115,8 @@ def place_order(
         record_route(session, order.order_id, path)
         envelope = first_event(order, path)
         add_to_outbox(session, envelope)
+        if mirror is not None:
+            mirror(session, order, path)
         logger.info(
             "order %s placed on %s by %s",
             order.order_id,

@@ -42,9 +42,10 @@ from include.payments.routing import EVENTS, OrderPath, UnknownPath, route_of
 from include.payments.settings import PaymentSettings, get_payment_settings
 from include.payments.tables import OrderPlacementRow, OrderRow
 from include.services.api_clients import SHOWN_PREFIX_CHARS, client_of_key
-from include.services.front_door import Router, flag_router
-from include.services.intake import SOURCE, path_of, place_order
+from include.services.front_door import PAYMENT_FLAG, Router, flag_router
+from include.services.intake import SOURCE, Mirror, path_of, place_order
 from include.services.rate_limit import RateLimiter, retry_after_header
+from include.services.shadow_mirror import ShadowMirror
 from segue.bus.handlers import ServiceSpec
 from segue.bus.runtime import ServiceRuntime, prepare_process
 from segue.events.envelope import Envelope
@@ -114,6 +115,7 @@ def create_app(
     settings: PaymentSettings | None = None,
     route: Router = event_path_only,
     gateway: GatewayClient | None = None,
+    mirror: Mirror | None = None,
 ) -> FastAPI:
     """The API over ``engine``; ``runtime`` (the relay) starts and stops with the app.
 
@@ -127,6 +129,7 @@ def create_app(
     :param route: picks each new order's path; an order placed again keeps its first path.
     :param gateway: the gateway client that tokenizes cards and looks tokens up (default: from
         the payment settings).
+    :param mirror: places shadows of new orders (``shadow_mirror``); None: no shadow mode.
     """
     settings = settings or get_payment_settings()
     limiter = RateLimiter(settings.intake_rate_per_second, settings.intake_rate_burst)
@@ -145,6 +148,7 @@ def create_app(
             runtime.stop()
 
     app = FastAPI(title="Segue order intake", lifespan=lifespan)
+    app.state.shadow_mirror = mirror  # its ``placed`` / ``failed`` counts
 
     @app.middleware("http")
     async def limit_body(request: Request, call_next: Any) -> Any:
@@ -201,7 +205,7 @@ def create_app(
                 detail="the payment gateway is unreachable; the order was not accepted, "
                 "nothing was stored: try again later",
             ) from None
-        envelope, path = await run_in_threadpool(place, engine, order, client, route)
+        envelope, path = await run_in_threadpool(place, engine, order, client, route, mirror)
         if runtime is not None:
             runtime.wake_relay()
         return {
@@ -298,7 +302,9 @@ def lookup_client(engine: Engine, key: str) -> str:
     return client
 
 
-def place(engine: Engine, order: Order, client: str, route: Router) -> tuple[Envelope, str]:
+def place(
+    engine: Engine, order: Order, client: str, route: Router, mirror: Mirror | None = None
+) -> tuple[Envelope, str]:
     """Place ``order`` for ``client`` on the path ``route`` picks, in one transaction; the
     first event and the order's path (its first one when placed again). 409 when its id is
     taken; 500 when the router answers a path that does not exist (nothing is written).
@@ -307,10 +313,12 @@ def place(engine: Engine, order: Order, client: str, route: Router) -> tuple[Env
     :param order: the order.
     :param client: who places it.
     :param route: the router.
+    :param mirror: places the order's shadow when shadow mode picks it (None: never).
     """
     try:
         with session_scope(engine) as session:
-            envelope = place_order(session, order, route(session, order), client=client)
+            path = route(session, order)
+            envelope = place_order(session, order, path, client=client, mirror=mirror)
             return envelope, path_of(session, order.order_id)
     except InvalidOrder as exc:
         raise HTTPException(409, detail=str(exc)) from exc
@@ -358,8 +366,10 @@ def build(settings: SegueSettings) -> tuple[FastAPI, ServiceRuntime]:
         backlog_threshold=settings.relay_backlog_threshold,
         health_port=settings.service_health_port,
     )
-    route = router_for(get_payment_settings().intake_router)
-    return create_app(engine, runtime, route=route), runtime
+    router = get_payment_settings().intake_router
+    # Shadow mode mirrors by the split's bucket: only when the flag routes.
+    mirror = ShadowMirror.over(engine, PAYMENT_FLAG.name) if router == "flag" else None
+    return create_app(engine, runtime, route=router_for(router), mirror=mirror), runtime
 
 
 def all_consumers() -> list[ServiceSpec]:

@@ -89,6 +89,12 @@ class SegueSettings(BaseSettings):
         "segue.timeline.workflow.WorkflowTimeline) for `/segue/orders/<id>` and the CLI's "
         "order timeline; unset: those answer that no sources are configured.",
     )
+    shadow_pairs: str | None = Field(
+        default=None,
+        description="'module:attribute' of the workflow's shadow observations (real subject and "
+        "its shadow, see segue.rollout.shadow.compare) for `segue rollout shadow-report` and "
+        "the Rollout page; unset: no comparison is shown.",
+    )
     rollout_stuck_after_seconds: int = Field(
         default=300,
         ge=1,

@@ -17,10 +17,12 @@ def test_project_context_names_every_workflow_component() -> None:
         "segue.statemachine",
         "segue.eventlog",
         "segue.rollout",
+        "segue.shadow",
         "include.payments",
         "include.payments.followups",
         "include.payments.routing",
         "include.payments.reconciliation",
+        "include.payments.shadow",
     ]
     assert tuple(project_context().components()) == COMPONENTS
 

@@ -1,5 +1,6 @@
 """``segue rollout status | set | kill | history``: the traffic split from the command line
-(and the guarded rollout's commands, :mod:`segue.rollout.guard_cli`).
+(and the guarded rollout's commands, :mod:`segue.rollout.guard_cli`, and ``shadow`` /
+``shadow-report``, from :mod:`segue.rollout.shadow.cli`).
 
 The flag (its name, allowed paths and baseline) comes from the command's
 :class:`segue.cli.CliContext` (``rollout``), by default from ``SEGUE_ROLLOUT_FLAG``,
@@ -74,8 +75,10 @@ def add_rollout_commands(subparsers: Any) -> None:
         run=_history
     )
     from segue.rollout.guard_cli import add_guard_commands
+    from segue.rollout.shadow.cli import add_shadow_commands
 
     add_guard_commands(commands, change)
+    add_shadow_commands(commands, common, _os_user())
 
 
 def parse_weights(text: str) -> dict[str, int]:

@@ -94,6 +94,7 @@ def test_one_component_gets_only_its_tables(empty_db: Engine) -> None:
         "segue.statemachine": head,
         "segue.eventlog": None,
         "segue.rollout": None,
+        "segue.shadow": None,
     }
 
 

@@ -20,6 +20,7 @@ from segue.airflow.plugin.rollout_chart import chart_svg
 from segue.airflow.plugin.rollout_deps import RolloutDep
 from segue.airflow.plugin.rollout_guard_service import GuardedStatus
 from segue.airflow.plugin.rollout_service import RolloutService
+from segue.airflow.plugin.rollout_shadow import shadow_view
 from segue.airflow.plugin.security import (
     CSRF_FIELD,
     GetUserDep,
@@ -183,6 +184,7 @@ def _page(
         history=history,
         guarded=guarded,
         charts=guard_charts(guarded),
+        shadow=shadow_view(service),
         windows=list(WINDOWS),
         error=error,
         form=form or {},
