@@ -17,6 +17,7 @@ from segue.rollout.plans import latest_plan, latest_plans, save_plan
 FLAG = FlagSpec(name="route", paths=("dag", "saga", "hybrid", "events"), baseline="dag")
 QUERY = "SELECT 0.0 AS value, COUNT(*) AS sample FROM route_decisions WHERE path = :path"
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "rollout-plan.yaml"
+QUICK = EXAMPLE.with_name("rollout-plan-quick.yaml")
 
 
 def plan(**changes: Any) -> dict[str, Any]:
@@ -54,6 +55,16 @@ def test_the_example_plan_is_valid_for_the_payment_flag() -> None:
     assert {c.name for c in example.checks} == {
         "technical_failure_rate", "p95_latency_seconds", "stuck_orders"
     }  # fmt: skip
+
+
+def test_the_quick_plan_is_valid_and_checks_as_the_example_does() -> None:
+    """The README's try-it plan: short steps, and the example's own SQL for its two checks."""
+    quick, example = parse_plan(QUICK.read_text(), FLAG), parse_plan(EXAMPLE.read_text(), FLAG)
+    assert [(s.weight, s.bake_seconds) for s in quick.steps] == [(20, 120), (50, 120), (100, 120)]
+    queries = {c.name: c.query for c in example.checks}
+    assert {c.name: c.query for c in quick.checks} == {
+        name: queries[name] for name in ("technical_failure_rate", "stuck_orders")
+    }
 
 
 @pytest.mark.parametrize(
