@@ -10,10 +10,12 @@ the migration components of its business store, and the routing flag's paths.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
 
+from include.workflow import workflow_env
 from segue.cli import CliContext, build_parser, run
 from tools.airflow_stack import PROJECT_ROOT
 from tools.orders_cli import add_orders_commands
@@ -53,7 +55,15 @@ def project_context() -> CliContext:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse ``argv`` and run the library's or the launcher's command."""
+    """Parse ``argv`` and run the library's or the launcher's command.
+
+    This command is a process of the payment workflow, like the services ``segue up`` starts:
+    the ``SEGUE_*`` variables that name the workflow to the library (``include.workflow``) are
+    set for it unless the environment sets them already, so commands that read them
+    (``rollout shadow-report``, the Rollout figures) find the workflow's providers.
+    """
+    for name, value in workflow_env().items():
+        os.environ.setdefault(name, value)
     parser, commands = build_parser()
     commands.add_parser("up", help="start the gateway, the event path and Airflow").set_defaults(
         run=_up
