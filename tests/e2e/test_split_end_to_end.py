@@ -8,11 +8,11 @@ one successful run (``order__<order_id>``) and event-path orders none, each orde
 in our table and at the gateway, and every route decision names the version in force, the path
 that version gives the order (evaluated again here) and the path in ``order_routes``.
 
-Why 60 orders and not the issue's "a few hundred": each DAG-bound order is one
+Why 30 orders and not the issue's "a few hundred": each DAG-bound order is one
 ``payment_pipeline`` run, about 1 s of this 2-core machine's CPU (0.48-0.88 runs/s measured,
-README *Benchmarks*), and the whole suite must stay under 20 minutes; 60 orders (about 42 runs)
-keep this test near 2 minutes. The share is only checked to be plausible here (events between
-10% and 55% of 60); the exact per-bucket share is tested over 10,000 ids in
+README *Benchmarks*), and the whole suite must stay under 20 minutes; 60 orders took 75-155 s
+here, 30 (about 21 runs) keep this test near a minute. The share is only checked to be
+plausible here (events between 10% and 55% of 30); the exact per-bucket share is tested over 10,000 ids in
 ``tests/segue/rollout``. The order ids are fixed, so the share depends only on the bucket layout
 (which the versions before this one shape) and not on chance.
 """
@@ -47,9 +47,9 @@ from tools.services import ServiceProcess, start_services
 
 pytestmark = pytest.mark.e2e
 
-ORDERS = 60
+ORDERS = 30
 WEIGHTS = {"events": 30, "dag": 70}
-PLAUSIBLE_EVENTS_SHARE = (0.10, 0.55)  # 60 draws at 30%: mean 18, standard deviation 3.5
+PLAUSIBLE_EVENTS_SHARE = (0.10, 0.55)  # 30 draws at 30%: mean 9, standard deviation 2.5
 TIMEOUT_SECONDS = 300.0
 PIPELINE = DAG_OF_PATH["dag"]
 
