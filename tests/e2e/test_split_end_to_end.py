@@ -12,9 +12,9 @@ Why 30 orders and not the issue's "a few hundred": each DAG-bound order is one
 ``payment_pipeline`` run, about 1 s of this 2-core machine's CPU (0.48-0.88 runs/s measured,
 README *Benchmarks*), and the whole suite must stay under 20 minutes; 60 orders took 75-155 s
 here, 30 (about 21 runs) keep this test near a minute. The share is only checked to be
-plausible here (events between 10% and 55% of 30); the exact per-bucket share is tested over 10,000 ids in
-``tests/segue/rollout``. The order ids are fixed, so the share depends only on the bucket layout
-(which the versions before this one shape) and not on chance.
+plausible here (events between 10% and 55% of 30); the exact per-bucket share is tested over
+10,000 ids in ``tests/segue/rollout``. The order ids are fixed, so the share depends only on
+the bucket layout (which the versions before this one shape) and not on chance.
 """
 
 from __future__ import annotations
