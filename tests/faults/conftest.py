@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,9 +73,17 @@ def seed_scarce_sku(engine: Engine) -> None:
 
 @contextlib.contextmanager
 def run_choreography(
-    amqp_url: str, engine: Engine, gateway_url: str, log_dir: Path, **extra_env: str
+    amqp_url: str,
+    engine: Engine,
+    gateway_url: str,
+    log_dir: Path,
+    processes: Mapping[str, str] = EVENT_PATH_PROCESSES,
+    **extra_env: str,
 ) -> Iterator[Choreography]:
-    """Every event-path process on fresh tables, with ``extra_env`` on top of the settings."""
+    """Every event-path process on fresh tables, with ``extra_env`` on top of the settings.
+
+    ``processes`` maps a process name to its module (several names may run one module: replicas).
+    """
     reset_tables(engine, stock=STOCK)
     seed_scarce_sku(engine)
     with session_scope(engine) as session:
@@ -83,7 +91,7 @@ def run_choreography(
     route_everything_to(engine, "events", actor="tests", reason="the choreography under faults")
     intake_port = unused_port()
     with start_services(
-        EVENT_PATH_PROCESSES,
+        processes,
         database_url=str(engine.url.render_as_string(hide_password=False)),
         amqp_url=amqp_url,
         gateway_url=gateway_url,
