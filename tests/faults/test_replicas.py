@@ -1,7 +1,8 @@
 """Two replicas of every event-path consumer on the same queues; one of each SIGKILLed mid-run.
 
 Competing consumers share each service's quorum queue, and the replicas' relays share one
-source's outbox (one drains at a time: the relay's advisory lock). An order's events can land
+source's outbox (one drains at a time: the relay's advisory lock); two intakes take the orders
+and write one source's outbox from two processes. An order's events can land
 on both replicas of a service at once; the domain steps serialize them on the order's row lock.
 Afterwards the business invariants hold, no message was parked (nothing given up as out of
 order or failing), and the surviving replicas alone finished the run.
@@ -24,20 +25,23 @@ from tests.faults.invariants import assert_payment_invariants
 from tests.faults.test_crashes import place_paced, terminal_count, wait_for_progress
 
 REPLICATED = {**SERVICE_MODULES, EVENT_LOG: EVENT_PATH_PROCESSES[EVENT_LOG]}
+INTAKE = "intake"  # two intakes too (one outbox source, two relays), both left running
 REPLICAS = ("a", "b")
 # (terminal orders reached, services whose replica "a" is then SIGKILLed)
 KILLS = (
-    (30, ("charge", "inventory", EVENT_LOG)),
-    (80, ("validation", "receipt", "shipping")),
+    (25, ("charge", "inventory", EVENT_LOG)),
+    (60, ("validation", "receipt", "shipping")),
 )
 
 
 def replicated_processes() -> dict[str, str]:
     """The event path with every consumer twice (``charge-a``, ``charge-b``, ...)."""
     processes = {
-        name: module for name, module in EVENT_PATH_PROCESSES.items() if name not in REPLICATED
+        name: module
+        for name, module in EVENT_PATH_PROCESSES.items()
+        if name not in REPLICATED and name != INTAKE
     }
-    for name, module in REPLICATED.items():
+    for name, module in {**REPLICATED, INTAKE: EVENT_PATH_PROCESSES[INTAKE]}.items():
         processes.update({f"{name}-{replica}": module for replica in REPLICAS})
     return processes
 
@@ -66,7 +70,7 @@ def parked(amqp_url: str) -> dict[str, int]:
 def test_two_replicas_per_service_with_one_killed_mid_run_lose_and_double_nothing(
     replicated: Choreography, order_data: OrderFactory, gateway_url: str, fresh_amqp_url: str
 ) -> None:
-    kinds = order_mix(order_data, 200)
+    kinds = order_mix(order_data, 150)
     ids = list(kinds)
     placing = place_paced(replicated, order_data, kinds)
     for progress, names in KILLS:
