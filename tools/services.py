@@ -106,14 +106,21 @@ def start_services(
     gateway_url: str,
     log_dir: Path,
     extra_env: Mapping[str, str] | None = None,
+    env_of: Mapping[str, Mapping[str, str]] | None = None,
 ) -> Iterator[dict[str, ServiceProcess]]:
-    """Start ``name -> module`` services, wait until all are ready; SIGTERM them afterwards."""
+    """Start ``name -> module`` services, wait until all are ready; SIGTERM them afterwards.
+
+    ``env_of`` adds variables to some processes only (``name -> variables``), e.g. a port each
+    for two replicas of one module.
+    """
     log_dir.mkdir(parents=True, exist_ok=True)
     env = service_env(
         database_url=database_url, amqp_url=amqp_url, gateway_url=gateway_url, extra=extra_env
     )
     services = {
-        name: ServiceProcess.of_module(name, module, env, log_dir / f"{name}.log")
+        name: ServiceProcess.of_module(
+            name, module, {**env, **(env_of or {}).get(name, {})}, log_dir / f"{name}.log"
+        )
         for name, module in modules.items()
     }
     try:

@@ -8,7 +8,8 @@ from __future__ import annotations
 import contextlib
 import time
 import uuid
-from collections.abc import Callable, Iterator
+import zlib
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,10 +39,14 @@ class Choreography:
     intake_url: str
     engine: Engine
     api_key: str
+    intake_urls: tuple[str, ...] = ()  # every intake replica's (``intake_url`` is the first)
 
     def place(self, order: dict[str, object]) -> str:
+        """POST the order to an intake (with replicas, one chosen by the order id)."""
+        urls = self.intake_urls or (self.intake_url,)
+        url = urls[zlib.crc32(str(order["order_id"]).encode()) % len(urls)]
         headers = {"Authorization": f"Bearer {self.api_key}"}
-        response = httpx.post(f"{self.intake_url}/orders", json=order, headers=headers, timeout=10)
+        response = httpx.post(f"{url}/orders", json=order, headers=headers, timeout=10)
         assert response.status_code == 202, response.text
         return str(order["order_id"])
 
@@ -73,24 +78,35 @@ def seed_scarce_sku(engine: Engine) -> None:
 
 @contextlib.contextmanager
 def run_choreography(
-    amqp_url: str, engine: Engine, gateway_url: str, log_dir: Path, **extra_env: str
+    amqp_url: str,
+    engine: Engine,
+    gateway_url: str,
+    log_dir: Path,
+    processes: Mapping[str, str] = EVENT_PATH_PROCESSES,
+    **extra_env: str,
 ) -> Iterator[Choreography]:
-    """Every event-path process on fresh tables, with ``extra_env`` on top of the settings."""
+    """Every event-path process on fresh tables, with ``extra_env`` on top of the settings.
+
+    ``processes`` maps a process name to its module (several names may run one module: replicas).
+    """
     reset_tables(engine, stock=STOCK)
     seed_scarce_sku(engine)
     with session_scope(engine) as session:
         api_key = create_client(session, "fault-tests")
     route_everything_to(engine, "events", actor="tests", reason="the choreography under faults")
-    intake_port = unused_port()
+    intake = EVENT_PATH_PROCESSES["intake"]
+    ports = {name: unused_port() for name, module in processes.items() if module == intake}
     with start_services(
-        EVENT_PATH_PROCESSES,
+        processes,
         database_url=str(engine.url.render_as_string(hide_password=False)),
         amqp_url=amqp_url,
         gateway_url=gateway_url,
         log_dir=log_dir,
-        extra_env={"SEGUE_INTAKE_PORT": str(intake_port), **extra_env},
+        extra_env=extra_env,
+        env_of={name: {"SEGUE_INTAKE_PORT": str(port)} for name, port in ports.items()},
     ) as services:
-        yield Choreography(services, f"http://127.0.0.1:{intake_port}", engine, api_key)
+        urls = tuple(f"http://127.0.0.1:{port}" for port in ports.values())
+        yield Choreography(services, urls[0], engine, api_key, urls)
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -9,6 +10,7 @@ from kombu import Connection
 from sqlalchemy import Engine, func, select
 
 from include.payments.events import ReceiptSent
+from segue.bus.connection import connect
 from segue.bus.outbox import OutboxRow, add_to_outbox
 from segue.bus.publisher import Publisher, PublishFailed
 from segue.bus.relay import BacklogBreaker, OutboxRelay
@@ -49,6 +51,36 @@ def test_the_relay_publishes_in_order_and_empties_the_outbox(
 
     delivered = take_all(broker, queue_name(SINK))
     assert [message.headers["cloudEvents_id"] for message in delivered] == ids
+    assert pending(clean_db) == 0
+
+
+def test_two_relays_of_one_source_publish_each_row_once_in_id_order(
+    broker: Connection, clean_db: Engine, fresh_amqp_url: str
+) -> None:
+    """Replicas of a service each run a relay over the same source's outbox: one drains at a
+    time (the advisory lock), so nothing is published twice and no order's events overtake."""
+    declare_service(broker, service_queues(SINK, [ReceiptSent.event_type]))
+    ids = queue_events(clean_db, 60)
+    connections = [connect(fresh_amqp_url) for _ in range(2)]
+    relays = [OutboxRelay(clean_db, c, source="src", batch_size=5) for c in connections]
+    start = threading.Barrier(len(relays))
+
+    def drain(relay: OutboxRelay) -> None:
+        start.wait()
+        while relay.pending():
+            relay.drain_once()
+
+    threads = [threading.Thread(target=drain, args=(relay,)) for relay in relays]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    for connection in connections:
+        connection.close()
+
+    delivered = take_all(broker, queue_name(SINK))
+    assert [message.headers["cloudEvents_id"] for message in delivered] == ids
+    assert sum(relay.published for relay in relays) == len(ids)
     assert pending(clean_db) == 0
 
 
