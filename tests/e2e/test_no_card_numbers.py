@@ -102,10 +102,16 @@ def test_a_card_number_in_the_token_field_fails_the_first_task_and_goes_nowhere(
         assert [letter.payload["payment_method"] for letter in letters] == ["************4242"]
 
     # Nothing of ours holds it: XCom, task logs, log files, the business database. Airflow
-    # itself keeps the run's conf as it was typed (the trigger stores it before any task runs).
+    # itself keeps the run's conf as it was typed (the trigger stores it before any task runs),
+    # and copies it into the DAG failure callback's request (``callback.data``) until the
+    # dag-processor has run the callback (a CI run scanned before it had).
     findings = [f for f in rest_findings(airflow_api, dag_id, run_id) if "conf" not in f.where]
     findings += scan_files([airflow_stack.home / "logs"]) + scan_database(engine)
     assert_no_card_numbers(findings, scanned="XCom, the task logs and the business database")
     kept = {f.where for f in metadata_findings(airflow_stack)}
-    assert kept <= {"table public.dag_run, column conf", "table public.log, column extra"}, kept
+    assert kept <= {
+        "table public.dag_run, column conf",
+        "table public.log, column extra",
+        "table public.callback, column data",
+    }, kept
     assert find_card_numbers(str(airflow_api.dag_run(dag_id, run_id)["conf"])) == ["4242"]
