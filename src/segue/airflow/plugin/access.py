@@ -46,37 +46,33 @@ def dag_authorizer(user: GetUserDep) -> DagAuthorizer:
     return allowed
 
 
-def may_read_every_dag_run(
-    authorize: Annotated[DagAuthorizer, Depends(dag_authorizer)],
-) -> None:
-    """403 unless the user may read the runs of every DAG (an order's timeline shows any DAG's).
+def requires_every_dag(method: Method, to: str) -> Callable[..., None]:
+    """A dependency: 403 unless the user may ``method`` the runs of every DAG.
 
-    Not Airflow's ``requires_access_dag``: with no ``dag_id`` in the path it takes one from the
-    query string, so ``?dag_id=<a DAG the user may read>`` would narrow the check to that DAG.
+    Asked of the auth manager with no DAG named. Not Airflow's ``requires_access_dag``: with no
+    ``dag_id`` in the path it takes one from the query string, so ``?dag_id=<a DAG the user
+    may use>`` would narrow the check to that DAG.
 
-    :param authorize: the user's DAG permissions (tests override ``dag_authorizer``).
+    :param method: ``GET`` to read, ``PUT`` to edit.
+    :param to: what the permission is for, in the refusal ("change the traffic split").
     """
-    if not authorize(None, "GET"):
-        raise HTTPException(
-            status.HTTP_403_FORBIDDEN,
-            "you need permission to read the runs of every DAG to see an order's timeline",
-        )
+    verb = "read" if method == "GET" else "edit"
+
+    def check(authorize: Annotated[DagAuthorizer, Depends(dag_authorizer)]) -> None:
+        if not authorize(None, method):
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                f"you need permission to {verb} the runs of every DAG to {to}",
+            )
+
+    return check
 
 
-def may_edit_every_dag_run(
-    authorize: Annotated[DagAuthorizer, Depends(dag_authorizer)],
-) -> None:
-    """403 unless the user may edit the runs of every DAG: changing the traffic split moves
-    orders between the DAGs' paths. Checked through the auth manager with no DAG named, never
-    narrowed by a ``?dag_id=`` the caller adds (as ``requires_access_dag`` would be).
+may_read_every_dag_run = requires_every_dag("GET", "see an order's timeline")
+"""An order's timeline shows any DAG's runs (tests override ``dag_authorizer``)."""
 
-    :param authorize: the user's DAG permissions (tests override ``dag_authorizer``).
-    """
-    if not authorize(None, "PUT"):
-        raise HTTPException(
-            status.HTTP_403_FORBIDDEN,
-            "you need permission to edit the runs of every DAG to change the traffic split",
-        )
+may_edit_every_dag_run = requires_every_dag("PUT", "change the traffic split")
+"""Changing the split moves orders between every DAG's paths."""
 
 
 def _team_of(dag_id: str) -> str | None:
