@@ -25,6 +25,17 @@ ROLLOUT_FIGURES = "include.payments.rollout_figures:path_figures"
 TIMELINE_SOURCES = "include.payments.timeline:timeline_sources"
 # Shadow mode: each mirrored order and its shadow, observed for the comparator.
 SHADOW_PAIRS = "include.payments.shadow_pairs:shadow_pairs"
+# The consumers whose queues and outbox the plugin's Event path page shows (include.services).
+BUS_SERVICES = (
+    "validation",
+    "inventory",
+    "charge",
+    "receipt",
+    "shipping",
+    "event-log",
+    "saga-replies",
+    "airflow-handover",
+)
 
 
 def workflow_env() -> dict[str, str]:
@@ -40,4 +51,5 @@ def workflow_env() -> dict[str, str]:
         "SEGUE_ROLLOUT_FIGURES": ROLLOUT_FIGURES,
         "SEGUE_TIMELINE_SOURCES": TIMELINE_SOURCES,
         "SEGUE_SHADOW_PAIRS": SHADOW_PAIRS,
+        "SEGUE_BUS_SERVICES": json.dumps(list(BUS_SERVICES)),
     }

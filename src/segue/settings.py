@@ -95,6 +95,11 @@ class SegueSettings(BaseSettings):
         "its shadow, see segue.rollout.shadow.compare) for `segue rollout shadow-report` and "
         "the Rollout page; unset: no comparison is shown.",
     )
+    bus_services: tuple[str, ...] = Field(
+        default=(),
+        description="The consuming services of the event path (JSON list), whose queue lag, "
+        "retries, parked messages and outbox backlog the Event path page shows.",
+    )
     rollout_stuck_after_seconds: int = Field(
         default=300,
         ge=1,

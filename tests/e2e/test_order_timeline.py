@@ -92,3 +92,18 @@ def test_a_dag_path_orders_timeline_lists_its_run_and_every_task_try(
         f"{airflow_stack.url}/segue/api/orders/ord-nobody/timeline", headers=headers, timeout=30
     )
     assert unknown.status_code == 404
+
+
+def test_the_event_path_page_is_served_by_the_real_api_server(
+    airflow_stack: AirflowStack, airflow_api: AirflowApi
+) -> None:
+    """The plugin inside Airflow reads the stack's broker and outbox for the workflow's services."""
+    headers = {"Authorization": f"Bearer {airflow_api.token()}"}
+    answer = httpx.get(f"{airflow_stack.url}/segue/api/event-path", headers=headers, timeout=30)
+    assert answer.status_code == 200, answer.text
+    data = answer.json()
+    services = [row["service"] for row in data["services"]]
+    assert services[:5] == ["validation", "inventory", "charge", "receipt", "shipping"]
+    assert not any(part.startswith("broker") for part in data["missing"]), data["missing"]
+    page = httpx.get(f"{airflow_stack.url}/segue/event-path", headers=headers, timeout=30)
+    assert page.status_code == 200 and page.text.count('<tr class="service') >= 8

@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from segue.airflow.plugin import api, reports, views
+from segue.airflow.plugin.bus_views import OverviewReader, default_overview, install_bus_views
 from segue.airflow.plugin.render import render
 from segue.airflow.plugin.rollout_api import install_rollout
 from segue.airflow.plugin.rollout_deps import default_rollout
@@ -71,6 +72,7 @@ def create_app(
     report_pages: Mapping[str, ReportProvider | str] | None = None,
     rollout_factory: Callable[[], RolloutService] | None = None,
     timeline_factory: Callable[[], TimelineService] | None = None,
+    bus_overview: OverviewReader | None = None,
 ) -> FastAPI:
     """The plugin's FastAPI app: HTML pages, the JSON API under /api, and their error pages.
 
@@ -80,6 +82,8 @@ def create_app(
     :param rollout_factory: builds the rollout service (default: from this process's settings).
     :param timeline_factory: builds the order timeline service (default: from this process's
         settings, ``SEGUE_TIMELINE_SOURCES``).
+    :param bus_overview: reads the Event path page's figures (default: this process's broker,
+        business store and ``SEGUE_BUS_SERVICES``).
     """
     # No public /docs or /openapi.json: every route of this app needs a logged-in user
     # (/api/openapi.json serves the JSON API's description to them).
@@ -92,6 +96,7 @@ def create_app(
     app.include_router(reports.api_router, prefix="/api")
     install_rollout(app, rollout_factory or default_rollout)
     install_timeline(app, timeline_factory or default_timeline)
+    install_bus_views(app, bus_overview or default_overview)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(SagaNotFound, _not_found)
