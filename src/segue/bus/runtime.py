@@ -251,8 +251,10 @@ class ServiceRuntime:
         whatever else is already there)."""
         try:
             connection.drain_events(timeout=0.2)
+            closes = time.monotonic() + self.batch_window
             while len(buffer) < BATCH_MAX:
-                connection.drain_events(timeout=0.002)
+                wait = max(closes - time.monotonic(), ALREADY_THERE_SECONDS)
+                connection.drain_events(timeout=wait)
         except TimeoutError:
             pass
 
