@@ -131,6 +131,9 @@ def main() -> int:
     )
     parser.add_argument("--step-seconds", type=float, default=20.0, help="arrivals per rate")
     parser.add_argument("--step-threads", type=int, default=32, help="HTTP client threads")
+    parser.add_argument(
+        "--give-up-ms", type=float, default=2000.0, help="stop stepping past this p99"
+    )
     parser.add_argument("--celery-rates", default="50", help="offered orders/s, Celery chain")
     parser.add_argument("--celery-concurrency", type=int, default=4, help="Celery pool size")
     parser.add_argument("--results", default="event_path.json", help="under benchmarks/results")
@@ -221,7 +224,11 @@ def run_phases(
         result["idle"] = idle_phase(box)
         if "stepped" in phases:
             result["stepped"] = stepped_phase(
-                box, rates_of(args.rates), args.step_seconds, args.step_threads
+                box,
+                rates_of(args.rates),
+                args.step_seconds,
+                args.step_threads,
+                give_up_above_ms=args.give_up_ms,
             )
         if "celery" in phases:
             result["celery_chain"] = celery_phase(
