@@ -120,7 +120,9 @@ def main() -> int:
         help="the relays' circuit breaker threshold (default: the services' own, 5000)",
     )
     parser.add_argument(
-        "--profile", action="store_true", help="only --orders through cProfiled services"
+        "--profile",
+        action="store_true",
+        help="only --orders (or with --phases stepped, --rates) through cProfiled services",
     )
     parser.add_argument(
         "--log-dir", type=Path, default=None, help="service logs (default: a temp dir)"
@@ -152,10 +154,14 @@ def main() -> int:
     if args.profile:
         with fleet(log_dir, profile=True, env=env) as box:
             result["events_per_order"] = warm_up(box)
-            result["throughput"] = throughput_phase(box, args.orders, args.batch, args.window)
+            if args.phases == "stepped":  # the fixed cost per message at moderate rates
+                rates = rates_of(args.rates)
+                result["stepped"] = stepped_phase(box, rates, args.step_seconds, args.step_threads)
+            else:
+                result["throughput"] = throughput_phase(box, args.orders, args.batch, args.window)
         result["profiles"] = read_profiles(log_dir, FLEET)
         print(json.dumps(result["profiles"], indent=1))
-        write("event_path_profile.json", result)
+        write(args.results.replace(".json", "_profile.json"), result)
         return 0
     if args.routing_comparison:
         with fleet(log_dir, env=env) as box:
