@@ -6,6 +6,7 @@ PostgreSQL (orders table for progress, event_log for throughput and latency).
 from __future__ import annotations
 
 import json
+import random
 import statistics
 import threading
 import time
@@ -109,10 +110,16 @@ def place_paced_http(
     rate: float,
     seconds: float,
     threads: int,
+    poisson: bool = False,
+    seed: int = 14,
 ) -> None:
-    """Open-loop load: order i is sent at start + i/rate by a pool of ``threads`` clients,
-    whatever happened to the earlier ones, with the intake API key ``api_key``."""
-    total = int(rate * seconds)
+    """Open-loop load: order i is sent at its due time by a pool of ``threads`` clients,
+    whatever happened to the earlier ones, with the intake API key ``api_key``.
+
+    Due times are start + i/rate, or with ``poisson`` a Poisson process of that rate
+    (exponential gaps, seeded) for ``seconds``.
+    """
+    schedule = arrival_times(rate, seconds, poisson=poisson, seed=seed)
     limits = httpx.Limits(max_connections=threads, max_keepalive_connections=threads)
     with (
         httpx.Client(
@@ -141,12 +148,31 @@ def place_paced_http(
                     placement.errors.append(problem)
 
         start = time.monotonic() + 0.1
-        for index in range(total):
-            due = start + index / rate
+        for index, offset in enumerate(schedule):
+            due = start + offset
             delay = due - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
             pool.submit(post, index, due)
+
+
+def arrival_times(rate: float, seconds: float, *, poisson: bool, seed: int = 14) -> list[float]:
+    """Offsets (s) of the arrivals of ``rate``/s over ``seconds``: evenly spaced, or a Poisson
+    process (exponential gaps drawn from a generator seeded with ``seed``).
+
+    :param rate: arrivals per second.
+    :param seconds: how long.
+    :param poisson: exponential gaps instead of even ones.
+    :param seed: the generator's seed (the same schedule for every system measured).
+    """
+    if not poisson:
+        return [index / rate for index in range(int(rate * seconds))]
+    draw, offsets, now = random.Random(seed), [], 0.0
+    while True:
+        now += draw.expovariate(rate)
+        if now >= seconds:
+            return offsets
+        offsets.append(now)
 
 
 def wait_for(

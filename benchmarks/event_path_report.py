@@ -80,6 +80,9 @@ def _cpu_table(cpu: dict[str, Any]) -> None:
 
 
 def print_summary(result: dict[str, Any]) -> None:
+    """The full run's summary (nothing when a phase it reads did not run)."""
+    if "targets" not in result:
+        return
     t, lat, tp, ceil = result["targets"], result["latency"], result["throughput"], result["ceiling"]
     shipped = lat["order_placed_to_shipping_notified"]
     print("\n=== event path summary ===")
@@ -202,3 +205,55 @@ def print_routing_summary(result: dict[str, Any]) -> None:
     print(f"  per order, in process, over {cost['orders']} orders:{'wall µs':>12}{'CPU µs':>10}")
     for key in COST_ROWS:
         print(f"    {key:<46}{cost[key]['wall_us']:>10}{cost[key]['cpu_us']:>10}")
+
+
+def side_by_side(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per rate measured by both: the event path's and the Celery chain's p50/p99 and CPU, and
+    the ratio of their p99s (event path / Celery).
+
+    :param result: the results document with ``stepped`` and ``celery_chain``.
+    """
+    events = {s["offered_orders_per_second"]: s for s in result.get("stepped", {}).get("steps", [])}
+    rows = []
+    for chain in result.get("celery_chain", {}).get("steps", []):
+        rate = chain["offered_orders_per_second"]
+        if rate not in events:
+            continue
+        ours = events[rate]["order_placed_to_shipping_notified"]
+        theirs = chain["chain_sent_to_notify_shipping_done"]
+        rows.append(
+            {
+                "offered_orders_per_second": rate,
+                "event_path_p50_p99_ms": [ours.get("p50_ms"), ours.get("p99_ms")],
+                "celery_chain_p50_p99_ms": [theirs.get("p50_ms"), theirs.get("p99_ms")],
+                "p99_ratio_event_path_to_celery": round(ours["p99_ms"] / theirs["p99_ms"], 2)
+                if ours.get("p99_ms") and theirs.get("p99_ms")
+                else None,
+                "event_path_cpu_s_per_1000": events[rate]["cpu_seconds_per_1000_orders"],
+                "celery_chain_cpu_s_per_1000": chain["cpu_seconds_per_1000_orders"],
+                "machine_busy_percent": [
+                    events[rate]["machine_busy_percent"],
+                    chain["machine_busy_percent"],
+                ],
+            }
+        )
+    result["side_by_side"] = rows
+    return rows
+
+
+def print_side_by_side(result: dict[str, Any]) -> None:
+    """The event path next to the Celery chain at the rates both ran.
+
+    :param result: the results document.
+    """
+    for row in side_by_side(result):
+        rate = row["offered_orders_per_second"]
+        print(
+            f"\nat {rate:g} orders/s offered: event path p50/p99 "
+            f"{row['event_path_p50_p99_ms'][0]}/{row['event_path_p50_p99_ms'][1]} ms, "
+            f"Celery chain {row['celery_chain_p50_p99_ms'][0]}/{row['celery_chain_p50_p99_ms'][1]}"
+            f" ms, p99 ratio (event path / Celery) {row['p99_ratio_event_path_to_celery']}; "
+            f"CPU-s per 1000 orders {row['event_path_cpu_s_per_1000']['all_processes']} vs "
+            f"{row['celery_chain_cpu_s_per_1000']['all_processes']}; machine busy "
+            f"{row['machine_busy_percent'][0]}% vs {row['machine_busy_percent'][1]}%"
+        )

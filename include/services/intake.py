@@ -149,5 +149,14 @@ def path_of(session: Session, order_id: str) -> OrderPath:
     return EVENTS if route is None else check_path(route.path)
 
 
+def path_of_event(envelope: Envelope) -> OrderPath:
+    """The path an order's first event starts it on (``place_order``'s answer tells it).
+
+    :param envelope: an OrderPlaced (the event path) or an OrderRouted (its DAG's path).
+    """
+    data = envelope.data
+    return check_path(data.path) if isinstance(data, OrderRouted) else EVENTS
+
+
 def _log(envelope: Envelope, path: str) -> dict[str, str]:
     return {**envelope.log_context(), "path": path}

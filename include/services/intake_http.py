@@ -31,6 +31,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from include.payments import payment_methods, steps
 from include.payments.database import payments_engine
@@ -43,7 +44,7 @@ from include.payments.settings import PaymentSettings, get_payment_settings
 from include.payments.tables import OrderPlacementRow, OrderRow
 from include.services.api_clients import SHOWN_PREFIX_CHARS, client_of_key
 from include.services.front_door import PAYMENT_FLAG, Router, flag_router
-from include.services.intake import SOURCE, Mirror, path_of, place_order
+from include.services.intake import SOURCE, Mirror, path_of_event, place_order
 from include.services.rate_limit import RateLimiter, retry_after_header
 from include.services.shadow_mirror import ShadowMirror
 from segue.bus.handlers import ServiceSpec
@@ -150,12 +151,7 @@ def create_app(
     app = FastAPI(title="Segue order intake", lifespan=lifespan)
     app.state.shadow_mirror = mirror  # its ``placed`` / ``failed`` counts
 
-    @app.middleware("http")
-    async def limit_body(request: Request, call_next: Any) -> Any:
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > max_body:
-            return too_large(max_body)
-        return await call_next(request)
+    app.add_middleware(BodyLimit, max_body=max_body)
 
     async def admitted(request: Request) -> str:
         """The caller's client name, once its key is good and its bucket has a token."""
@@ -194,8 +190,10 @@ def create_app(
             raise HTTPException(422, detail="the body is not JSON") from None
         if not isinstance(data, dict):
             raise HTTPException(422, detail="the body must be a JSON object (an order)")
-        try:
-            order = await run_in_threadpool(order_of_request, gateway, data)
+        try:  # one trip to the thread pool for the gateway lookup and the transaction
+            envelope, path = await run_in_threadpool(
+                lambda: place(engine, order_of_request(gateway, data), client, route, mirror)
+            )
         except InvalidOrder as exc:
             raise HTTPException(422, detail=str(exc)) from None
         except GatewayUnavailable:
@@ -205,11 +203,10 @@ def create_app(
                 detail="the payment gateway is unreachable; the order was not accepted, "
                 "nothing was stored: try again later",
             ) from None
-        envelope, path = await run_in_threadpool(place, engine, order, client, route, mirror)
         if runtime is not None:
             runtime.wake_relay()
         return {
-            "order_id": order.order_id,
+            "order_id": envelope.subject,
             "path": path,
             "event_id": envelope.id,
             "correlation_id": envelope.correlationid,
@@ -233,6 +230,29 @@ def create_app(
         return JSONResponse({"ready": ready}, status_code=200 if ready else 503)
 
     return app
+
+
+class BodyLimit:
+    """ASGI middleware: 413 for a request whose ``Content-Length`` passes ``max_body`` (a plain
+    ASGI wrapper: Starlette's ``@app.middleware("http")`` costs a task and streams per request).
+    Bodies without a length are checked as they are read (``read_limited``)."""
+
+    def __init__(self, app: ASGIApp, max_body: int) -> None:
+        """:param app: the wrapped application.
+        :param max_body: the largest body accepted, in bytes."""
+        self.app = app
+        self.max_body = max_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Answer 413 before the app when the declared length is too large."""
+        if scope["type"] == "http":
+            for name, value in scope["headers"]:
+                if name == b"content-length":
+                    if value.isdigit() and int(value) > self.max_body:
+                        await too_large(self.max_body)(scope, receive, send)
+                        return
+                    break
+        await self.app(scope, receive, send)
 
 
 def too_large(limit: int) -> JSONResponse:
@@ -319,7 +339,7 @@ def place(
         with session_scope(engine) as session:
             path = route(session, order)
             envelope = place_order(session, order, path, client=client, mirror=mirror)
-            return envelope, path_of(session, order.order_id)
+            return envelope, path_of_event(envelope)  # the kept path, without a SELECT
     except InvalidOrder as exc:
         raise HTTPException(409, detail=str(exc)) from exc
     except (UnknownPath, RolloutError) as exc:  # the router's fault, not the client's

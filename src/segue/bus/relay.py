@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from kombu import Connection
-from sqlalchemy import Engine, delete, func, select, text
+from sqlalchemy import BigInteger, Boolean, Engine, bindparam, delete, func, select
 
 from segue.bus.outbox import OutboxRow
 from segue.bus.publisher import Publisher
@@ -132,19 +132,20 @@ class OutboxRelay:
 
     def drain_once(self) -> int:
         """Publish and delete up to one batch; the number published (0: nothing or paused)."""
+        query = (
+            select(OutboxRow)
+            .where(OutboxRow.source == self.source)
+            .order_by(OutboxRow.id)
+            .limit(self.batch_size)
+        )
         with self.engine.begin() as connection:
             if connection.dialect.name == "postgresql":
-                locked = connection.execute(
-                    text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": lock_key(self.source)}
-                ).scalar()
-                if not locked:
-                    return 0
-            rows = connection.execute(
-                select(OutboxRow)
-                .where(OutboxRow.source == self.source)
-                .order_by(OutboxRow.id)
-                .limit(self.batch_size)
-            ).all()
+                # The lock and the rows in one round trip: an uncorrelated subquery is run
+                # once, before the scan (a one-time filter); not locked means no rows.
+                key = bindparam("key", lock_key(self.source), type_=BigInteger)  # as before
+                locked = select(func.pg_try_advisory_xact_lock(key, type_=Boolean))
+                query = query.where(locked.scalar_subquery())
+            rows = connection.execute(query).all()
             if not rows:
                 return 0
             if self.breaker is not None:
