@@ -1,0 +1,228 @@
+"""Airflow on the CeleryExecutor for ``AirflowStack(executor="celery")``: its settings, and a
+small supervisor that runs Airflow's components plus ``airflow celery worker``.
+
+``airflow standalone`` forces LocalExecutor for any executor that is not local, so a Celery stack
+cannot use it. ``python -m tools.airflow_celery`` does what standalone does for us instead:
+migrate the metadata database, then run the scheduler, dag-processor, api-server, triggerer and
+one Celery worker as child processes in its own process group, every line of their output
+prefixed with the component's name (as standalone does) on its own output. When one component
+exits, the others are stopped and the supervisor exits with that code, so
+``AirflowStack.running()`` sees a broken stack; SIGINT or SIGTERM stops them all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import IO
+
+import httpx
+
+CELERY_EXECUTOR = "CeleryExecutor"
+WORKER = "celery-worker"
+# What Celery logs when the worker consumes its queues: "celery@<name> ready."
+READY_MARK = " ready."
+STOP_GRACE_SECONDS = 15.0
+API_WAIT_SECONDS = 300.0
+AIRFLOW = str(Path(sys.executable).with_name("airflow"))
+COMPAT = [sys.executable, "-m", "tools.celery_compat"]
+
+
+@dataclass(frozen=True)
+class CeleryOptions:
+    """How a Celery stack reaches its broker and which queue its worker serves.
+
+    :param broker_url: Celery's broker, e.g. ``amqp://guest:guest@127.0.0.1:5672/celery-e2e``
+        (a RabbitMQ vhost of its own) or ``redis://127.0.0.1:6379/0``.
+    :param queue: the queue tasks go to (``[operators] default_queue``) and the worker serves;
+        a unique one keeps this stack's tasks from any other worker on the same broker.
+    :param worker_name: the worker's Celery node name (``name@host``).
+    :param concurrency: task processes of the worker.
+    :param log_server_port: the worker's task-log server (``[logging] worker_log_server_port``);
+        pick a free one where several stacks share a machine.
+    """
+
+    broker_url: str
+    queue: str = "default"
+    worker_name: str = "segue-worker@%h"
+    concurrency: int = 4
+    log_server_port: int = 8793
+
+
+def result_backend_url(metadata_url: str) -> str:
+    """Celery's result backend on the metadata database (``db+`` + its SQLAlchemy URL).
+
+    :param metadata_url: Airflow's ``sql_alchemy_conn``.
+    """
+    return f"db+{metadata_url}"
+
+
+def celery_env(options: CeleryOptions, metadata_url: str) -> dict[str, str]:
+    """The ``AIRFLOW__*`` variables that put a stack on the CeleryExecutor.
+
+    :param options: broker, queue and worker.
+    :param metadata_url: Airflow's metadata database, also Celery's result backend.
+    """
+    return {
+        "AIRFLOW__CORE__EXECUTOR": CELERY_EXECUTOR,
+        "AIRFLOW__CELERY__BROKER_URL": options.broker_url,
+        "AIRFLOW__CELERY__RESULT_BACKEND": result_backend_url(metadata_url),
+        "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(options.concurrency),
+        "AIRFLOW__OPERATORS__DEFAULT_QUEUE": options.queue,
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(options.log_server_port),
+    }
+
+
+def supervisor_command(options: CeleryOptions) -> list[str]:
+    """The command that runs a Celery stack (this module, with this interpreter).
+
+    :param options: the worker's name (the rest reaches it through the environment).
+    """
+    return [sys.executable, "-m", "tools.airflow_celery", "--worker-name", options.worker_name]
+
+
+def worker_ready(log_text: str) -> bool:
+    """True when the supervisor's log shows the Celery worker consuming its queues.
+
+    :param log_text: the supervisor's output so far.
+    """
+    prefix = f"{WORKER:14} |"
+    return any(
+        line.startswith(prefix) and READY_MARK in line and "@" in line
+        for line in log_text.splitlines()
+    )
+
+
+def components(worker_name: str) -> dict[str, list[str]]:
+    """Each component's command, in start order: the two that load the Celery provider's
+    executor code go through ``tools.celery_compat`` (fixes for the pinned versions).
+
+    :param worker_name: the Celery worker's node name.
+    """
+    return {
+        "api-server": [AIRFLOW, "api-server"],
+        "dag-processor": [AIRFLOW, "dag-processor"],
+        "triggerer": [AIRFLOW, "triggerer"],
+        "scheduler": [*COMPAT, "scheduler"],
+        WORKER: [*COMPAT, "celery", "worker", "--celery-hostname", worker_name],
+    }
+
+
+class Supervisor:
+    """Runs the components and relays their output; see the module docstring."""
+
+    def __init__(self, commands: dict[str, list[str]], out: IO[str]) -> None:
+        self.commands = commands
+        self.out = out
+        self.children: dict[str, subprocess.Popen[bytes]] = {}
+        self._lock = threading.Lock()
+        self._stopping = False
+
+    def say(self, name: str, line: str) -> None:
+        with self._lock:
+            self.out.write(f"{name:14} | {line}\n")
+            self.out.flush()
+
+    def _relay(self, name: str, stream: IO[bytes]) -> None:
+        for raw in stream:
+            self.say(name, raw.decode("utf8", errors="replace").rstrip())
+
+    def run_once(self, name: str, args: Sequence[str]) -> int:
+        """Run ``airflow args`` to its end (``db migrate``), relaying its output."""
+        process = subprocess.Popen(list(args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        assert process.stdout is not None
+        self._relay(name, process.stdout)
+        return process.wait()
+
+    def start(self, names: Sequence[str]) -> None:
+        """Start the named components."""
+        for name in names:
+            args = self.commands[name]
+            process = subprocess.Popen(list(args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            self.children[name] = process
+            assert process.stdout is not None
+            threading.Thread(target=self._relay, args=(name, process.stdout), daemon=True).start()
+
+    def wait_for_api(self, base_url: str, timeout: float = API_WAIT_SECONDS) -> bool:
+        """Wait until the api-server answers its health endpoint (or a component exits).
+
+        :param base_url: the api-server's base URL; empty: do not wait.
+        """
+        deadline = time.monotonic() + timeout
+        while base_url and time.monotonic() < deadline and not self._stopping:
+            if any(process.poll() is not None for process in self.children.values()):
+                return False
+            try:
+                if httpx.get(f"{base_url}/api/v2/monitor/health", timeout=5).status_code == 200:
+                    return True
+            except httpx.HTTPError:
+                pass
+            time.sleep(1.0)
+        return not base_url
+
+    def watch(self) -> int:
+        """Wait until a component exits or a stop is asked; the exit code."""
+        while not self._stopping:
+            for name, process in self.children.items():
+                code = process.poll()
+                if code is not None:
+                    self.say("supervisor", f"{name} exited with code {code}; stopping the rest")
+                    self.stop()
+                    return code or 1
+            time.sleep(0.5)
+        return 0
+
+    def stop(self, *_: object) -> None:
+        """Stop every component: SIGTERM, then SIGKILL after a grace period."""
+        self._stopping = True
+        for process in self.children.values():
+            if process.poll() is None:
+                process.terminate()
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        for process in self.children.values():
+            try:
+                process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Migrate the metadata database, then run the components until one exits or a signal."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--worker-name", default="segue-worker@%h")
+    args = parser.parse_args(argv)
+    supervisor = Supervisor(components(args.worker_name), sys.stdout)
+    supervisor.say("supervisor", f"executor {os.environ.get('AIRFLOW__CORE__EXECUTOR')}")
+    code = supervisor.run_once("db-migrate", [AIRFLOW, "db", "migrate"])
+    if code != 0:
+        supervisor.say("supervisor", f"airflow db migrate failed with code {code}")
+        return code
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        supervisor.say("supervisor", f"signal {signum}: stopping the components")
+        supervisor.stop()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    # The api-server first: tasks need its execution API, and a task a worker starts before it
+    # answers fails (scheduled DAGs such as payment_rollout would have some right away).
+    supervisor.start(["api-server", "dag-processor"])
+    if not supervisor.wait_for_api(os.environ.get("AIRFLOW__API__BASE_URL", "")):
+        supervisor.stop()
+        return 1
+    supervisor.start([name for name in supervisor.commands if name not in supervisor.children])
+    return supervisor.watch()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
