@@ -196,11 +196,31 @@ class Supervisor:
                 process.wait()
 
 
+def ping(node: str, timeout: float = 10.0) -> bool:
+    """True when the Celery worker ``node`` (``name@host``) answers a ping over the broker
+    configured in this process's ``AIRFLOW__CELERY__*`` (a worker's healthcheck).
+
+    :param node: the worker's node name, e.g. ``celery@$HOSTNAME``.
+    :param timeout: seconds to wait for its answer.
+    """
+    from tools.celery_compat import patch_celery
+
+    patch_celery()
+    from airflow.providers.celery.executors.celery_executor import app
+
+    replies = app.control.ping(destination=[node], timeout=timeout) or []
+    return any(node in reply for reply in replies)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Migrate the metadata database, then run the components until one exits or a signal."""
+    """Migrate the metadata database, then run the components until one exits or a signal;
+    with ``--ping NODE``, only check that worker ``NODE`` answers (exit 0) or not (exit 1)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--worker-name", default="segue-worker@%h")
+    parser.add_argument("--ping", metavar="NODE", help="ping a Celery worker and exit")
     args = parser.parse_args(argv)
+    if args.ping:
+        return 0 if ping(args.ping) else 1
     supervisor = Supervisor(components(args.worker_name), sys.stdout)
     supervisor.say("supervisor", f"executor {os.environ.get('AIRFLOW__CORE__EXECUTOR')}")
     code = supervisor.run_once("db-migrate", [AIRFLOW, "db", "migrate"])

@@ -40,7 +40,7 @@ from tools.sandbox import fresh_database
 
 pytestmark = pytest.mark.e2e
 NAME = f"celery-e2e-{os.getpid()}"
-RUN_TIMEOUT_SECONDS = 180
+RUN_TIMEOUT_SECONDS = 300
 
 # A DAG's way of taking one order: start it, return the run id.
 Place = Callable[[AirflowApi, str, dict[str, Any]], str]
@@ -123,7 +123,7 @@ def celery_stack(
         )
         stack.start()
         try:
-            stack.wait_ready(timeout=300)
+            stack.wait_ready(timeout=600)
             api = stack.api()
             runs = {}
             for dag_id in DAG_ORDERS:
