@@ -86,6 +86,7 @@ def patch_provider_fetch() -> None:
         )
 
     fetcher._get_many_from_db_backend = _get_many_from_db_backend
+    fetcher._segue_patched = True
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,6 +16,9 @@ in the run's conf is how it takes one).
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -195,3 +198,16 @@ def test_order_completes_on_a_celery_worker(
         gateway.close()
     assert [charge.status for charge in attempts] == ["succeeded"]
     assert ran_on_celery(celery_stack, dag_id, run_id) == []
+
+
+def test_the_worker_healthcheck_pings_the_worker(celery_stack: CeleryStack) -> None:
+    """The command docker-compose's airflow-worker healthcheck runs, against a real worker."""
+    node = celery_stack.options.worker_name.replace("%h", socket.gethostname())
+
+    def ping(name: str) -> int:
+        command = [sys.executable, "-m", "tools.airflow_celery", "--ping", name]
+        env = celery_stack.stack.env()
+        return subprocess.run(command, env=env, capture_output=True, timeout=120).returncode
+
+    assert ping(node) == 0
+    assert ping(f"nobody-{NAME}@{socket.gethostname()}") == 1
