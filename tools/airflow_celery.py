@@ -25,14 +25,11 @@ from pathlib import Path
 from types import FrameType
 from typing import IO
 
-import httpx
-
 CELERY_EXECUTOR = "CeleryExecutor"
 WORKER = "celery-worker"
 # What Celery logs when the worker consumes its queues: "celery@<name> ready."
 READY_MARK = " ready."
 STOP_GRACE_SECONDS = 15.0
-API_WAIT_SECONDS = 300.0
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 COMPAT = [sys.executable, "-m", "tools.celery_compat"]
 
@@ -152,23 +149,6 @@ class Supervisor:
             assert process.stdout is not None
             threading.Thread(target=self._relay, args=(name, process.stdout), daemon=True).start()
 
-    def wait_for_api(self, base_url: str, timeout: float = API_WAIT_SECONDS) -> bool:
-        """Wait until the api-server answers its health endpoint (or a component exits).
-
-        :param base_url: the api-server's base URL; empty: do not wait.
-        """
-        deadline = time.monotonic() + timeout
-        while base_url and time.monotonic() < deadline and not self._stopping:
-            if any(process.poll() is not None for process in self.children.values()):
-                return False
-            try:
-                if httpx.get(f"{base_url}/api/v2/monitor/health", timeout=5).status_code == 200:
-                    return True
-            except httpx.HTTPError:
-                pass
-            time.sleep(1.0)
-        return not base_url
-
     def watch(self) -> int:
         """Wait until a component exits or a stop is asked; the exit code."""
         while not self._stopping:
@@ -234,13 +214,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    # The api-server first: tasks need its execution API, and a task a worker starts before it
-    # answers fails (scheduled DAGs such as payment_rollout would have some right away).
-    supervisor.start(["api-server", "dag-processor"])
-    if not supervisor.wait_for_api(os.environ.get("AIRFLOW__API__BASE_URL", "")):
-        supervisor.stop()
-        return 1
-    supervisor.start([name for name in supervisor.commands if name not in supervisor.children])
+    # All at once, as standalone does. A task a worker starts before the api-server answers
+    # fails (its execution API is down); the scheduler retries or fails it like any other.
+    supervisor.start(list(supervisor.commands))
     return supervisor.watch()
 
 

@@ -41,7 +41,9 @@ from tools.gateway import GatewayProcess
 from tools.ports import unused_port
 from tools.sandbox import fresh_database
 
-pytestmark = pytest.mark.e2e
+# The module's first test also pays for starting the stack (about 2 minutes on a quiet 2-core
+# machine, over 10 with load average 40): pytest-timeout's 600 s is too short for that.
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]
 NAME = f"celery-e2e-{os.getpid()}"
 RUN_TIMEOUT_SECONDS = 300
 
@@ -105,7 +107,7 @@ def celery_stack(
             broker_url=broker_url,
             queue=NAME,
             worker_name=f"{NAME}@%h",
-            concurrency=4,
+            concurrency=2,
             log_server_port=unused_port(),
         )
         stack = AirflowStack(
@@ -122,15 +124,19 @@ def celery_stack(
                 "SEGUE_RETRIES": "2",
                 "SEGUE_RETRY_DELAY_SECONDS": "1",
                 "SEGUE_MAX_RETRY_DELAY_SECONDS": "2",
+                # Only the DAGs under test run (unpaused below): no scheduled runs competing.
+                "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
             },
         )
         stack.start()
         try:
-            stack.wait_ready(timeout=600)
+            stack.wait_ready(timeout=1500)
             api = stack.api()
             runs = {}
             for dag_id in DAG_ORDERS:
-                api.wait_for_dag(dag_id)
+                api.wait_for_dag(dag_id, timeout=600)
+                unpaused = api.request("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
+                assert unpaused.status_code == 200, unpaused.text
             for dag_id, place in DAG_ORDERS.items():
                 order = new_order()
                 runs[dag_id] = (place(api, dag_id, order), order)

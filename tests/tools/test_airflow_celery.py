@@ -87,11 +87,3 @@ def test_the_supervisor_stops_the_rest_when_one_component_exits() -> None:
     assert supervisor.children["sleeper"].poll() is not None  # stopped, not left behind
     assert "crasher        | bye" in out.getvalue()
     assert "crasher exited with code 7; stopping the rest" in out.getvalue()
-
-
-def test_the_supervisor_does_not_start_the_rest_before_the_api_answers() -> None:
-    supervisor = Supervisor({"quick": [sys.executable, "-c", "pass"]}, io.StringIO())
-    supervisor.start(["quick"])
-    supervisor.children["quick"].wait()
-    # The only component exited, nothing answers: it gives up at once instead of waiting.
-    assert supervisor.wait_for_api("http://127.0.0.1:9", timeout=30) is False
