@@ -125,6 +125,11 @@ class Supervisor:
         self._stopping = False
 
     def say(self, name: str, line: str) -> None:
+        """Write ``line`` to the output, prefixed with ``name`` (one writer at a time).
+
+        :param name: the component (or ``supervisor``).
+        :param line: one line of its output.
+        """
         with self._lock:
             self.out.write(f"{name:14} | {line}\n")
             self.out.flush()
@@ -134,14 +139,21 @@ class Supervisor:
             self.say(name, raw.decode("utf8", errors="replace").rstrip())
 
     def run_once(self, name: str, args: Sequence[str]) -> int:
-        """Run ``airflow args`` to its end (``db migrate``), relaying its output."""
+        """Run ``args`` to its end (``airflow db migrate``), relaying its output; its exit code.
+
+        :param name: the prefix of its output lines.
+        :param args: the command.
+        """
         process = subprocess.Popen(list(args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         assert process.stdout is not None
         self._relay(name, process.stdout)
         return process.wait()
 
     def start(self, names: Sequence[str]) -> None:
-        """Start the named components."""
+        """Start the named components, each with a thread relaying its output.
+
+        :param names: keys of the commands given to the supervisor.
+        """
         for name in names:
             args = self.commands[name]
             process = subprocess.Popen(list(args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

@@ -2,7 +2,8 @@
 
 Used by ``segue up`` for a developer's instance and by the end-to-end tests for a throwaway one,
 so both run Airflow the same way: this project's dags/ and plugins/, LocalExecutor, metadata
-on PostgreSQL (or SQLite as a fallback for a quick look).
+on PostgreSQL (or SQLite as a fallback for a quick look). With ``executor="celery"`` the same
+components plus an ``airflow celery worker`` run under ``tools.airflow_celery`` instead.
 """
 
 from __future__ import annotations

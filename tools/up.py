@@ -134,7 +134,7 @@ def gateway_env(home: Path) -> dict[str, str]:
     return env
 
 
-def celery_options(home: Path) -> CeleryOptions:
+def celery_options() -> CeleryOptions:
     """``segue up --executor celery``: Celery's broker is the local RabbitMQ, on a vhost of its
     own (made once with ``rabbitmqctl``), so Airflow's task messages stay apart from events."""
     ensure_vhost(CELERY_VHOST)
@@ -167,7 +167,7 @@ def up(home: Path = LOCAL_HOME, executor: str = "local") -> int:
         port=AIRFLOW_PORT,
         extra_env={"SEGUE_DATABASE_URL": databases.business_url, "SEGUE_GATEWAY_URL": gateway_url},
         executor=executor,
-        celery=celery_options(home) if executor == "celery" else None,
+        celery=celery_options() if executor == "celery" else None,
     )
     print(f"  starting Airflow (log: {stack.log_path}); the first start migrates its database")
     stack.start()
