@@ -105,12 +105,20 @@ def test_the_handover_logs_in_to_the_api_server(services: dict[str, Any]):
 
 def test_segue_init_migrates_and_seeds_with_the_segue_command(services: dict[str, Any]):
     init = services["segue-init"]
-    assert init["command"] == ["segue", "init-db"]
+    assert init["command"] == ["python", "-m", "tools.cli", "init-db"]
     assert init["restart"] == "no"
     assert depends(init) == {"postgres": "service_healthy"}
     with pytest.raises(SystemExit) as exited:
         segue_main(["init-db", "--help"])  # the command the image's `segue` script runs
     assert exited.value.code == 0
+
+
+def test_project_image_commands_survive_its_entrypoint(services: dict[str, Any]):
+    """apache/airflow's entrypoint execs ``bash`` and ``python`` commands as they are and runs
+    anything else as ``airflow <command>``: a service of our image starts with one of those."""
+    for name, spec in services.items():
+        if spec.get("image", "").startswith("segue-airflow:"):
+            assert spec["command"][0] in {"airflow", "python", "bash"}, name
 
 
 def test_every_long_running_service_has_a_healthcheck(services: dict[str, Any]):
