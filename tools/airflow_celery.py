@@ -46,6 +46,8 @@ class CeleryOptions:
     :param concurrency: task processes of the worker.
     :param log_server_port: the worker's task-log server (``[logging] worker_log_server_port``);
         pick a free one where several stacks share a machine.
+    :param operation_timeout: seconds the scheduler may take to publish a task
+        (``[celery] operation_timeout``, 1 s by default: too short on a loaded machine).
     """
 
     broker_url: str
@@ -53,6 +55,7 @@ class CeleryOptions:
     worker_name: str = "segue-worker@%h"
     concurrency: int = 4
     log_server_port: int = 8793
+    operation_timeout: float = 30.0
 
 
 def result_backend_url(metadata_url: str) -> str:
@@ -76,6 +79,11 @@ def celery_env(options: CeleryOptions, metadata_url: str) -> dict[str, str]:
         "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(options.concurrency),
         "AIRFLOW__OPERATORS__DEFAULT_QUEUE": options.queue,
         "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(options.log_server_port),
+        # The scheduler's publish of a task to the broker runs under a SIGALRM timeout (1 s by
+        # default). On a busy machine it fires mid-publish; with RabbitMQ the interrupted AMQP
+        # channel then waits forever for its close-ok and the scheduler hangs (seen here at
+        # load average 40). Give the publish time instead.
+        "AIRFLOW__CELERY__OPERATION_TIMEOUT": str(options.operation_timeout),
     }
 
 

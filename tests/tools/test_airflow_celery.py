@@ -39,6 +39,7 @@ def test_celery_env_names_broker_backend_queue_and_worker() -> None:
         "AIRFLOW__CELERY__WORKER_CONCURRENCY": "3",
         "AIRFLOW__OPERATORS__DEFAULT_QUEUE": "celery-unit",
         "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": "18793",
+        "AIRFLOW__CELERY__OPERATION_TIMEOUT": "30.0",
     }
 
 
