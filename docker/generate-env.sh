@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Write the .env file docker-compose.yaml needs, with fresh random secrets:
 # AIRFLOW_ADMIN_PASSWORD, AIRFLOW_JWT_SECRET, AIRFLOW_FERNET_KEY (a Fernet key: 32 random
-# bytes, URL-safe base64) and RABBITMQ_PASSWORD (the broker's "segue" user). A value already in
+# bytes, URL-safe base64), RABBITMQ_PASSWORD (the broker's "segue" user), POSTGRES_PASSWORD (the
+# database user "airflow") and REDIS_PASSWORD (the CeleryExecutor's broker). A value already in
 # the file is never changed (the Fernet key must stay the same for as long as the metadata
 # database lives): an existing file only gains the names it lacks.
 # Usage: bash docker/generate-env.sh [FILE]
@@ -22,6 +23,9 @@ fresh = {
     "AIRFLOW_FERNET_KEY": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
     # URL-safe: it goes into SEGUE_AMQP_URL as it is.
     "RABBITMQ_PASSWORD": secrets.token_urlsafe(24),
+    # URL-safe too: in the database URLs and the Celery broker URL.
+    "POSTGRES_PASSWORD": secrets.token_urlsafe(24),
+    "REDIS_PASSWORD": secrets.token_urlsafe(24),
 }
 existing = set()
 if os.path.exists(target):

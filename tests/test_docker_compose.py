@@ -33,6 +33,7 @@ from packaging.version import Version
 from sqlalchemy.engine import make_url
 
 from include.payments.settings import PaymentSettings
+from include.services import AIRFLOW_PROCESSES, EVENT_PATH_PROCESSES
 from segue.settings import SegueSettings
 from segue.store.postgres import drop_database
 
@@ -51,15 +52,23 @@ AIRFLOW_SERVICES = (
     "airflow-init",
     "airflow-apiserver",
     "airflow-scheduler",
+    "airflow-worker",
     "airflow-dag-processor",
     "airflow-triggerer",
 )
 LONG_RUNNING_AIRFLOW_SERVICES = AIRFLOW_SERVICES[1:]
-# Services whose processes call the gateway or the broker: with LocalExecutor the scheduler runs
+# Services whose processes call the gateway or the broker: with CeleryExecutor the workers run
 # the tasks, and the triggerer runs the RabbitMQ triggers.
-GATEWAY_AND_BROKER_CLIENTS = ("airflow-scheduler", "airflow-triggerer")
+GATEWAY_AND_BROKER_CLIENTS = ("airflow-worker", "airflow-triggerer")
+# The event path: one compose service per process `make run` starts (include/services), plus
+# segue-init, the one-shot that migrates and seeds the business store.
+EVENT_PATH_SERVICES = {**EVENT_PATH_PROCESSES, **AIRFLOW_PROCESSES}
+LONG_RUNNING_SEGUE_SERVICES = tuple(EVENT_PATH_SERVICES)
+POSTGRES_PASSWORD = (
+    "${POSTGRES_PASSWORD:?set POSTGRES_PASSWORD, e.g. run bash docker/generate-env.sh}"
+)
 SEGUE_ENV = {
-    "SEGUE_DATABASE_URL": "postgresql+psycopg://airflow:airflow@postgres:5432/segue",
+    "SEGUE_DATABASE_URL": f"postgresql+psycopg://airflow:{POSTGRES_PASSWORD}@postgres:5432/segue",
     "SEGUE_GATEWAY_URL": "http://gateway:8099",
     "SEGUE_AMQP_URL": (
         "amqp://segue:${RABBITMQ_PASSWORD:?set RABBITMQ_PASSWORD, e.g. run bash "
@@ -173,18 +182,29 @@ def test_schema_rejects_a_broken_copy(
 
 
 def test_required_services_exist(services: dict[str, Any]):
-    assert set(services) == {"postgres", "rabbitmq", "gateway", *AIRFLOW_SERVICES}
+    assert set(services) >= {
+        "postgres",
+        "rabbitmq",
+        "redis",
+        "gateway",
+        *AIRFLOW_SERVICES,
+        *EVENT_PATH_SERVICES,
+    }
 
 
 @pytest.mark.parametrize(
     ("service", "image"),
-    [("postgres", "postgres:16"), ("rabbitmq", "rabbitmq:3.13-management")],
+    [
+        ("postgres", "postgres:16"),
+        ("rabbitmq", "rabbitmq:3.13-management"),
+        ("redis", "redis:7.2-bookworm"),
+    ],
 )
 def test_infrastructure_images(services: dict[str, Any], service: str, image: str):
     assert services[service]["image"] == image
 
 
-@pytest.mark.parametrize("service", [*AIRFLOW_SERVICES, "gateway"])
+@pytest.mark.parametrize("service", [*AIRFLOW_SERVICES, "gateway", *EVENT_PATH_SERVICES])
 def test_project_image_is_built_from_the_dockerfile_and_pins_airflow(
     services: dict[str, Any], service: str
 ):
@@ -240,10 +260,14 @@ def test_airflow_mounts_dags_plugins_and_include(compose: dict[str, Any]):
 @pytest.mark.parametrize(
     ("name", "value"),
     [
-        ("AIRFLOW__CORE__EXECUTOR", "LocalExecutor"),
+        ("AIRFLOW__CORE__EXECUTOR", "CeleryExecutor"),
         (
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
-            "postgresql+psycopg://airflow:airflow@postgres:5432/airflow",
+            f"postgresql+psycopg://airflow:{POSTGRES_PASSWORD}@postgres:5432/airflow",
+        ),
+        (
+            "AIRFLOW__CELERY__RESULT_BACKEND",
+            f"db+postgresql+psycopg://airflow:{POSTGRES_PASSWORD}@postgres:5432/airflow",
         ),
         ("AIRFLOW__CORE__EXECUTION_API_SERVER_URL", "http://airflow-apiserver:8080/execution/"),
         (
@@ -270,6 +294,9 @@ REQUIRED_FROM_ENV = r"\$\{[A-Z_]+:\?[^}]+\}"  # ${VAR:?message}: compose refuses
         ("airflow-apiserver", "AIRFLOW__CORE__FERNET_KEY"),
         ("airflow-init", "AIRFLOW_ADMIN_PASSWORD"),
         ("rabbitmq", "RABBITMQ_DEFAULT_PASS"),
+        ("postgres", "POSTGRES_PASSWORD"),
+        ("redis", "REDISCLI_AUTH"),
+        ("airflow-handover", "SEGUE_AIRFLOW_PASSWORD"),
     ],
 )
 def test_secrets_are_required_from_the_environment(
@@ -279,8 +306,8 @@ def test_secrets_are_required_from_the_environment(
     assert "docker/generate-env.sh" in services[service]["environment"][name]
 
 
-SECRET_NAME = re.compile(r"SECRET|FERNET|PASSWORD|_PASS\b|TOKEN|_KEY\b", re.IGNORECASE)
-INTERNAL_CREDENTIALS = {"POSTGRES_PASSWORD"}  # the unpublished database's own user
+SECRET_NAME = re.compile(r"SECRET|FERNET|PASSWORD|_PASS\b|TOKEN|_KEY\b|_AUTH\b", re.IGNORECASE)
+INTERNAL_CREDENTIALS: set[str] = set()  # none: even the unpublished database's password is required
 
 
 def _environment_entries(document: Any, path: str = "") -> Iterator[tuple[str, str, str]]:
@@ -311,12 +338,31 @@ def test_no_fixed_secret_and_no_default_for_one(compose: dict[str, Any]):
         "AIRFLOW__CORE__FERNET_KEY",
         "AIRFLOW_ADMIN_PASSWORD",
         "RABBITMQ_DEFAULT_PASS",
+        "POSTGRES_PASSWORD",
+        "REDISCLI_AUTH",
+        "SEGUE_AIRFLOW_PASSWORD",
     }
     fixed = [(w, n, v) for w, n, v in secrets if not re.fullmatch(REQUIRED_FROM_ENV, v)]
     assert not fixed
     text = COMPOSE_FILE.read_text()
     assert "segue-local-development-jwt-secret" not in text
     assert not re.search(r"\$\{[A-Z_]*(SECRET|FERNET|PASSWORD|TOKEN)[A-Z_]*:?-", text)
+    # Passwords inside URLs and commands come from the environment too.
+    assert "airflow:airflow@" not in text and "POSTGRES_PASSWORD: airflow" not in text
+    for url in _urls_with_credentials(compose):
+        assert re.search(r":\$\{[A-Z_]+:\?[^}]+\}@", url), url
+
+
+def _urls_with_credentials(document: Any) -> Iterator[str]:
+    """Every ``scheme://user:password@`` URL in the document's strings."""
+    if isinstance(document, dict):
+        for value in document.values():
+            yield from _urls_with_credentials(value)
+    elif isinstance(document, list):
+        for value in document:
+            yield from _urls_with_credentials(value)
+    elif isinstance(document, str):
+        yield from re.findall(r"[a-z+]+://[^\s/@]*:[^\s@]*@\S+", document)
 
 
 def test_the_gateway_generates_its_admin_token_into_a_volume(services: dict[str, Any]):
@@ -350,6 +396,8 @@ def test_generate_env_writes_fresh_secrets_once(tmp_path: Path):
         "AIRFLOW_JWT_SECRET",
         "AIRFLOW_FERNET_KEY",
         "RABBITMQ_PASSWORD",
+        "POSTGRES_PASSWORD",
+        "REDIS_PASSWORD",
     }
     Fernet(values["AIRFLOW_FERNET_KEY"].encode())  # a valid Fernet key
     assert len(values["AIRFLOW_JWT_SECRET"]) >= 48
@@ -366,11 +414,16 @@ def test_generate_env_writes_fresh_secrets_once(tmp_path: Path):
 
 
 def test_airflow_variables_name_real_airflow_options(compose: dict[str, Any]):
-    """Every AIRFLOW__SECTION__KEY is an option of the installed Airflow (catches typos)."""
+    """Every AIRFLOW__SECTION__KEY is an option of the installed Airflow or of its installed
+    Celery provider (catches typos)."""
+    from airflow.providers.celery.get_provider_info import get_provider_info
+
     spec = find_spec("airflow")
     assert spec is not None and spec.submodule_search_locations
     config_yml = Path(next(iter(spec.submodule_search_locations))) / "config_templates/config.yml"
     options = yaml.safe_load(config_yml.read_text())
+    options.update(get_provider_info()["config"])
+    assert "broker_url" in options["celery"]["options"]
     names = [
         name for name in compose["x-airflow-common"]["environment"] if name.startswith("AIRFLOW__")
     ]
@@ -412,14 +465,19 @@ def test_the_broker_has_no_guest_user_and_the_services_use_its_password(
 
 
 def test_generate_env_adds_only_what_an_older_env_file_lacks(tmp_path: Path):
-    """An .env written before RABBITMQ_PASSWORD existed gains it; its other values stay."""
+    """An .env written before RABBITMQ_PASSWORD (and the database's and Redis's passwords)
+    existed gains them; its other values stay."""
     target = tmp_path / ".env"
     older = "AIRFLOW_ADMIN_PASSWORD=a\nAIRFLOW_JWT_SECRET=b\nAIRFLOW_FERNET_KEY=c\n"
     target.write_text(older)
     subprocess.run(["bash", str(GENERATE_ENV_SCRIPT), str(target)], check=True, timeout=60)
     text = target.read_text()
     assert text.startswith(older)
-    assert [line.split("=")[0] for line in text.splitlines()[3:]] == ["RABBITMQ_PASSWORD"]
+    assert [line.split("=")[0] for line in text.splitlines()[3:]] == [
+        "RABBITMQ_PASSWORD",
+        "POSTGRES_PASSWORD",
+        "REDIS_PASSWORD",
+    ]
 
 
 def test_gateway_runs_the_simulator(services: dict[str, Any]):
@@ -475,6 +533,9 @@ def test_every_dependency_with_service_healthy_has_a_healthcheck(services: dict[
         ("airflow-scheduler", "http://localhost:8974/health"),
         ("airflow-dag-processor", "--job-type DagProcessorJob"),
         ("airflow-triggerer", "--job-type TriggererJob"),
+        ("airflow-worker", 'python -m tools.airflow_celery --ping "celery@$${HOSTNAME}"'),
+        ("redis", "redis-cli ping"),
+        *((service, "http://localhost:8110/readyz") for service in LONG_RUNNING_SEGUE_SERVICES),
     ],
 )
 def test_healthchecks(services: dict[str, Any], service: str, probe: str):
@@ -515,7 +576,9 @@ def _python_probe(services: dict[str, Any], service: str) -> str:
     return test[3]
 
 
-@pytest.mark.parametrize("service", ["gateway", "airflow-apiserver", "airflow-scheduler"])
+@pytest.mark.parametrize(
+    "service", ["gateway", "airflow-apiserver", "airflow-scheduler", "validation", "intake"]
+)
 @pytest.mark.parametrize(("status", "healthy"), [(200, True), (503, False)], ids=["200", "503"])
 def test_python_healthcheck_follows_the_http_status(
     services: dict[str, Any],

@@ -2,7 +2,8 @@
 
 Used by ``segue up`` for a developer's instance and by the end-to-end tests for a throwaway one,
 so both run Airflow the same way: this project's dags/ and plugins/, LocalExecutor, metadata
-on PostgreSQL (or SQLite as a fallback for a quick look).
+on PostgreSQL (or SQLite as a fallback for a quick look). With ``executor="celery"`` the same
+components plus an ``airflow celery worker`` run under ``tools.airflow_celery`` instead.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import httpx
 from include.workflow import workflow_env
 from segue.settings import get_settings
 from tools.airflow_api import AirflowApi
+from tools.airflow_celery import CeleryOptions, celery_env, supervisor_command, worker_ready
 from tools.processes import read_pid, spawn_detached, stop_detached
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -78,6 +80,16 @@ class AirflowStack:
     project_root: Path = PROJECT_ROOT
     extra_env: dict[str, str] = field(default_factory=dict)
     dag_refresh_seconds: int = 30
+    # "local" (``airflow standalone``, LocalExecutor) or "celery" (tools.airflow_celery: the same
+    # components plus ``airflow celery worker``, tasks sent through ``celery.broker_url``).
+    executor: str = "local"
+    celery: CeleryOptions | None = None
+
+    def __post_init__(self) -> None:
+        if self.executor not in ("local", "celery"):
+            raise ValueError(f"executor must be 'local' or 'celery', not {self.executor!r}")
+        if self.executor == "celery" and self.celery is None:
+            raise ValueError("executor='celery' needs celery=CeleryOptions(broker_url=...)")
 
     @property
     def url(self) -> str:
@@ -125,10 +137,14 @@ class AirflowStack:
         # The bridge's Airflow connection (segue_amqp) points at the event path's broker.
         amqp_url = self.extra_env.get("SEGUE_AMQP_URL") or env.get("SEGUE_AMQP_URL")
         env["AIRFLOW_CONN_SEGUE_AMQP"] = amqp_conn_uri(amqp_url or get_settings().amqp_url)
+        if self.celery is not None and self.executor == "celery":
+            env.update(celery_env(self.celery, self.metadata_url))
         env.update(self.extra_env)
         return env
 
     def airflow_command(self) -> list[str]:
+        if self.celery is not None and self.executor == "celery":
+            return supervisor_command(self.celery)
         return [str(Path(sys.executable).with_name("airflow")), "standalone"]
 
     def start(self) -> int:
@@ -171,7 +187,7 @@ class AirflowStack:
                 raise AirflowStartError(f"airflow standalone exited:\n{self.log_tail()}")
             status = self._health()
             healthy = status and all(status.get(c) == "healthy" for c in COMPONENTS)
-            if healthy and self._users_have_passwords():
+            if healthy and self._users_have_passwords() and self._worker_ready():
                 return
             summary = ", ".join(f"{c}={status.get(c, '?')}" for c in COMPONENTS)
             if progress and summary != last:
@@ -179,6 +195,15 @@ class AirflowStack:
                 last = summary
             time.sleep(2.0)
         raise AirflowStartError(f"Airflow not healthy after {timeout:.0f}s:\n{self.log_tail()}")
+
+    def _worker_ready(self) -> bool:
+        """The Celery worker consumes its queue (always true on LocalExecutor)."""
+        if self.executor != "celery":
+            return True
+        try:
+            return worker_ready(self.log_path.read_text(errors="replace"))
+        except OSError:
+            return False
 
     def _users_have_passwords(self) -> bool:
         try:

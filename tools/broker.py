@@ -47,6 +47,17 @@ def fresh_vhost(vhost: str, user: str = "guest") -> Iterator[str]:
         delete_vhost(vhost)
 
 
+def ensure_vhost(vhost: str, user: str = "guest") -> None:
+    """Create ``vhost`` (and give ``user`` every permission on it) unless it exists.
+
+    :param vhost: the virtual host.
+    :param user: the user that may use it.
+    """
+    if vhost not in rabbitmqctl("list_vhosts", "name").split():
+        rabbitmqctl("add_vhost", vhost)
+    rabbitmqctl("set_permissions", "-p", vhost, user, ".*", ".*", ".*")
+
+
 def delete_vhost(vhost: str) -> None:
     try:
         rabbitmqctl("delete_vhost", vhost)

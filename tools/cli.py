@@ -65,9 +65,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name, value in workflow_env().items():
         os.environ.setdefault(name, value)
     parser, commands = build_parser()
-    commands.add_parser("up", help="start the gateway, the event path and Airflow").set_defaults(
-        run=_up
+    start = commands.add_parser("up", help="start the gateway, the event path and Airflow")
+    start.add_argument(
+        "--executor",
+        choices=["local", "celery"],
+        default="local",
+        help="Airflow's executor: local (airflow standalone) or celery (plus a Celery worker)",
     )
+    start.set_defaults(run=_up)
     commands.add_parser("down", help="stop what `segue up` started").set_defaults(run=_down)
     init = commands.add_parser("init-db", help="migrate the business store and seed the catalog")
     init.add_argument("--url", help="database URL (default: the one `segue up` uses)")
@@ -149,10 +154,10 @@ def _clients_revoke(args: Any, context: CliContext) -> int:
     return 0
 
 
-def _up(_args: object, _context: CliContext) -> int:
+def _up(args, _context: CliContext) -> int:  # type: ignore[no-untyped-def]
     from tools import up  # imported late: keeps `segue --help` fast
 
-    return up.up()
+    return up.up(executor=args.executor)
 
 
 def _down(_args: object, _context: CliContext) -> int:

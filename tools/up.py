@@ -20,7 +20,9 @@ from segue.migrations import migrated
 from segue.settings import get_settings
 from segue.store.engine import session_scope, shared_engine
 from segue.store.postgres import ensure_database, postgres_reachable
+from tools.airflow_celery import CeleryOptions
 from tools.airflow_stack import PROJECT_ROOT, AirflowStack
+from tools.broker import ensure_vhost, vhost_url
 from tools.event_path import (
     broker_reachable,
     start_airflow_handover,
@@ -28,6 +30,7 @@ from tools.event_path import (
     stop_event_path,
 )
 from tools.gateway import start_detached_gateway, stop_detached_gateway
+from tools.ports import unused_port
 
 LOCAL_HOME = PROJECT_ROOT / ".airflow"
 LOCAL_POSTGRES = os.environ.get(
@@ -37,6 +40,7 @@ AIRFLOW_PORT = 8080
 GATEWAY_PORT = 8099
 GATEWAY_TOKEN_FILE = "gateway-admin-token"
 DEMO_KEY_FILE = "intake-demo.key"
+CELERY_VHOST = "segue-airflow-celery"
 
 
 @dataclass(frozen=True)
@@ -130,8 +134,20 @@ def gateway_env(home: Path) -> dict[str, str]:
     return env
 
 
-def up(home: Path = LOCAL_HOME) -> int:
-    print("Segue: starting the local stack")
+def celery_options() -> CeleryOptions:
+    """``segue up --executor celery``: Celery's broker is the local RabbitMQ, on a vhost of its
+    own (made once with ``rabbitmqctl``), so Airflow's task messages stay apart from events."""
+    ensure_vhost(CELERY_VHOST)
+    return CeleryOptions(broker_url=vhost_url(CELERY_VHOST), log_server_port=unused_port())
+
+
+def up(home: Path = LOCAL_HOME, executor: str = "local") -> int:
+    """Start the whole project in the background; see the module docstring.
+
+    :param home: where state, logs and pid files go (``.airflow/``).
+    :param executor: Airflow's executor, ``local`` or ``celery``.
+    """
+    print(f"Segue: starting the local stack (Airflow on the {executor} executor)")
     databases = choose_databases(home)
     init_business_store(databases.business_url)
     gateway_url = start_detached_gateway(home, GATEWAY_PORT, env=gateway_env(home))
@@ -150,6 +166,8 @@ def up(home: Path = LOCAL_HOME) -> int:
         metadata_url=databases.airflow_url,
         port=AIRFLOW_PORT,
         extra_env={"SEGUE_DATABASE_URL": databases.business_url, "SEGUE_GATEWAY_URL": gateway_url},
+        executor=executor,
+        celery=celery_options() if executor == "celery" else None,
     )
     print(f"  starting Airflow (log: {stack.log_path}); the first start migrates its database")
     stack.start()

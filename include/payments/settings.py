@@ -26,6 +26,10 @@ class PaymentSettings(BaseSettings):
     gateway_timeout_seconds: float = Field(
         default=5.0, gt=0, description="Per-request timeout when calling the gateway."
     )
+    intake_host: str = Field(
+        default="127.0.0.1",
+        description="Address the order intake's HTTP API listens on (0.0.0.0 in a container).",
+    )
     intake_port: int = Field(
         default=8097, ge=0, description="Port of the order intake's HTTP API (POST /orders)."
     )

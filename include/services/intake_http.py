@@ -399,11 +399,11 @@ def all_consumers() -> list[ServiceSpec]:
 
 
 def main() -> None:
-    port = get_payment_settings().intake_port
+    settings = get_payment_settings()
     prepare_process(SOURCE)
     app, _ = build(get_settings())
-    log.info("order intake on http://127.0.0.1:%d/orders", port)
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+    log.info("order intake on http://%s:%d/orders", settings.intake_host, settings.intake_port)
+    uvicorn.run(app, host=settings.intake_host, port=settings.intake_port, log_level="warning")
 
 
 if __name__ == "__main__":
