@@ -115,6 +115,7 @@ class Stack:
     :param airflow_password: its password.
     :param services: the stack's service processes on this host, by name (empty: remote).
     :param airflow_pid: the ``airflow standalone`` process on this host, if any.
+    :param gateway_pid: the gateway's process on this host, if any.
     """
 
     database_url: str
@@ -128,6 +129,17 @@ class Stack:
     airflow_password: str | None = field(default=None, repr=False)
     services: Mapping[str, ServiceHandle] = field(default_factory=dict)
     airflow_pid: int | None = None
+    gateway_pid: int | None = None
+
+    def processes(self) -> dict[str, int]:
+        """The stack's processes on this host that run now: name -> pid."""
+        found = {"airflow": self.airflow_pid, "gateway": self.gateway_pid}
+        for name, service in self.services.items():
+            try:
+                found[name] = service.pid
+            except StackError:
+                continue
+        return {name: pid for name, pid in found.items() if pid is not None}
 
     def gateway_admin(self) -> GatewayAdmin | None:
         """The gateway's admin API, when its token is known."""
@@ -190,4 +202,5 @@ def local_stack(home: Path) -> Stack:
         airflow_password=airflow.admin_password() if airflow.password_file.exists() else None,
         services={name: DetachedService(name, home) for name in processes},
         airflow_pid=read_pid(airflow.pid_path),
+        gateway_pid=read_pid(home / "gateway.pid"),
     )
