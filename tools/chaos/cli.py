@@ -50,13 +50,12 @@ def add_stack_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def stack_of(args: argparse.Namespace) -> Any:
-    """The stack the options name: the local one, with any option given put over it.
+    """The stack the options name: the local one (processes from ``--home``'s pid files), with
+    any option given put over it; only URLs and no ``--home``: a deployment elsewhere.
 
     :param args: parsed options of :func:`add_stack_arguments`.
     :raises StackError: when the local stack's files are missing and no URLs are given.
     """
-    from dataclasses import replace
-
     from tools.chaos.stack import Stack, local_stack
     from tools.up import LOCAL_HOME
 
@@ -72,15 +71,10 @@ def stack_of(args: argparse.Namespace) -> Any:
         "airflow_password": args.airflow_password,
     }
     given = {key: value for key, value in given.items() if value is not None}
-    if (
-        args.intake_url
-        and args.api_key
-        and args.database_url
-        and args.gateway_url
-        and not args.home
-    ):
+    remote = all(given.get(k) for k in ("intake_url", "api_key", "database_url", "gateway_url"))
+    if remote and not args.home:
         return Stack(**given)  # a deployment elsewhere: no processes of it on this host
-    return replace(local_stack(args.home or LOCAL_HOME), **given)
+    return local_stack(args.home or LOCAL_HOME, **given)
 
 
 def add_chaos_command(commands: Any) -> None:

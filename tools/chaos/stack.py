@@ -167,11 +167,12 @@ class Stack:
                 ) from None
 
 
-def local_stack(home: Path) -> Stack:
+def local_stack(home: Path, **given: str) -> Stack:
     """The stack ``segue up`` runs from ``home`` (``.airflow``), with its files read.
 
-    :param home: the launcher's home.
-    :raises StackError: when a file it needs is missing (the stack was never started).
+    :param home: the launcher's home (its pid files name the processes on this host).
+    :param given: :class:`Stack` fields given explicitly (they win over the files).
+    :raises StackError: when a file it needs is missing and its field was not given.
     """
     from include.services import AIRFLOW_PROCESSES, EVENT_PATH_PROCESSES
     from segue.settings import get_settings
@@ -185,21 +186,26 @@ def local_stack(home: Path) -> Stack:
         local_business_url,
     )
 
-    files = {"intake key": home / DEMO_KEY_FILE, "gateway token": home / GATEWAY_TOKEN_FILE}
-    for what, path in files.items():
+    files = {"api_key": home / DEMO_KEY_FILE, "gateway_token": home / GATEWAY_TOKEN_FILE}
+    for field_name, path in files.items():
+        if field_name in given:
+            continue
         if not path.exists():
-            raise StackError(f"no {what} at {path}: start the stack with `make run` first")
+            raise StackError(f"no {path}: start the stack with `make run` first, or name it")
+        given[field_name] = path.read_text().strip()
     airflow = AirflowStack(home=home, metadata_url="", port=AIRFLOW_PORT)
+    if "airflow_password" not in given and airflow.password_file.exists():
+        given["airflow_password"] = airflow.admin_password()
+    defaults = {
+        "database_url": local_business_url(home),
+        "intake_url": f"http://127.0.0.1:{INTAKE_PORT}",
+        "gateway_url": f"http://127.0.0.1:{GATEWAY_PORT}",
+        "amqp_url": get_settings().amqp_url,
+        "airflow_url": airflow.url,
+    }
     processes = {**EVENT_PATH_PROCESSES, **AIRFLOW_PROCESSES}
     return Stack(
-        database_url=local_business_url(home),
-        intake_url=f"http://127.0.0.1:{INTAKE_PORT}",
-        api_key=files["intake key"].read_text().strip(),
-        gateway_url=f"http://127.0.0.1:{GATEWAY_PORT}",
-        gateway_token=files["gateway token"].read_text().strip(),
-        amqp_url=get_settings().amqp_url,
-        airflow_url=airflow.url,
-        airflow_password=airflow.admin_password() if airflow.password_file.exists() else None,
+        **{**defaults, **given},  # type: ignore[arg-type]
         services={name: DetachedService(name, home) for name in processes},
         airflow_pid=read_pid(airflow.pid_path),
         gateway_pid=read_pid(home / "gateway.pid"),

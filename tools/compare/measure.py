@@ -24,6 +24,16 @@ from segue.rollout.tables import RouteDecisionRow
 from segue.store.engine import session_scope
 
 SAMPLE_SECONDS = 0.5
+# The processes an order of each path passes through (the front door, its relay's event log and
+# the gateway on every path); the CPU per order of a path counts these only.
+SHARED = {"intake", "event-log", "gateway"}
+AIRFLOW_SIDE = {"airflow-handover", "airflow"}
+PATH_PROCESSES: dict[str, set[str]] = {
+    "dag": SHARED | AIRFLOW_SIDE,
+    "saga": SHARED | AIRFLOW_SIDE,
+    "hybrid": SHARED | AIRFLOW_SIDE | {"charge", "saga-replies"},
+    "events": SHARED | {"validation", "inventory", "charge", "receipt", "shipping"},
+}
 AIRFLOW_ROLES = ("scheduler", "triggerer", "api-server", "dag-processor", "worker", "executor")
 
 
@@ -107,6 +117,16 @@ def cpu_between(
         used = seconds - before.get(pid, (group, 0.0))[1]
         groups[group] = groups.get(group, 0.0) + max(0.0, used)
     return groups
+
+
+def on_path(groups: Mapping[str, float], path: str) -> dict[str, float]:
+    """The CPU seconds of the process groups ``path`` uses (Airflow's roles count as Airflow).
+
+    :param groups: CPU seconds by group (:func:`cpu_between`).
+    :param path: the path.
+    """
+    wanted = PATH_PROCESSES[path]
+    return {g: s for g, s in groups.items() if g in wanted or g.split(" ")[0] in wanted}
 
 
 def order_times(

@@ -41,12 +41,15 @@ HOW = {
     "`segue orders timeline` builds (business store + Airflow REST API) must read every source "
     "and show the route decision, the outcome and the path's own steps",
     "Scalability bottleneck": "the process group with the most CPU during nominal + spike "
-    "(psutil, stack processes on this host) and whether the spike was finished at >= 90% of "
+    "among the processes the path uses (psutil) and whether the spike was finished at >= 90% of "
     "the rate offered",
     "Throughput": "spike phase: orders terminal / seconds from its first route decision to its "
     "last terminal status",
-    "CPU per order": "CPU seconds of the stack's processes on this host during nominal + spike, "
-    "per order (PostgreSQL and RabbitMQ are shared and not counted)",
+    "CPU per order": "CPU seconds during nominal + spike, per order, of the stack's processes "
+    "the path uses (sampled every 0.5 s with psutil: the front door, the event log, the "
+    "gateway, plus Airflow and the hand-over on the DAG paths, the charge service and "
+    "saga-replies on the hybrid one, the five services on the event path); PostgreSQL and "
+    "RabbitMQ are shared with others on this machine and not counted",
 }
 PLOTS = {
     "latency_cdf": ("Latency CDF per path", "Latency per order"),

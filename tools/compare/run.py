@@ -21,7 +21,7 @@ from tools.chaos.invariants import settled_violations
 from tools.chaos.orders import order_mix, prepare_stock
 from tools.chaos.phase import fault_phase, place_orders, routed_by_email, wait_terminal
 from tools.chaos.stack import Stack
-from tools.compare.measure import CpuSampler, cpu_between, order_times, tracing_module
+from tools.compare.measure import CpuSampler, cpu_between, on_path, order_times, tracing_module
 from tools.compare.observe import timeline_check
 from tools.compare.scenario import GATEWAY_FAULTS, Scenario
 
@@ -123,7 +123,7 @@ def run_path(
         run_phase(stack, engine, path, "spike", scenario.spike_orders, scenario.spike_rate,
                   scenario.timeout, progress),
     ]  # fmt: skip
-    cpu = cpu_between(before, sampler.snapshot())
+    cpu_all = cpu_between(before, sampler.snapshot())
     ended = time.time()
     kinds = {oid: kind for phase in phases for oid, kind in phase["kinds"].items()}
     terminal = {
@@ -145,7 +145,8 @@ def run_path(
         "started": started,
         "ended": ended,
         "phases": phases,
-        "cpu_seconds": cpu,
+        "cpu_seconds": on_path(cpu_all, path),
+        "cpu_seconds_all_processes": cpu_all,
         "invariant_violations": violations,
         "fault": {
             "name": verdict.fault,
