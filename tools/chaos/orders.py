@@ -21,7 +21,7 @@ LINES = ({"sku": "SKU-MUG", "quantity": 2}, {"sku": "SKU-TEE", "quantity": 1})
 KINDS = ("good", "declined", "out_of_stock")
 
 
-def order_mix(count: int, prefix: str = "ord") -> dict[str, str]:
+def order_mix(count: int, prefix: str = "ord", start: int = 0) -> dict[str, str]:
     """``count`` order ids as ``order_id -> kind``: 1 in 10 declined, 1 in 10 out of stock.
 
     The bad orders sit at positions 3 and 7 of every ten, so any run of eight or more has one
@@ -29,9 +29,10 @@ def order_mix(count: int, prefix: str = "ord") -> dict[str, str]:
 
     :param count: how many orders.
     :param prefix: the ids' first part (an id is ``prefix-kind-index-random``).
+    :param start: the first order's position (phases of one run continue the pattern).
     """
     kinds = {}
-    for index in range(count):
+    for index in range(start, start + count):
         kind = {3: "declined", 7: "out_of_stock"}.get(index % 10, "good")
         kinds[f"{prefix}-{kind}-{index}-{uuid.uuid4().hex[:6]}"] = kind
     return kinds

@@ -166,7 +166,13 @@ class FaultVerdict:
 
 
 def fault_phase(
-    stack: Stack, engine: Engine, path: str, orders: int, rate: float, timeout: float
+    stack: Stack,
+    engine: Engine,
+    path: str,
+    orders: int,
+    rate: float,
+    timeout: float,
+    start: int = 0,
 ) -> FaultVerdict:
     """Place ``orders`` on ``path``, inject the path's fault mid-run, check the invariants.
 
@@ -176,9 +182,10 @@ def fault_phase(
     :param orders: how many orders (at least 8 gives one of each kind).
     :param rate: orders a second.
     :param timeout: seconds to wait for the orders to be terminal.
+    :param start: the phase's first position in the order mix.
     """
     fault = FAULTS[path]
-    kinds = order_mix(orders, prefix=f"chaos-{path}")
+    kinds = order_mix(orders, prefix=f"chaos-{path}", start=start)
     started = time.monotonic()
     errors: list[Exception] = []
 

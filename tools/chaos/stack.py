@@ -25,6 +25,7 @@ from segue.store.postgres import postgres_reachable
 from tools.processes import answers_as, read_pid, spawn_detached
 
 RESTART_TIMEOUT_SECONDS = 60.0
+HEALTH_TIMEOUT_SECONDS = 20.0  # a loaded api-server answers slowly
 
 
 class StackError(RuntimeError):
@@ -145,21 +146,24 @@ class Stack:
         """The gateway's admin API, when its token is known."""
         return GatewayAdmin(self.gateway_url, self.gateway_token) if self.gateway_token else None
 
-    def check(self) -> None:
-        """Raise StackError naming the first part that does not answer."""
+    def check(self, airflow: bool = True) -> None:
+        """Raise StackError naming the first part that does not answer.
+
+        :param airflow: check Airflow too (the DAG paths need it; the event path does not).
+        """
         if self.database_url.startswith("postgresql") and not postgres_reachable(self.database_url):
             raise StackError(f"the business store does not answer at {self.database_url}")
-        for what, url in (
+        parts = [
             ("the intake (front door)", f"{self.intake_url}/healthz"),
             ("the gateway", f"{self.gateway_url}/healthz"),
-            *(
-                (("Airflow", f"{self.airflow_url}/api/v2/monitor/health"),)
-                if self.airflow_url
-                else ()
-            ),
-        ):
+        ]
+        if airflow:
+            if not self.airflow_url or not self.airflow_password:
+                raise StackError("the DAG paths need Airflow: --airflow-url, --airflow-password")
+            parts.append(("Airflow", f"{self.airflow_url}/api/v2/monitor/health"))
+        for what, url in parts:
             try:
-                httpx.get(url, timeout=5).raise_for_status()
+                httpx.get(url, timeout=HEALTH_TIMEOUT_SECONDS).raise_for_status()
             except httpx.HTTPError as exc:
                 raise StackError(
                     f"{what} does not answer at {url} ({type(exc).__name__}); is the stack up? "
@@ -172,7 +176,7 @@ def local_stack(home: Path, **given: str) -> Stack:
 
     :param home: the launcher's home (its pid files name the processes on this host).
     :param given: :class:`Stack` fields given explicitly (they win over the files).
-    :raises StackError: when a file it needs is missing and its field was not given.
+    :raises StackError: when the intake key's file is missing and no key was given.
     """
     from include.services import AIRFLOW_PROCESSES, EVENT_PATH_PROCESSES
     from segue.settings import get_settings
@@ -186,13 +190,12 @@ def local_stack(home: Path, **given: str) -> Stack:
         local_business_url,
     )
 
-    files = {"api_key": home / DEMO_KEY_FILE, "gateway_token": home / GATEWAY_TOKEN_FILE}
-    for field_name, path in files.items():
-        if field_name in given:
-            continue
-        if not path.exists():
-            raise StackError(f"no {path}: start the stack with `make run` first, or name it")
-        given[field_name] = path.read_text().strip()
+    if "api_key" not in given:
+        if not (home / DEMO_KEY_FILE).exists():
+            raise StackError(f"no {home / DEMO_KEY_FILE}: start the stack with `make run` first")
+        given["api_key"] = (home / DEMO_KEY_FILE).read_text().strip()
+    if "gateway_token" not in given and (home / GATEWAY_TOKEN_FILE).exists():
+        given["gateway_token"] = (home / GATEWAY_TOKEN_FILE).read_text().strip()
     airflow = AirflowStack(home=home, metadata_url="", port=AIRFLOW_PORT)
     if "airflow_password" not in given and airflow.password_file.exists():
         given["airflow_password"] = airflow.admin_password()

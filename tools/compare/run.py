@@ -67,7 +67,7 @@ def machine() -> dict[str, Any]:
 
 def run_phase(
     stack: Stack, engine: Engine, path: str, phase: str, orders: int, rate: float,
-    timeout: float, progress: Progress,
+    timeout: float, progress: Progress, start: int = 0,
 ) -> dict[str, Any]:  # fmt: skip
     """Place one phase's orders, wait until they are terminal; what happened to each.
 
@@ -79,8 +79,9 @@ def run_phase(
     :param rate: offered orders a second.
     :param timeout: seconds to wait for them.
     :param progress: the bar.
+    :param start: the phase's first position in the order mix.
     """
-    kinds = order_mix(orders, prefix=f"cmp-{path}-{phase}")
+    kinds = order_mix(orders, prefix=f"cmp-{path}-{phase}", start=start)
     progress.show(f"{path}: {phase} phase, placing")
     place_orders(stack, kinds, path, rate)
     label = f"{path}: {phase} phase, waiting"
@@ -121,7 +122,7 @@ def run_path(
         run_phase(stack, engine, path, "nominal", scenario.nominal_orders, scenario.nominal_rate,
                   scenario.timeout, progress),
         run_phase(stack, engine, path, "spike", scenario.spike_orders, scenario.spike_rate,
-                  scenario.timeout, progress),
+                  scenario.timeout, progress, start=scenario.nominal_orders),
     ]  # fmt: skip
     cpu_all = cpu_between(before, sampler.snapshot())
     ended = time.time()
@@ -133,7 +134,7 @@ def run_path(
     violations = settled_violations(engine, terminal, stack.gateway_url, settle_seconds=30.0)
     progress.show(f"{path}: fault phase")
     verdict = fault_phase(stack, engine, path, scenario.fault_orders, scenario.nominal_rate,
-                          scenario.timeout)  # fmt: skip
+                          scenario.timeout, start=len(kinds))  # fmt: skip
     progress.done += scenario.fault_orders
     samples = [oid for oid, kind in kinds.items() if kind != "good"][:1]
     samples += [oid for oid, kind in kinds.items() if kind == "good"][
