@@ -65,6 +65,6 @@ class Scenario:
 
 
 # quick: 8 orders a path, one declined (spike phase) and one out of stock (fault phase)
-QUICK = Scenario("quick", 0.2, nominal_orders=2, spike_orders=3, fault_orders=3, timeout=240.0)
+QUICK = Scenario("quick", 0.2, nominal_orders=2, spike_orders=3, fault_orders=3, timeout=420.0)
 # full: what a shared 2-core machine finishes in about half an hour on the three DAG paths
 FULL = Scenario("full", 0.2, nominal_orders=10, spike_orders=20, fault_orders=8, timeout=900.0)
