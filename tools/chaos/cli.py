@@ -101,6 +101,7 @@ def run_chaos(args: argparse.Namespace, _context: object) -> int:
     :param args: parsed options.
     """
     from include.payments.database import payments_engine
+    from tools.chaos.orders import prepare_stock
     from tools.chaos.phase import fault_phase, routed_by_email
     from tools.chaos.stack import StackError
 
@@ -114,6 +115,7 @@ def run_chaos(args: argparse.Namespace, _context: object) -> int:
         print(f"segue chaos: {exc}", file=sys.stderr)
         return 2
     engine = payments_engine(stack.database_url)
+    prepare_stock(engine, args.orders * len(paths))
     failed = 0
     with routed_by_email(engine, paths, "segue chaos"):
         for path in paths:

@@ -28,6 +28,8 @@ from tools.chaos.orders import order_body, order_mix
 from tools.chaos.stack import Stack, StackError
 
 FLAG_PROPAGATION_SECONDS = 1.0  # front doors poll the flag at most every 0.25 s
+# A failed order's refund follows its terminal status; on a loaded machine's Airflow by minutes.
+SETTLE_SECONDS = 120.0
 
 
 def email_of(path: str) -> str:
@@ -207,7 +209,7 @@ def fault_phase(
         raise errors[0]
     waiting = wait_terminal(engine, list(kinds), timeout)
     done = {oid: kind for oid, kind in kinds.items() if oid not in waiting}
-    violations = settled_violations(engine, done, stack.gateway_url, settle_seconds=30.0)
+    violations = settled_violations(engine, done, stack.gateway_url, settle_seconds=SETTLE_SECONDS)
     return FaultVerdict(
         path, fault.name, injected, applied, kinds, waiting, violations, time.monotonic() - started
     )

@@ -19,7 +19,13 @@ from sqlalchemy import Engine
 from include.payments.database import payments_engine
 from tools.chaos.invariants import settled_violations
 from tools.chaos.orders import order_mix, prepare_stock
-from tools.chaos.phase import fault_phase, place_orders, routed_by_email, wait_terminal
+from tools.chaos.phase import (
+    SETTLE_SECONDS,
+    fault_phase,
+    place_orders,
+    routed_by_email,
+    wait_terminal,
+)
 from tools.chaos.stack import Stack
 from tools.compare.measure import CpuSampler, cpu_between, on_path, order_times, tracing_module
 from tools.compare.observe import timeline_check
@@ -131,7 +137,7 @@ def run_path(
         oid: k for oid, k in kinds.items() if all(oid not in p["not_terminal"] for p in phases)
     }
     progress.show(f"{path}: checking invariants")
-    violations = settled_violations(engine, terminal, stack.gateway_url, settle_seconds=30.0)
+    violations = settled_violations(engine, terminal, stack.gateway_url, SETTLE_SECONDS)
     progress.show(f"{path}: fault phase")
     verdict = fault_phase(stack, engine, path, scenario.fault_orders, scenario.nominal_rate,
                           scenario.timeout, start=len(kinds))  # fmt: skip
