@@ -57,6 +57,17 @@ def latency_text(values: list[float]) -> str:
     return " / ".join(f"{percentile(values, q):.2f}" for q in (0.5, 0.95, 0.99)) + " s"
 
 
+def throughput_text(path_result: dict[str, Any]) -> str:
+    """The spike phase's finishing rate, the rate offered and how many orders finished."""
+    spike = next(p for p in path_result["phases"] if p["phase"] == "spike")
+    done, offered = spike_throughput(path_result)
+    finished = len(spike["orders"]) - len(spike["not_terminal"])
+    return (
+        f"{done:.2f} orders/s at {offered:.2f}/s offered "
+        f"({finished}/{len(spike['kinds'])} spike orders terminal within the wait)"
+    )
+
+
 def spike_throughput(path_result: dict[str, Any]) -> tuple[float, float]:
     """Orders a second the path finished in the spike phase (first decision to last terminal
     status), and the rate offered."""
@@ -104,10 +115,13 @@ def fault_text(path_result: dict[str, Any]) -> str:
     if not fault["applied"]:
         return f"{fault['name']} {fault['injected']}"
     terminal = fault["orders"] - len(fault["not_terminal"])
-    verdict = (
-        "invariants hold" if fault["holds"] else f"{len(fault['violations'])} invariant violations"
-    )
     took = f"{fault['seconds']:.0f} s"
+    if fault["not_terminal"]:
+        return (
+            f"{fault['name']}: only {terminal}/{fault['orders']} orders terminal within the "
+            f"phase's wait ({took}); {len(fault['violations'])} violations among the terminal ones"
+        )
+    verdict = "invariants hold" if fault["holds"] else f"{len(fault['violations'])} violations"
     return f"{fault['name']}: {terminal}/{fault['orders']} orders terminal, {verdict} ({took})"
 
 

@@ -30,14 +30,13 @@ def latency_cdf(paths: dict[str, Any]) -> bytes:
     """
     figure, axes = plt.subplots(figsize=(7, 4))
     for path, result in paths.items():
-        values = latencies(result)
-        if values:
-            axes.step(
-                values,
-                [(i + 1) / len(values) for i in range(len(values))],
-                where="post",
-                label=path,
-            )
+        values, total = latencies(result), len(orders_of(result))
+        label = f"{path} ({len(values)}/{total} terminal)"
+        if values:  # the share is of all orders: a path that did not finish them stays below 1
+            shares = [(i + 1) / total for i in range(len(values))]
+            axes.step(values, shares, where="post", label=label)
+        else:
+            axes.plot([], [], label=label)
     axes.set_xscale("log")
     axes.set_xlabel("seconds from route decision to terminal status (log)")
     axes.set_ylabel("share of orders")

@@ -25,7 +25,7 @@ from tools.compare.figures import (
     latency_text,
     observability_text,
     outcomes,
-    spike_throughput,
+    throughput_text,
 )
 
 HOW = {
@@ -73,15 +73,12 @@ def table_rows(results: dict[str, Any]) -> list[tuple[str, list[str]]]:
             f"{measure(r)} (article: {ARTICLE_TABLE[row][column[p]]})" for p, r in paths.items()
         ]
 
-    def throughput(r: dict[str, Any]) -> str:
-        return "{:.2f} orders/s at {:.2f}/s offered".format(*spike_throughput(r))
-
     rows = [
         cells("Latency per order", lambda r: latency_text(latencies(r))),
         cells("Fault tolerance", fault_text),
         cells("Observability", lambda r: observability_text(r, tracing)),
         cells("Scalability bottleneck", bottleneck),
-        ("Throughput", [throughput(r) for r in paths.values()]),
+        ("Throughput", [throughput_text(r) for r in paths.values()]),
         ("CPU per order", [f"{cpu_per_order(r):.2f} CPU-s" for r in paths.values()]),
     ]
     return rows
