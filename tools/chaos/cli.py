@@ -102,7 +102,6 @@ def run_chaos(args: argparse.Namespace, _context: object) -> int:
     """
     from include.payments.database import payments_engine
     from tools.chaos.orders import prepare_stock
-    from tools.chaos.phase import fault_phase, routed_by_email
     from tools.chaos.stack import StackError
 
     try:
@@ -116,20 +115,36 @@ def run_chaos(args: argparse.Namespace, _context: object) -> int:
         return 2
     engine = payments_engine(stack.database_url)
     prepare_stock(engine, args.orders * len(paths))
-    failed = 0
-    with routed_by_email(engine, paths, "segue chaos"):
-        for path in paths:
-            print(f"[{path}] placing {args.orders} orders at {args.rate:g}/s", flush=True)
-            verdict = fault_phase(stack, engine, path, args.orders, args.rate, args.timeout)
-            print(f"[{path}] fault {verdict.fault}: {verdict.injected}")
-            if verdict.holds:
-                print(f"[{path}] PASS: {len(verdict.kinds)} orders terminal, invariants hold "
-                      f"({verdict.seconds:.0f} s)")  # fmt: skip
-                continue
-            failed += 1
-            print(f"[{path}] FAIL: {len(verdict.not_terminal)} orders not terminal "
-                  f"{verdict.not_terminal[:3]}")  # fmt: skip
-            for problem in verdict.violations[:10]:
-                print(f"[{path}]   {problem}")
+    try:
+        failed = sum(not _fault(stack, engine, path, args) for path in paths)
+    except StackError as exc:  # the intake refused an order, or routed it elsewhere
+        print(f"segue chaos: {exc}", file=sys.stderr)
+        return 2
     print(f"segue chaos: {len(paths) - failed} of {len(paths)} paths held their invariants")
     return 1 if failed else 0
+
+
+def _fault(stack: Any, engine: Any, path: str, args: argparse.Namespace) -> bool:
+    """Run ``path``'s fault phase and print its verdict; True when the invariants held.
+
+    :param stack: the stack.
+    :param engine: its business store.
+    :param path: the path.
+    :param args: ``orders``, ``rate``, ``timeout``.
+    """
+    from tools.chaos.phase import fault_phase, routed_by_email
+
+    print(f"[{path}] placing {args.orders} orders at {args.rate:g}/s", flush=True)
+    with routed_by_email(engine, [path], "segue chaos"):
+        verdict = fault_phase(stack, engine, path, args.orders, args.rate, args.timeout)
+    print(f"[{path}] fault {verdict.fault}: {verdict.injected}")
+    if verdict.holds:
+        unfaulted = "" if verdict.applied else " (but no fault was injected)"
+        print(f"[{path}] PASS: {len(verdict.kinds)} orders terminal, invariants hold "
+              f"({verdict.seconds:.0f} s){unfaulted}")  # fmt: skip
+        return True
+    print(f"[{path}] FAIL: {len(verdict.not_terminal)} orders not terminal "
+          f"{verdict.not_terminal[:3]}")  # fmt: skip
+    for problem in verdict.violations[:10]:
+        print(f"[{path}]   {problem}")
+    return False
