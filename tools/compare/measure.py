@@ -42,7 +42,7 @@ def airflow_role(cmdline: Sequence[str]) -> str:
 
     :param cmdline: its command line.
     """
-    text = " ".join(cmdline)
+    text = " ".join(cmdline).replace("api_server", "api-server")  # its workers' title
     if "airflow worker --" in text or "task" in text.split()[:3]:
         return "airflow task runners"
     role = next((r for r in AIRFLOW_ROLES if r in text), "other")
