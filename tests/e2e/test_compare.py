@@ -79,6 +79,9 @@ def stack(
         )
 
 
+# On a quiet machine the run takes a few minutes; the suite's 600 s cap is too tight for a
+# shared one (measured: the e2e Airflow queued task tries for minutes at load average 30-45).
+@pytest.mark.timeout(1500)
 def test_quick_compare_writes_a_complete_report_and_the_invariants_hold(stack, tmp_path):
     stack.check()
     results = run_compare(stack, QUICK, PATHS, stack.processes())
