@@ -18,6 +18,8 @@ from typing import Any
 from include.workflow import workflow_env
 from segue.cli import CliContext, build_parser, run
 from tools.airflow_stack import PROJECT_ROOT
+from tools.chaos.cli import add_chaos_command
+from tools.compare.cli import add_compare_command
 from tools.orders_cli import add_orders_commands
 
 
@@ -79,6 +81,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     init.set_defaults(run=_init_db)
     add_client_commands(commands)
     add_orders_commands(commands)
+    add_chaos_command(commands)
+    add_compare_command(commands)
     args = parser.parse_args(argv)
     return run(args, project_context())
 

@@ -22,6 +22,7 @@ from segue.store.dead_letters import dead_letters_for
 from segue.store.engine import session_scope
 from tests.e2e.conftest import E2E_RETRIES
 from tests.polling import wait_for
+from tools.chaos.faults import task_process
 
 pytestmark = pytest.mark.e2e
 DAG_ID = "payment_pipeline"
@@ -37,14 +38,6 @@ def orders_locked(engine: Engine) -> Iterator[None]:
             yield
         finally:
             transaction.rollback()
-
-
-def task_process(ti_id: str) -> psutil.Process | None:
-    """The task runner of one try: Airflow titles it ``airflow worker -- <ti id>``."""
-    for process in psutil.process_iter(["cmdline"]):
-        if f"airflow worker -- {ti_id}" in " ".join(process.info["cmdline"] or ()):
-            return process
-    return None
 
 
 def kill_running_try(api, run_id: str, try_number: int) -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import time
-import uuid
 import zlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -24,11 +23,12 @@ from include.services.api_clients import create_client
 from include.services.front_door import route_everything_to
 from segue.store.engine import session_scope
 from tests.conftest import DECLINED_TOKEN, reset_tables
+from tools.chaos.orders import SCARCE_SKU
+from tools.chaos.orders import order_mix as mix_of
 from tools.ports import unused_port
 from tools.services import ServiceProcess, start_services
 
 STOCK = 1_000_000
-SCARCE_SKU = "SKU-SCARCE"  # in the catalog with no stock: every order of it runs out of stock
 
 
 @dataclass
@@ -122,11 +122,7 @@ OrderFactory = Callable[..., dict[str, object]]
 
 def order_mix(order_data: OrderFactory, count: int) -> dict[str, str]:
     """``count`` orders as ``order_id -> kind``: 1 in 10 declined, 1 in 10 out of stock."""
-    kinds = {}
-    for index in range(count):
-        kind = ("declined", "out_of_stock")[index % 2] if index % 10 == 9 else "good"
-        kinds[f"ord-{kind}-{index}-{uuid.uuid4().hex[:6]}"] = kind
-    return kinds
+    return mix_of(count)
 
 
 def raw_order(order_data: OrderFactory, order_id: str, kind: str) -> dict[str, object]:

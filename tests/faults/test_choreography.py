@@ -19,7 +19,7 @@ from segue.bus.connection import connect
 from segue.bus.publisher import Publisher
 from segue.bus.topology import EVENTS, queue_name
 from tests.faults.conftest import Choreography, OrderFactory, order_mix, raw_order
-from tests.faults.invariants import assert_payment_invariants
+from tools.chaos.invariants import assert_payment_invariants
 
 DUPLICATE = "x-test-duplicate"
 

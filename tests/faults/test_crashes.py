@@ -15,8 +15,8 @@ from sqlalchemy import Engine, func, select
 from include.payments.tables import OrderRow
 from segue.store.engine import session_scope
 from tests.faults.conftest import Choreography, OrderFactory, order_mix, raw_order
-from tests.faults.invariants import assert_payment_invariants
 from tools.broker import close_all_connections, vhost_of
+from tools.chaos.invariants import assert_payment_invariants
 
 
 def terminal_count(engine: Engine, order_ids: list[str]) -> int:

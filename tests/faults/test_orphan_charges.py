@@ -28,8 +28,8 @@ from segue.bus.inbox import InboxRow
 from segue.eventlog.store import EventLogRecord
 from segue.store.engine import session_scope
 from tests.faults.conftest import Choreography, OrderFactory, count, run_choreography
-from tests.faults.invariants import assert_payment_invariants
 from tests.faults.test_choreography import DuplicatingTap
+from tools.chaos.invariants import assert_payment_invariants
 
 CLIENT_TIMEOUT = 2.0  # the services' gateway timeout here
 STALL = CLIENT_TIMEOUT + 2.0  # the gateway answers this late (after charging)

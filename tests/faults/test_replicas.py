@@ -35,8 +35,8 @@ from segue.eventlog.service import SERVICE_NAME as EVENT_LOG
 from segue.eventlog.store import EventLogRecord
 from segue.store.engine import session_scope
 from tests.faults.conftest import Choreography, OrderFactory, order_mix, run_choreography
-from tests.faults.invariants import assert_payment_invariants
 from tests.faults.test_crashes import place_paced, terminal_count, wait_for_progress
+from tools.chaos.invariants import assert_payment_invariants
 
 REPLICATED = {**SERVICE_MODULES, EVENT_LOG: EVENT_PATH_PROCESSES[EVENT_LOG]}
 INTAKE = "intake"  # two intakes too (one outbox source, two relays), both left running
