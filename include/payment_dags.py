@@ -144,8 +144,7 @@ def dead_letter_failed_task(context: Mapping[str, Any], deps: PaymentDeps | None
     """``on_failure_callback`` of the payment tasks and DAGs: whatever ended a task for good (a
     sensor's timeout, a broker that stayed down, its last try SIGKILLed), the step is
     dead-lettered and the order failed, as ``run_payment_step`` does for the failures it sees.
-    A step that already did this keeps its first record. An abandoned charge step also has its
-    charge undone: a charge recorded after the DAG gave up is refunded.
+    A step that already did this keeps its first record; a recorded charge is refunded.
 
     Airflow 3.3 runs no task-level callback when only the task process is killed (its supervisor
     reports the failure, apache/airflow#60858), so the DAGs set this as their DAG-level failure
@@ -165,7 +164,5 @@ def dead_letter_failed_task(context: Mapping[str, Any], deps: PaymentDeps | None
         reason=f"task {ti.task_id} failed: {context.get('exception') or 'killed or timed out'}",
         attempts=ti.try_number,
         payload=lambda: pipeline.order_payload(deps, order_id),
-        on_abandon=pipeline.fail_and_reconcile_on_abandon(
-            deps, order_id, undo_charge=step == "charge"
-        ),
+        on_abandon=pipeline.fail_and_reconcile_on_abandon(deps, order_id),
     )

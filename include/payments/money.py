@@ -36,10 +36,10 @@ log = logging.getLogger(__name__)
 RecordedCharge = Literal["refund", "leave", "as_found"]
 """What to do with the order's recorded charge:
 
-- ``refund``: refund it under the order's refund key (the charge service on out of stock, the
-  DAG's abandoned charge step, saga-replies' late charge);
-- ``leave``: leave it alone (the linear DAG leaves it to a human; on a redelivered
-  OrderValidated it is InventoryReservationFailed's to refund);
+- ``refund``: refund it under the order's refund key (the charge service on out of stock, every
+  abandoned DAG step, saga-replies' late charge);
+- ``leave``: leave it alone (on a redelivered OrderValidated it is InventoryReservationFailed's
+  to refund);
 - ``as_found``: treat it like any charge found at the gateway: refunded under its per-charge key
   unless it already has a refund (the saga: CHARGING's own compensation refunds the charge the
   step completed with, and one it never completed with is refunded here).

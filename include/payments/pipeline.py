@@ -63,18 +63,20 @@ def order_payload(deps: PaymentDeps, order_id: str) -> dict[str, Any]:
 
 
 def fail_and_reconcile_on_abandon(
-    deps: PaymentDeps, order_id: str, *, undo_charge: bool = False
+    deps: PaymentDeps, order_id: str
 ) -> Callable[[Session, str], object]:
     """The ``on_abandon`` hook of every DAG step: fail the order with the reason and settle its
-    money (``money.settle_failed_order``), best effort.
+    money (``money.settle_failed_order``), best effort: no charge outlives a failed order.
 
-    A charge step that ran out of retries on timeouts may have charged at the gateway every
-    time it lost the answer (one charge: the key is the same): that charge is found by the
-    order's reference and refunded. With ``undo_charge`` (the charge step itself was abandoned,
-    e.g. its reply never came in time) a recorded charge is refunded too; otherwise the linear
-    path leaves a recorded charge to a human (it has no compensation). If the gateway is
-    unreachable the order stays failed with its dead letter, and ``reconcile_failed_order`` can
-    be run later.
+    A recorded charge is refunded, whichever step gave up (stock that ran out after the charge,
+    a receipt that could not be sent), as the event path and the saga do; a charge step that ran
+    out of retries on timeouts may have charged at the gateway every time it lost the answer
+    (one charge: the key is the same), and that charge is found by the order's reference and
+    refunded too. If the gateway is unreachable the order stays failed with its dead letter, and
+    ``reconcile_failed_order`` (or the ``payment_reconciliation`` DAG) refunds it later.
+
+    :param deps: the store and the gateway.
+    :param order_id: the order.
     """
 
     def abandon(session: Session, reason: str) -> None:
@@ -83,7 +85,7 @@ def fail_and_reconcile_on_abandon(
             deps.gateway,
             order_id,
             fail_reason=reason,
-            recorded="refund" if undo_charge else "leave",
+            recorded="refund",
             best_effort=True,
         )
 
