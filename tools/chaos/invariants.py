@@ -23,6 +23,7 @@ from include.payments.gateway_client import GatewayClient
 from include.payments.tables import (
     ChargeRow,
     OrderRow,
+    ReceiptCancellationRow,
     ReceiptRow,
     RefundRow,
     ReservationRow,
@@ -113,7 +114,10 @@ def payment_violations(
         )
         charges = per_order(session, ChargeRow, ids)
         refunds = per_order(session, RefundRow, ids)
-        receipts = per_order(session, ReceiptRow, ids)
+        # A receipt that was sent and then voided (the saga's compensation on a later failure)
+        # does not stand: the customer was told it is void.
+        voided = per_order(session, ReceiptCancellationRow, ids)
+        receipts = per_order(session, ReceiptRow, ids) - voided
         notices = per_order(session, ShippingNoticeRow, ids)
         reserved = lines_in(session, ids, "reserved")
         committed = lines_in(session, ids, "committed")
