@@ -205,7 +205,9 @@ def create_app(
                 detail="the payment gateway is unreachable; the order was not accepted, "
                 "nothing was stored: try again later",
             ) from None
-        envelope, path = await run_in_threadpool(place, engine, order, client, route, mirror)
+        envelope, path = await run_in_threadpool(
+            place, engine, order, client, route, mirror, batch=settings.front_door_batch
+        )
         if runtime is not None:
             runtime.wake_relay()
         return {
@@ -303,7 +305,13 @@ def lookup_client(engine: Engine, key: str) -> str:
 
 
 def place(
-    engine: Engine, order: Order, client: str, route: Router, mirror: Mirror | None = None
+    engine: Engine,
+    order: Order,
+    client: str,
+    route: Router,
+    mirror: Mirror | None = None,
+    *,
+    batch: bool = False,
 ) -> tuple[Envelope, str]:
     """Place ``order`` for ``client`` on the path ``route`` picks, in one transaction; the
     first event and the order's path (its first one when placed again). 409 when its id is
@@ -314,11 +322,12 @@ def place(
     :param client: who places it.
     :param route: the router.
     :param mirror: places the order's shadow when shadow mode picks it (None: never).
+    :param batch: ``dag``/``saga`` orders wait in the batch queue (``SEGUE_FRONT_DOOR_BATCH``).
     """
     try:
         with session_scope(engine) as session:
             path = route(session, order)
-            envelope = place_order(session, order, path, client=client, mirror=mirror)
+            envelope = place_order(session, order, path, client=client, mirror=mirror, batch=batch)
             return envelope, path_of(session, order.order_id)
     except InvalidOrder as exc:
         raise HTTPException(409, detail=str(exc)) from exc
