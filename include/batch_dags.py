@@ -144,3 +144,23 @@ def release_failed_run(context: Mapping[str, Any]) -> None:
     if run_id:
         released = batch_queue.release_run(default_deps().engine, str(run_id))
         log.warning("run %s failed: %d orders put back in the queue", run_id, released)
+
+
+def claim_saga_batch() -> list[dict[str, Any]]:
+    """Take up to ``SEGUE_BATCH_MAX_ORDERS`` ready orders for this run: each one's saga data
+    (the order's input, as the per-order saga DAG's form gives it)."""
+    order_ids = claim_batch()
+    inputs = batch_queue.payloads(default_deps().engine, order_ids)
+    return [inputs[order_id] for order_id in order_ids]
+
+
+def settle_sagas(result: Mapping[str, Any]) -> dict[str, Any]:
+    """Settle the queue rows of the run's sagas (succeeded: ``done``; failed, compensated or
+    parked for a human: ``failed``) and log one line per order with its timeline.
+
+    :param result: ``RunSagaBatchOperator``'s XCom (``instances``: id → state, status, error).
+    """
+    _, run_id = run_ref()
+    instances: Mapping[str, Mapping[str, Any]] = result.get("instances", {})
+    outcomes = batch_steps.settle_sagas(default_deps(), run_id, instances)
+    return summarise(outcomes)

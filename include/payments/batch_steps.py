@@ -20,7 +20,7 @@ idempotency key ``<order_id>:charge``), so a task retried after a kill redoes no
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -183,3 +183,32 @@ def finish(deps: PaymentDeps, run_id: str, order_ids: Sequence[str]) -> dict[str
             outcome = row.outcome or row.state
         report[row.order_id] = {"state": row.state, "step": row.next_step, "outcome": outcome}
     return report
+
+
+def settle_sagas(
+    deps: PaymentDeps, run_id: str, instances: Mapping[str, Mapping[str, Any]]
+) -> dict[str, dict[str, str]]:
+    """Settle the queue rows of a batch run's saga instances by how each ended.
+
+    :param deps: the business store.
+    :param run_id: the DAG run.
+    :param instances: instance (order) id → ``{"state", "status", "error"}``.
+    """
+    succeeded = [i for i, v in instances.items() if v["status"] == "succeeded"]
+    batch_queue.mark_done(deps.engine, run_id, succeeded, "completed")
+    report: dict[str, dict[str, str]] = {i: _saga_outcome(instances[i]) for i in succeeded}
+    with session_scope(deps.engine) as session:
+        for instance_id, value in instances.items():
+            if value["status"] != "succeeded":
+                outcome = _saga_outcome(value)
+                batch_queue.mark_failed(session, instance_id, outcome["outcome"])
+                report[instance_id] = outcome
+    return report
+
+
+def _saga_outcome(value: Mapping[str, Any]) -> dict[str, str]:
+    text = "completed" if value["status"] == "succeeded" else f"saga {value['status']}"
+    if value.get("error"):
+        text += f": {value['error']}"
+    state = "done" if value["status"] == "succeeded" else "failed"
+    return {"state": state, "step": str(value["state"]), "outcome": text}
