@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from airflow.sdk import Asset, AssetWatcher, get_current_context
+from airflow.sdk.exceptions import AirflowSkipException
 
 from include.payments import batch_queue, batch_steps, retry
 from include.payments.deps import default_deps
@@ -59,7 +60,9 @@ def run_ref(context: Mapping[str, Any] | None = None) -> tuple[str, str]:
 
 
 def claim_batch() -> list[str]:
-    """Take up to ``SEGUE_BATCH_MAX_ORDERS`` ready orders for this run (a retry gets the same)."""
+    """Take up to ``SEGUE_BATCH_MAX_ORDERS`` ready orders for this run (a retry gets the same).
+    None left (another run took them: the watcher's wake-ups may outnumber the batches) skips
+    the run's tasks, so an empty run costs one short task."""
     dag_id, run_id = run_ref()
     settings = get_payment_settings()
     claimed = batch_queue.claim(
@@ -71,6 +74,8 @@ def claim_batch() -> list[str]:
     )
     resumed = sum(c.next_step != batch_queue.FIRST_STEP for c in claimed)
     log.info("claimed %d orders (%d resumed after a transient failure)", len(claimed), resumed)
+    if not claimed:
+        raise AirflowSkipException("no orders ready: other runs took them")
     return [c.order_id for c in claimed]
 
 

@@ -6,8 +6,14 @@ seconds the oldest has waited)``), from a worker thread so the triggerer's loop 
 It fires once ``max_items`` are ready or the oldest waited ``max_wait_seconds``. The DAG run
 claims its batch from the queue itself, so an event is only a wake-up: a duplicate (two
 triggerers, a restart) makes a run that finds less or nothing, and a lost one is made up for
-at the next poll, because the items are still in the queue. After firing it waits
-``cooldown_seconds`` for the run to claim, unless another full batch arrives meanwhile.
+at the next poll, because the items are still in the queue.
+
+Each firing promises a run that claims up to ``max_items``. While the oldest ready item was
+ready already at the last firing (its run has not claimed yet) the trigger fires again only
+when more items are ready than the runs promised can take (a backlog gets one event per batch)
+or once ``claim_timeout_seconds`` passed (the event was lost, or merged with another into one
+run by the scheduler). Once the oldest ready item is younger than the firing, the runs claimed
+and the usual rule holds again.
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ class BatchReadyTrigger(BaseEventTrigger):
         max_items: int = 200,
         max_wait_seconds: float = 2.0,
         poll_seconds: float = 0.5,
-        cooldown_seconds: float = 4.0,
+        claim_timeout_seconds: float = 20.0,
     ) -> None:
         """A watch of one queue.
 
@@ -42,8 +48,8 @@ class BatchReadyTrigger(BaseEventTrigger):
         :param max_items: a batch this big is due at once (the batch size N).
         :param max_wait_seconds: a smaller batch is due once its oldest item waited this long.
         :param poll_seconds: how often the queue is asked.
-        :param cooldown_seconds: after firing, how long to leave the run to claim its batch
-            before firing again for items still waiting (sooner for a further full batch).
+        :param claim_timeout_seconds: how long announced items may wait for a run to claim
+            them before the trigger fires for them again.
         """
         super().__init__()
         self.probe = probe
@@ -51,7 +57,7 @@ class BatchReadyTrigger(BaseEventTrigger):
         self.max_items = max_items
         self.max_wait_seconds = max_wait_seconds
         self.poll_seconds = poll_seconds
-        self.cooldown_seconds = cooldown_seconds
+        self.claim_timeout_seconds = claim_timeout_seconds
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -62,33 +68,41 @@ class BatchReadyTrigger(BaseEventTrigger):
                 "max_items": self.max_items,
                 "max_wait_seconds": self.max_wait_seconds,
                 "poll_seconds": self.poll_seconds,
-                "cooldown_seconds": self.cooldown_seconds,
+                "claim_timeout_seconds": self.claim_timeout_seconds,
             },
         )
 
-    def due(self, ready: int, oldest_wait: float, announced: int, since_fire: float) -> bool:
+    def due(self, ready: int, oldest_wait: float, promised: int, since_fire: float) -> bool:
         """Whether to fire now, given the queue and the last firing.
 
         :param ready: items ready now.
-        :param oldest_wait: seconds the oldest of them has waited.
-        :param announced: items ready at the last firing within the cooldown (0: none).
-        :param since_fire: seconds since that firing.
+        :param oldest_wait: seconds the oldest of them has been ready.
+        :param promised: items the runs of the firings since the oldest was ready will take
+            (``max_items`` per firing; 0: none).
+        :param since_fire: seconds since the first of those firings.
         """
-        if ready <= 0 or (ready < self.max_items and oldest_wait < self.max_wait_seconds):
+        if ready <= 0:
             return False
-        if announced == 0 or since_fire >= self.cooldown_seconds:
-            return True
-        return ready >= announced + self.max_items  # a further full batch came meanwhile
+        if promised and oldest_wait >= since_fire:  # the promised runs have not claimed yet
+            return ready > promised or since_fire >= self.claim_timeout_seconds
+        return ready >= self.max_items or oldest_wait >= self.max_wait_seconds
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         probe = load_object(self.probe)
-        announced, fired_at = 0, 0.0
+        promised, fired_at = 0, 0.0
         while True:
-            ready, oldest_wait = await asyncio.to_thread(probe, **self.probe_kwargs)
+            try:
+                ready, oldest_wait = await asyncio.to_thread(probe, **self.probe_kwargs)
+            except Exception:  # a database blip must not end the watch: ask again later
+                self.log.exception("probe %s failed; polling on", self.probe)
+                await asyncio.sleep(max(self.poll_seconds, 1.0))
+                continue
             since_fire = time.monotonic() - fired_at
-            if announced and since_fire >= self.cooldown_seconds:
-                announced = 0
-            if self.due(ready, oldest_wait, announced, since_fire):
-                announced, fired_at = ready, time.monotonic()
+            if promised and oldest_wait < since_fire:  # the promised runs claimed
+                promised = 0
+            if self.due(ready, oldest_wait, promised, since_fire):
+                if not promised or since_fire >= self.claim_timeout_seconds:
+                    promised, fired_at = 0, time.monotonic()
+                promised += self.max_items
                 yield TriggerEvent({"ready": ready, "oldest_wait_seconds": round(oldest_wait, 3)})
             await asyncio.sleep(self.poll_seconds)
