@@ -38,7 +38,14 @@ from include.payments.errors import GatewayUnavailable, InvalidOrder
 from include.payments.events import PAYMENT_EVENTS
 from include.payments.gateway_client import GatewayClient
 from include.payments.models import Order
-from include.payments.routing import EVENTS, OrderPath, UnknownPath, route_of
+from include.payments.routing import (
+    BATCH_DAG_OF_PATH,
+    EVENTS,
+    BatchOrderRow,
+    OrderPath,
+    UnknownPath,
+    route_of,
+)
 from include.payments.settings import PaymentSettings, get_payment_settings
 from include.payments.tables import OrderPlacementRow, OrderRow
 from include.services.api_clients import SHOWN_PREFIX_CHARS, client_of_key
@@ -350,11 +357,15 @@ def order_status(engine: Engine, order_id: str, client: str) -> dict[str, Any]:
         row = session.get(OrderRow, order_id)
         route = route_of(session, order_id)
         status = "accepted" if row is None else row.status
+        run_id = None if route is None else route.dag_run_id
+        if route is not None and route.dag_id in BATCH_DAG_OF_PATH.values():
+            queued = session.get(BatchOrderRow, order_id)  # the latest batch run that took it
+            run_id = queued.runs.split()[-1] if queued is not None and queued.runs else None
         return {
             "order_id": order_id,
             "path": EVENTS if route is None else route.path,
             "dag_id": None if route is None else route.dag_id,
-            "dag_run_id": None if route is None else route.dag_run_id,
+            "dag_run_id": run_id,
             "status": status,
             "failure_reason": None if row is None else row.failure_reason,
             "terminal": status in steps.TERMINAL,

@@ -65,3 +65,21 @@ def test_the_timeline_names_each_batch_run_that_took_the_order(clean_db, make_or
     batch_queue.claim(clean_db, dag_id, "run-2", 10, 600)
     refs = dag_runs_of(clean_db, order.order_id)
     assert [(r.dag_id, r.run_id) for r in refs] == [(dag_id, "run-1"), (dag_id, "run-2")]
+
+
+def test_get_order_names_the_batch_run_once_one_took_it(clean_db, order_data, gateway_url):
+    from include.payments.gateway_client import GatewayClient
+    from include.payments.settings import PaymentSettings
+    from include.services.front_door import flag_router
+    from tests.conftest import intake_api
+
+    gateway = GatewayClient(gateway_url, timeout_seconds=5)
+    settings = PaymentSettings(gateway_url=gateway_url, front_door_batch=True)
+    client = intake_api(clean_db, gateway, settings=settings, route=flag_router())
+    data = order_data()
+    assert client.post("/orders", json=data).json()["path"] == "dag"  # the default split
+    status = client.get(f"/orders/{data['order_id']}").json()
+    assert (status["dag_id"], status["dag_run_id"]) == ("payment_pipeline_batch", None)
+    batch_queue.claim(clean_db, "payment_pipeline_batch", "run-9", 10, 600)
+    assert client.get(f"/orders/{data['order_id']}").json()["dag_run_id"] == "run-9"
+    gateway.close()
