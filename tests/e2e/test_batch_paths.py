@@ -47,7 +47,7 @@ def place_batch(engine, gateway_url: str, order_data: Callable, path: str) -> li
     return [str(order["order_id"]) for order in orders]
 
 
-def wait_settled(engine, order_ids: list[str], timeout: float = 150) -> dict[str, BatchOrderRow]:
+def wait_settled(engine, order_ids: list[str], timeout: float = 300) -> dict[str, BatchOrderRow]:
     """The queue rows once every order is terminal and its row settled."""
     deadline = time.monotonic() + timeout
     while True:
