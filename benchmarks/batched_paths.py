@@ -128,6 +128,7 @@ def phase(
     """One rate on one batched path: feed, drain, check, measure."""
     engine = payments_engine(box.business_url)
     route_everything_to(engine, path, actor="benchmark", reason=f"{path} at {rate}/s")
+    time.sleep(0.6)  # the flag provider re-reads the version in force every 0.25 s
     before = gateway_stats(box.gateway.url)["charges"]["succeeded"]
     print(f"  {path} at {rate}/s for {seconds}s", flush=True)
     with RssSampler(airflow_pid) as rss:
