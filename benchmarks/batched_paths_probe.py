@@ -98,7 +98,7 @@ def run_breakdown(
     """
     waits, walls, task_sums, overheads, sizes = [], [], [], [], []
     for run_id, orders in orders_per_run.items():
-        run = api.dag_run(dag_id, run_id)
+        run = api.wait_for_run(dag_id, run_id, timeout=120)  # settled orders come before its end
         tis = api.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]
         wall = _seconds(run.get("start_date"), run.get("end_date"))
         wait = _seconds(run.get("queued_at"), run.get("start_date"))
