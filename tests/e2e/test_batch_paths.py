@@ -20,7 +20,7 @@ from include.payments.settings import PaymentSettings
 from include.payments.tables import ChargeRow, OrderRow, RefundRow, ShippingNoticeRow
 from include.services.front_door import flag_router, route_everything_to
 from segue.store.dead_letters import DeadLetter
-from segue.store.engine import session_scope
+from segue.store.engine import build_engine, session_scope
 from tests.conftest import DECLINED_TOKEN, intake_api
 
 pytestmark = pytest.mark.e2e
@@ -29,11 +29,10 @@ TERMINAL = ("completed", "failed", "compensated")
 
 def place_batch(engine, gateway_url: str, order_data: Callable, path: str) -> list[str]:
     """POST a good order, a declined card, an order with no stock and another good one."""
-    # Twice: clean_db restarts version numbers at 1, and a flag provider of this process that
-    # cached version 1 of the previous test's split would see no newer version.
-    for _ in range(2):
-        route_everything_to(engine, path, actor="test", reason=f"batched {path} e2e")
-    time.sleep(0.6)  # the flag provider re-reads the version in force every 0.25 s
+    route_everything_to(engine, path, actor="test", reason=f"batched {path} e2e")
+    # The intake gets an engine (so a flag provider) of its own: clean_db restarts version
+    # numbers at 1, and a provider that cached the previous test's version 1 sees nothing new.
+    engine = build_engine(engine.url.render_as_string(hide_password=False))
     gateway = GatewayClient(gateway_url, timeout_seconds=5)
     settings = PaymentSettings(gateway_url=gateway_url, front_door_batch=True)
     client = intake_api(engine, gateway, settings=settings, route=flag_router())
@@ -48,6 +47,7 @@ def place_batch(engine, gateway_url: str, order_data: Callable, path: str) -> li
         assert response.status_code in (200, 201, 202), response.text
         assert response.json()["path"] == path
     gateway.close()
+    engine.dispose()
     return [str(order["order_id"]) for order in orders]
 
 
