@@ -27,7 +27,7 @@ from include.payments.database import payments_engine
 from include.payments.tables import ChargeRow, OrderRow
 from segue.store.engine import session_scope
 from tools.airflow_api import AirflowApi
-from tools.sandbox import sandbox
+from tools.sandbox import Sandbox, sandbox
 
 RESULTS = Path(__file__).parent / "results" / "linear_pipeline.json"
 ARTICLE_ORDERS_PER_SECOND = 10_000 / 3600
@@ -54,28 +54,41 @@ def finished_runs(api: AirflowApi) -> int:
 
 def run(orders: int) -> dict[str, object]:
     with tempfile.TemporaryDirectory(prefix="segue-bench-") as home, sandbox(Path(home)) as box:
-        api = box.airflow.api()
-        api.wait_for_dag("payment_pipeline")
-        print(f"Airflow up at {box.airflow.url}; triggering {orders} orders", flush=True)
-        started = time.monotonic()
-        run_ids = [api.trigger_dag_run("payment_pipeline", order(i)) for i in range(orders)]
-        triggered = time.monotonic() - started
-        done = 0
-        while done < orders:
-            time.sleep(5)
-            try:  # one cheap count per poll: the api-server is starved for CPU under this load
-                done = finished_runs(api)
-            except httpx.TimeoutException:
-                continue
-            print(f"  {done}/{orders} finished after {time.monotonic() - started:.0f}s", flush=True)
-        wall = time.monotonic() - started
-        finished = {run_id: api.dag_run("payment_pipeline", run_id) for run_id in run_ids}
-        latencies = [seconds(r["queued_at"], r["end_date"]) for r in finished.values()]
-        with session_scope(payments_engine(box.business_url)) as session:
-            completed = session.scalar(
-                select(func.count()).select_from(OrderRow).where(OrderRow.status == "completed")
-            )
-            charges = session.scalar(select(func.count()).select_from(ChargeRow))
+        return measure(box, orders)
+
+
+def measure(box: Sandbox, orders: int) -> dict[str, object]:
+    """Trigger ``orders`` runs of payment_pipeline at once on ``box``; the figures (also used by
+    ``benchmarks/batched_paths.py`` as its per-order baseline in the same sandbox)."""
+    api = box.airflow.api()
+    api.wait_for_dag("payment_pipeline")
+    print(f"Airflow up at {box.airflow.url}; triggering {orders} orders", flush=True)
+    started = time.monotonic()
+    done_before = finished_runs(api)
+    confs = [order(i) for i in range(orders)]
+    run_ids = [api.trigger_dag_run("payment_pipeline", conf) for conf in confs]
+    triggered = time.monotonic() - started
+    done = 0
+    while done < orders:
+        time.sleep(5)
+        try:  # one cheap count per poll: the api-server is starved for CPU under this load
+            done = finished_runs(api) - done_before
+        except httpx.TimeoutException:
+            continue
+        print(f"  {done}/{orders} finished after {time.monotonic() - started:.0f}s", flush=True)
+    wall = time.monotonic() - started
+    finished = {run_id: api.dag_run("payment_pipeline", run_id) for run_id in run_ids}
+    latencies = [seconds(r["queued_at"], r["end_date"]) for r in finished.values()]
+    ids = [str(conf["order_id"]) for conf in confs]
+    with session_scope(payments_engine(box.business_url)) as session:
+        completed = session.scalar(
+            select(func.count())
+            .select_from(OrderRow)
+            .where(OrderRow.status == "completed", OrderRow.order_id.in_(ids))
+        )
+        charges = session.scalar(
+            select(func.count()).select_from(ChargeRow).where(ChargeRow.order_id.in_(ids))
+        )
     throughput = orders / wall
     return {
         "orders": orders,

@@ -22,6 +22,9 @@ from tools.gateway import GatewayProcess, start_gateway
 from tools.ports import unused_port
 
 POSTGRES = os.environ.get("SEGUE_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432")
+# How long a sandbox's Airflow may take to report healthy: on the shared 2-core machines at load
+# average 30-60 it took over 300 s (2026-12-06).
+START_TIMEOUT = float(os.environ.get("SEGUE_TEST_AIRFLOW_START_SECONDS", "600"))
 
 
 @contextmanager
@@ -85,7 +88,7 @@ def airflow_sandbox(
         )
         stack.start()
         try:
-            stack.wait_ready(timeout=300)
+            stack.wait_ready(timeout=START_TIMEOUT)
             yield stack
         finally:
             stack.stop()

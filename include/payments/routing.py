@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path as FilePath
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
-from sqlalchemy import DateTime, String
+from sqlalchemy import JSON, DateTime, Index, Integer, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from segue.migrations import Component
@@ -31,6 +31,12 @@ DAG_OF_PATH: dict[str, str] = {
     "dag": "payment_pipeline",
     "saga": "payment_state_machine",
     "hybrid": "payment_hybrid",
+}
+# The batched DAG of a path, for orders that come through the front door with
+# ``SEGUE_FRONT_DOOR_BATCH`` on (dags/payment_pipeline_batch.py, payment_state_machine_batch.py).
+BATCH_DAG_OF_PATH: dict[str, str] = {
+    "dag": "payment_pipeline_batch",
+    "saga": "payment_state_machine_batch",
 }
 RUN_ID_PREFIX = "order__"
 
@@ -79,6 +85,32 @@ class OrderRouteRow(RoutingBase):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+QUEUED, CLAIMED, DONE, FAILED = "queued", "claimed", "done", "failed"
+FIRST_STEP = "validate"
+
+
+class BatchOrderRow(RoutingBase):
+    """One front-door order waiting for, or taken by, a batched DAG run (the batch queue;
+    ``include.payments.batch_queue`` reads and writes it)."""
+
+    __tablename__ = "batch_orders"
+    __table_args__ = (Index("ix_batch_orders_ready", "dag_id", "state", "not_before"),)
+
+    order_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    dag_id: Mapped[str] = mapped_column(String(250))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    state: Mapped[str] = mapped_column(String(16), default=QUEUED)
+    next_step: Mapped[str] = mapped_column(String(32), default=FIRST_STEP)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    enqueued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    not_before: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    claimed_by: Mapped[str | None] = mapped_column(String(250), nullable=True)
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    runs: Mapped[str] = mapped_column(String(4000), default="")
+    outcome: Mapped[str | None] = mapped_column(String(1000), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
 COMPONENT = Component(
     name="include.payments.routing",
     metadata=RoutingBase.metadata,
@@ -87,20 +119,35 @@ COMPONENT = Component(
 )
 
 
-def record_route(session: Session, order_id: str, path: OrderPath) -> bool:
+def batched(path: str, batch: bool) -> bool:
+    """True when an order on ``path`` goes to its path's batched DAG.
+
+    :param path: the order's path.
+    :param batch: the front door's batching switch (``SEGUE_FRONT_DOOR_BATCH``).
+    """
+    return batch and path in BATCH_DAG_OF_PATH
+
+
+def record_route(session: Session, order_id: str, path: OrderPath, *, batch: bool = False) -> bool:
     """Assign ``path`` to ``order_id`` unless it has a path already; True if assigned now.
 
     :param session: the placement's transaction (the row commits or rolls back with it).
     :param order_id: the order.
     :param path: the path the router picked.
+    :param batch: the order goes to its path's batched DAG (its run is known once claimed,
+        in ``batch_orders``), not to a run of its own.
     """
     path = check_path(path)
-    dag_id = DAG_OF_PATH.get(path)
+    if batched(path, batch):
+        dag_id, run_id = BATCH_DAG_OF_PATH[path], None
+    else:
+        dag_id = DAG_OF_PATH.get(path)
+        run_id = dag_run_id_for(order_id) if dag_id else None
     row = {
         "order_id": order_id,
         "path": path,
         "dag_id": dag_id,
-        "dag_run_id": dag_run_id_for(order_id) if dag_id else None,
+        "dag_run_id": run_id,
         "created_at": utcnow(),
     }
     return insert_if_absent(session, OrderRouteRow.__table__, row)

@@ -176,4 +176,4 @@ def _ship(session: Session, order_id: str) -> dict[str, Any]:
 
 
 # The DAG whose runs drive it: the Sagas pages show an instance to who may read that DAG.
-register(NAME, payment_machine, dag_ids=("payment_state_machine",))
+register(NAME, payment_machine, dag_ids=("payment_state_machine", "payment_state_machine_batch"))

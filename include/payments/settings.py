@@ -93,6 +93,33 @@ class PaymentSettings(BaseSettings):
         "order whose DAG run could not be triggered before its message is parked.",
     )
 
+    # Batched runs of front-door orders (include/payments/batch_queue.py, dags/*_batch.py).
+    front_door_batch: bool = Field(
+        default=True,
+        description="Orders the front door routes to ``dag`` or ``saga`` wait in the batch "
+        "queue for payment_pipeline_batch / payment_state_machine_batch (false: one run per "
+        "order through the airflow-handover service, as before).",
+    )
+    batch_max_orders: int = Field(
+        default=200, ge=1, description="Most orders one batched DAG run takes (N)."
+    )
+    batch_max_wait_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        description="A batch run starts once N orders are ready or the oldest waited this long.",
+    )
+    batch_lease_seconds: float = Field(
+        default=900.0,
+        gt=0,
+        description="A batch run's claim on its orders; after it, a later run takes them over.",
+    )
+    batch_step_threads: int = Field(
+        default=8, ge=1, description="Orders of a batch one step task works on at once."
+    )
+    batch_max_active_runs: int = Field(
+        default=3, ge=1, description="Batched runs of one DAG running at once."
+    )
+
 
 @lru_cache(maxsize=1)
 def get_payment_settings() -> PaymentSettings:

@@ -17,7 +17,13 @@ from sqlalchemy.orm import Session
 
 from include.payments.gateway_client import GatewayClient
 from include.payments.order_rows import TERMINAL
-from include.payments.routing import DAG_OF_PATH, OrderRouteRow, dag_run_id_for
+from include.payments.routing import (
+    BATCH_DAG_OF_PATH,
+    DAG_OF_PATH,
+    BatchOrderRow,
+    OrderRouteRow,
+    dag_run_id_for,
+)
 from include.payments.tables import ChargeRow, OrderPlacementRow, OrderRow, RefundRow
 from segue.eventlog.store import EventLogRecord
 from segue.store.engine import session_scope
@@ -177,7 +183,9 @@ def ledger_source(gateway: GatewayClient) -> TimelineSource:
 
 
 def dag_runs_of(engine: Engine, order_id: str) -> list[DagRunRef]:
-    """The DAG run that took the order over: the one its route names; for an order recorded
+    """The DAG run that took the order over: the one its route names, or for a front-door order
+    of a batched DAG the batch runs that took it (a transient failure resumes it in a later
+    one); for an order recorded
     without a route and without events (triggered directly, not through the front door), the
     run each DAG would have under ``order__<id>`` and the runs whose conf names the order
     (triggered by hand, from the UI's form).
@@ -187,6 +195,10 @@ def dag_runs_of(engine: Engine, order_id: str) -> list[DagRunRef]:
     """
     with session_scope(engine) as session:
         route = session.get(OrderRouteRow, order_id)
+        if route is not None and route.dag_id in BATCH_DAG_OF_PATH.values():
+            queued = session.get(BatchOrderRow, order_id)  # the batch runs that took it, in turn
+            runs = queued.runs.split() if queued is not None else []
+            return [DagRunRef(dag_id=route.dag_id, run_id=run_id) for run_id in runs]
         if route is not None:
             if route.dag_id and route.dag_run_id:
                 return [DagRunRef(dag_id=route.dag_id, run_id=route.dag_run_id)]

@@ -22,13 +22,17 @@ from collections.abc import Callable
 
 from sqlalchemy.orm import Session
 
+from include.payments.batch_queue import enqueue
 from include.payments.errors import InvalidOrder
 from include.payments.events import OrderPlaced, OrderRouted
 from include.payments.models import Order
+from include.payments.order_form import conf_for
 from include.payments.routing import (
+    BATCH_DAG_OF_PATH,
     DAG_OF_PATH,
     EVENTS,
     OrderPath,
+    batched,
     check_path,
     dag_run_id_for,
     record_route,
@@ -64,11 +68,13 @@ def _event_id(order_id: str, event_type: str) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, name))
 
 
-def first_event(order: Order, path: OrderPath) -> Envelope:
+def first_event(order: Order, path: OrderPath, *, batch: bool = False) -> Envelope:
     """The event that starts ``order`` on ``path``: OrderPlaced, or OrderRouted to its DAG.
 
     :param order: the order.
     :param path: the path it takes.
+    :param batch: the order waits in the batch queue for its path's batched DAG (the run is
+        not known yet: ``dag_run_id`` is empty, and the event is not published).
     """
     payload: EventPayload
     if path == EVENTS:
@@ -77,8 +83,8 @@ def first_event(order: Order, path: OrderPath) -> Envelope:
         payload = OrderRouted(
             order=order,
             path=path,
-            dag_id=DAG_OF_PATH[path],
-            dag_run_id=dag_run_id_for(order.order_id),
+            dag_id=BATCH_DAG_OF_PATH[path] if batched(path, batch) else DAG_OF_PATH[path],
+            dag_run_id="" if batched(path, batch) else dag_run_id_for(order.order_id),
         )
         event_id = order_routed_id(order.order_id)
     return Envelope.create(payload, source=SOURCE, subject=order.order_id, event_id=event_id)
@@ -91,6 +97,7 @@ def place_order(
     *,
     client: str,
     mirror: Mirror | None = None,
+    batch: bool = False,
 ) -> Envelope:
     """Queue the first event of ``order`` on ``path`` (idempotent per order id); its envelope.
 
@@ -104,6 +111,9 @@ def place_order(
     :param path: the path the router picked (kept only if the order is new).
     :param client: the API client placing it (the name its key belongs to).
     :param mirror: called once for a new order, to place its shadow (never fails the order).
+    :param batch: a ``dag`` or ``saga`` order waits in the batch queue (``batch_orders``,
+        written here) for its path's batched DAG instead of being handed over (no OrderRouted
+        is published: the queue row is the hand-over).
     """
     path = check_path(path)
     placement = {
@@ -112,9 +122,12 @@ def place_order(
         "client": client,
     }
     if insert_if_absent(session, OrderPlacementRow.__table__, placement):
-        record_route(session, order.order_id, path)
-        envelope = first_event(order, path)
-        add_to_outbox(session, envelope)
+        record_route(session, order.order_id, path, batch=batch)
+        envelope = first_event(order, path, batch=batch)
+        if batched(path, batch):
+            enqueue(session, order.order_id, BATCH_DAG_OF_PATH[path], conf_for(order))
+        else:
+            add_to_outbox(session, envelope)
         if mirror is not None:
             mirror(session, order, path)
         logger.info(
@@ -129,7 +142,9 @@ def place_order(
     if earlier is None or Order.model_validate(earlier.payload) != order:
         raise InvalidOrder("order_id", f"{order.order_id!r} was already used for another order")
     kept = path_of(session, order.order_id)
-    envelope = first_event(order, kept)
+    route = route_of(session, order.order_id)
+    was_batched = route is not None and route.dag_id in BATCH_DAG_OF_PATH.values()
+    envelope = first_event(order, kept, batch=was_batched)
     logger.info(
         "order %s placed again: absorbed (path %s kept)",
         order.order_id,

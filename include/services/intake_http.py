@@ -39,7 +39,14 @@ from include.payments.errors import GatewayUnavailable, InvalidOrder
 from include.payments.events import PAYMENT_EVENTS
 from include.payments.gateway_client import GatewayClient
 from include.payments.models import Order
-from include.payments.routing import EVENTS, OrderPath, UnknownPath, route_of
+from include.payments.routing import (
+    BATCH_DAG_OF_PATH,
+    EVENTS,
+    BatchOrderRow,
+    OrderPath,
+    UnknownPath,
+    route_of,
+)
 from include.payments.settings import PaymentSettings, get_payment_settings
 from include.payments.tables import OrderPlacementRow, OrderRow
 from include.services.api_clients import SHOWN_PREFIX_CHARS, client_of_key
@@ -192,7 +199,14 @@ def create_app(
             raise HTTPException(422, detail="the body must be a JSON object (an order)")
         try:  # one trip to the thread pool for the gateway lookup and the transaction
             envelope, path = await run_in_threadpool(
-                lambda: place(engine, order_of_request(gateway, data), client, route, mirror)
+                lambda: place(
+                    engine,
+                    order_of_request(gateway, data),
+                    client,
+                    route,
+                    mirror,
+                    batch=settings.front_door_batch,
+                )
             )
         except InvalidOrder as exc:
             raise HTTPException(422, detail=str(exc)) from None
@@ -323,7 +337,13 @@ def lookup_client(engine: Engine, key: str) -> str:
 
 
 def place(
-    engine: Engine, order: Order, client: str, route: Router, mirror: Mirror | None = None
+    engine: Engine,
+    order: Order,
+    client: str,
+    route: Router,
+    mirror: Mirror | None = None,
+    *,
+    batch: bool = False,
 ) -> tuple[Envelope, str]:
     """Place ``order`` for ``client`` on the path ``route`` picks, in one transaction; the
     first event and the order's path (its first one when placed again). 409 when its id is
@@ -334,11 +354,12 @@ def place(
     :param client: who places it.
     :param route: the router.
     :param mirror: places the order's shadow when shadow mode picks it (None: never).
+    :param batch: ``dag``/``saga`` orders wait in the batch queue (``SEGUE_FRONT_DOOR_BATCH``).
     """
     try:
         with session_scope(engine) as session:
             path = route(session, order)
-            envelope = place_order(session, order, path, client=client, mirror=mirror)
+            envelope = place_order(session, order, path, client=client, mirror=mirror, batch=batch)
             return envelope, path_of_event(envelope)  # the kept path, without a SELECT
     except InvalidOrder as exc:
         raise HTTPException(409, detail=str(exc)) from exc
@@ -361,11 +382,15 @@ def order_status(engine: Engine, order_id: str, client: str) -> dict[str, Any]:
         row = session.get(OrderRow, order_id)
         route = route_of(session, order_id)
         status = "accepted" if row is None else row.status
+        run_id = None if route is None else route.dag_run_id
+        if route is not None and route.dag_id in BATCH_DAG_OF_PATH.values():
+            queued = session.get(BatchOrderRow, order_id)  # the latest batch run that took it
+            run_id = queued.runs.split()[-1] if queued is not None and queued.runs else None
         return {
             "order_id": order_id,
             "path": EVENTS if route is None else route.path,
             "dag_id": None if route is None else route.dag_id,
-            "dag_run_id": None if route is None else route.dag_run_id,
+            "dag_run_id": run_id,
             "status": status,
             "failure_reason": None if row is None else row.failure_reason,
             "terminal": status in steps.TERMINAL,

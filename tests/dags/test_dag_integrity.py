@@ -58,15 +58,19 @@ def test_payment_pipeline_shape(dagbag):
 def test_every_saga_dag_is_registered_with_its_machine(dagbag):
     """The Sagas pages check access per DAG: a DAG running a machine must be named with it."""
     from segue.airflow.operators.saga import RunSagaOperator
+    from segue.airflow.operators.saga_batch import RunSagaBatchOperator
     from segue.statemachine.registry import dag_ids_for
 
     saga_tasks = [
         (dag_id, task)
         for dag_id, dag in dagbag.dags.items()
         for task in dag.tasks
-        if isinstance(task, RunSagaOperator)
+        if isinstance(task, RunSagaOperator | RunSagaBatchOperator)
     ]
-    assert {dag_id for dag_id, _ in saga_tasks} >= {"payment_state_machine"}
+    assert {dag_id for dag_id, _ in saga_tasks} >= {
+        "payment_state_machine",
+        "payment_state_machine_batch",
+    }
     for dag_id, task in saga_tasks:
         assert dag_id in dag_ids_for(task.machine), (dag_id, task.machine)
 

@@ -179,6 +179,16 @@ class SagaStore:
         with self.engine.connect() as connection:
             return [row._asdict() for row in connection.execute(query)]
 
+    def load_many(self, instance_ids: Sequence[str]) -> dict[str, Instance]:
+        """The stored instances of ``instance_ids`` (one query); ids not found are left out.
+
+        :param instance_ids: the instances' ids.
+        """
+        query = select(INSTANCES).where(INSTANCES.c.id.in_(list(instance_ids)))
+        with self.engine.connect() as connection:
+            rows = [as_instance(row._asdict()) for row in connection.execute(query)]
+        return {instance.id: instance for instance in rows}
+
     def list_instances(
         self,
         *,
