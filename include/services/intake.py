@@ -35,6 +35,7 @@ from include.payments.routing import (
     route_of,
 )
 from include.payments.tables import OrderPlacementRow
+from segue import tracing
 from segue.bus.outbox import add_to_outbox
 from segue.events.envelope import Envelope
 from segue.events.payload import EventPayload
@@ -113,7 +114,8 @@ def place_order(
     }
     if insert_if_absent(session, OrderPlacementRow.__table__, placement):
         record_route(session, order.order_id, path)
-        envelope = first_event(order, path)
+        with tracing.order_root(order.order_id, "order placed", {"segue.path": path}):
+            envelope = first_event(order, path)  # its traceparent names the order's root span
         add_to_outbox(session, envelope)
         if mirror is not None:
             mirror(session, order, path)
