@@ -59,7 +59,7 @@ def decode(body: bytes) -> list[ReceivedSpan]:
                         span_id=span.span_id.hex(),
                         parent_span_id=span.parent_span_id.hex(),
                         attributes={a.key: _value(a.value) for a in span.attributes},
-                        links=tuple((l.trace_id.hex(), l.span_id.hex()) for l in span.links),
+                        links=tuple((k.trace_id.hex(), k.span_id.hex()) for k in span.links),
                     )
                 )
     return spans
@@ -97,7 +97,7 @@ def otlp_receiver() -> Iterator[Receiver]:
     receiver = Receiver(f"http://127.0.0.1:{server.server_address[1]}")
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             if self.path == "/v1/traces":
                 spans = decode(body)
@@ -131,8 +131,8 @@ def assert_one_connected_trace(spans: list[ReceivedSpan], root_span_id: str) -> 
     """
     ids = {span.span_id for span in spans}
     roots = [span for span in spans if not span.parent_span_id]
-    assert [root.span_id for root in roots] == [root_span_id], [
-        (r.service, r.name) for r in roots
+    assert [root.span_id for root in roots] == [root_span_id], [(r.service, r.name) for r in roots]
+    orphans = [
+        (s.service, s.name) for s in spans if s.parent_span_id and s.parent_span_id not in ids
     ]
-    orphans = [(s.service, s.name) for s in spans if s.parent_span_id and s.parent_span_id not in ids]
     assert not orphans, f"spans whose parent is not in the trace: {orphans}"

@@ -63,8 +63,10 @@ def test_each_order_is_one_connected_trace_across_services_relays_and_gateway(
 
     good = order_trace_id(ids["good"])
     receiver.wait_for(
-        lambda: {s.service for s in receiver.trace(good)} >= HAPPY
-        and any(s.name.startswith("shipping ") for s in receiver.trace(good)),
+        lambda: (
+            {s.service for s in receiver.trace(good)} >= HAPPY
+            and any(s.name.startswith("shipping ") for s in receiver.trace(good))
+        ),
         what=f"spans of every service in {good}",
     )
     spans = receiver.trace(good)

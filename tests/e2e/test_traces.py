@@ -1,0 +1,125 @@
+"""One connected trace per order on the DAG, saga and hybrid paths, through the real front door
+and a real Airflow.
+
+Orders are POSTed to the intake process (which opens each order's root span), handed to
+Airflow by the airflow-handover process, and run by ``payment_pipeline``,
+``payment_state_machine`` and ``payment_hybrid`` (its charge by the charge service). Every
+process, the Airflow task processes included, exports over OTLP/HTTP to the session's receiver
+(``tests/e2e/conftest.py``). Each order's spans must form one tree under its root. (Airflow's
+own ``worker.<task>`` spans, with ``[traces] otel_on``, would link to the order's root:
+``tests/segue/test_tracing.py`` checks the link both ways.)
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import Engine
+
+from include.payments.routing import DAG_OF_PATH, dag_run_id_for
+from include.services import AIRFLOW_PROCESSES
+from include.services.api_clients import create_client
+from include.services.front_door import route_everything_to
+from segue.store.engine import session_scope
+from segue.tracing import order_context, order_trace_id
+from tests.otlp_receiver import Receiver, assert_one_connected_trace
+from tools.airflow_api import AirflowApi
+from tools.airflow_stack import AirflowStack
+from tools.ports import unused_port
+from tools.services import start_services
+
+pytestmark = pytest.mark.e2e
+
+PROCESSES = {
+    "intake": "include.services.intake_http",
+    "charge": "include.services.charge",
+    **AIRFLOW_PROCESSES,
+}
+PIPELINE_STEPS = {"validate", "charge", "update_inventory", "send_receipt", "notify_shipping"}
+
+
+@pytest.fixture
+def front_door(
+    airflow_stack: AirflowStack,
+    otlp: Receiver,
+    fresh_amqp_url: str,
+    pg_url: str,
+    gateway_url: str,
+    engine: Engine,
+    tmp_path: Path,
+) -> Iterator[tuple[str, str]]:
+    """(intake URL, API key): the intake, the charge service and the hand-over, traced."""
+    port = unused_port()
+    with session_scope(engine) as session:
+        api_key = create_client(session, "trace-tests")
+    with start_services(
+        PROCESSES,
+        database_url=pg_url,
+        amqp_url=fresh_amqp_url,
+        gateway_url=gateway_url,
+        log_dir=tmp_path / "services",
+        extra_env={
+            "SEGUE_INTAKE_PORT": str(port),
+            "SEGUE_AIRFLOW_API_URL": airflow_stack.url,
+            "SEGUE_AIRFLOW_USERNAME": "admin",
+            "SEGUE_AIRFLOW_PASSWORD": airflow_stack.admin_password(),
+            "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.url,
+            "OTEL_BSP_SCHEDULE_DELAY": "200",
+        },
+    ):
+        yield f"http://127.0.0.1:{port}", api_key
+
+
+def place_on(engine: Engine, front_door: tuple[str, str], path: str, order: dict) -> None:
+    """Route every new order to ``path``, then POST ``order`` to the intake."""
+    route_everything_to(engine, path, actor="tests", reason=f"trace test: {path}")
+    time.sleep(0.6)  # the intake's flag cache refreshes every 0.25 s
+    url, key = front_door
+    response = httpx.post(
+        f"{url}/orders", json=order, headers={"Authorization": f"Bearer {key}"}, timeout=30
+    )
+    assert response.status_code == 202 and response.json()["path"] == path, response.text
+
+
+def test_each_dag_saga_and_hybrid_order_is_one_connected_trace(
+    front_door, airflow_api: AirflowApi, otlp: Receiver, engine: Engine, order_data
+) -> None:
+    orders = {path: f"ord-trace-{path}-{uuid.uuid4().hex[:8]}" for path in DAG_OF_PATH}
+    for path, order_id in orders.items():
+        place_on(engine, front_door, path, order_data(order_id=order_id))
+    for path, order_id in orders.items():
+        dag_id, run_id = DAG_OF_PATH[path], dag_run_id_for(order_id)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # the hand-over triggers the run a moment later
+            if airflow_api.request("GET", f"/dags/{dag_id}/dagRuns/{run_id}").status_code == 200:
+                break
+            time.sleep(1)
+        run = airflow_api.wait_for_run(dag_id, run_id, timeout=240)
+        assert run["state"] == "success", airflow_api.task_states(dag_id, run_id)
+
+    for path, order_id in orders.items():
+        trace_id = order_trace_id(order_id)
+        otlp.wait_for(
+            lambda t=trace_id: (
+                any(s.name.endswith("notify_shipping") for s in otlp.trace(t))
+                or any(s.name.startswith("saga ") and "COMPLETED" in s.name for s in otlp.trace(t))
+            ),
+            what=f"the last step's span of the {path} order",
+        )
+        spans = otlp.trace(trace_id)
+        assert_one_connected_trace(spans, f"{order_context(order_id).span_id:016x}")
+        services = {span.service for span in spans}
+        assert {"intake", "airflow-handover", "airflow-task"} <= services, services
+        names = {span.name for span in spans}
+        if path == "saga":
+            assert sum(name.startswith("saga ") for name in names) >= 5, names
+        else:
+            steps = {s.attributes.get("segue.step") for s in spans if "segue.step" in s.attributes}
+            assert steps >= PIPELINE_STEPS - ({"charge"} if path == "hybrid" else set()), steps
+        if path == "hybrid":
+            assert "charge segue.payments.ChargeRequested" in names, names
