@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from segue import tracing
+from segue.logs import order_log_context
 from segue.store.dead_letters import record_dead_letter
 from segue.store.engine import session_scope
 
@@ -74,7 +75,10 @@ def run_step(
         "max_attempts": max_attempts,
     }
     attributes = {"segue.workflow": workflow, "segue.step": step, "segue.attempt": attempt}
-    with tracing.span(f"{workflow} {step}", order_id=subject, attributes=attributes):
+    with (
+        tracing.span(f"{workflow} {step}", order_id=subject, attributes=attributes),
+        order_log_context(subject, **fields),  # fields of every line, Airflow's task log too
+    ):
         return _run_logged(action, engine, fields, payload, on_abandon)
 
 
@@ -95,19 +99,15 @@ def _run_logged(
     """
     workflow, step, subject = fields["workflow"], fields["step"], fields["correlation_id"]
     attempt, max_attempts = fields["attempt"], fields["max_attempts"]
-    log.info(
-        "step %s started for %s (attempt %d/%d)", step, subject, attempt, max_attempts, extra=fields
-    )
+    log.info("step %s started for %s (attempt %d/%d)", step, subject, attempt, max_attempts)
     try:
         result = action()
     except Exception as exc:
         reason = f"{type(exc).__name__}: {exc}"
         if is_retryable(exc) and attempt < max_attempts:
-            log.warning(
-                "step %s failed for %s, will retry: %s", step, subject, reason, extra=fields
-            )
+            log.warning("step %s failed for %s, will retry: %s", step, subject, reason)
             raise
-        log.error("step %s abandoned for %s: %s", step, subject, reason, extra=fields)
+        log.error("step %s abandoned for %s: %s", step, subject, reason)
         abandon_step(
             engine,
             workflow=workflow,
@@ -119,7 +119,7 @@ def _run_logged(
             on_abandon=on_abandon,
         )
         raise StepAbandoned(step, subject, attempt, reason) from exc
-    log.info("step %s succeeded for %s", step, subject, extra=fields)
+    log.info("step %s succeeded for %s", step, subject)
     return result
 
 

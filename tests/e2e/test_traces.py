@@ -12,6 +12,7 @@ own ``worker.<task>`` spans, with ``[traces] otel_on``, would link to the order'
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -123,3 +124,14 @@ def test_each_dag_saga_and_hybrid_order_is_one_connected_trace(
             assert steps >= PIPELINE_STEPS - ({"charge"} if path == "hybrid" else set()), steps
         if path == "hybrid":
             assert "charge segue.payments.ChargeRequested" in names, names
+
+    # The step's log lines carry the order's fields in Airflow's task log (read over REST).
+    order_id = orders["dag"]
+    log = airflow_api.task_logs(DAG_OF_PATH["dag"], dag_run_id_for(order_id), "charge")
+    lines = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+    [started] = [
+        line for line in lines if str(line.get("event", "")).startswith("step charge started")
+    ]
+    assert started["order_id"] == order_id and started["step"] == "charge"
+    assert started["trace_id"] == order_trace_id(order_id)
+    assert started["span_id"] in {s.span_id for s in otlp.trace(order_trace_id(order_id))}

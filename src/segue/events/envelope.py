@@ -102,4 +102,5 @@ class Envelope(BaseModel):
             "subject": self.subject,
             "correlation_id": self.correlationid,
             "causation_id": self.causationid or "",
+            "trace_id": trace_id_of(self.traceparent),
         }
