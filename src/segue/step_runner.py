@@ -99,15 +99,19 @@ def _run_logged(
     """
     workflow, step, subject = fields["workflow"], fields["step"], fields["correlation_id"]
     attempt, max_attempts = fields["attempt"], fields["max_attempts"]
-    log.info("step %s started for %s (attempt %d/%d)", step, subject, attempt, max_attempts)
+    log.info(  # extra= for stdlib handlers; Airflow's task log takes the bound context instead
+        "step %s started for %s (attempt %d/%d)", step, subject, attempt, max_attempts, extra=fields
+    )
     try:
         result = action()
     except Exception as exc:
         reason = f"{type(exc).__name__}: {exc}"
         if is_retryable(exc) and attempt < max_attempts:
-            log.warning("step %s failed for %s, will retry: %s", step, subject, reason)
+            log.warning(
+                "step %s failed for %s, will retry: %s", step, subject, reason, extra=fields
+            )
             raise
-        log.error("step %s abandoned for %s: %s", step, subject, reason)
+        log.error("step %s abandoned for %s: %s", step, subject, reason, extra=fields)
         abandon_step(
             engine,
             workflow=workflow,
@@ -119,7 +123,7 @@ def _run_logged(
             on_abandon=on_abandon,
         )
         raise StepAbandoned(step, subject, attempt, reason) from exc
-    log.info("step %s succeeded for %s", step, subject)
+    log.info("step %s succeeded for %s", step, subject, extra=fields)
     return result
 
 
