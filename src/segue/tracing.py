@@ -21,7 +21,6 @@ The provider is this module's own, not OpenTelemetry's global one, so Airflow's 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from contextvars import ContextVar
@@ -33,8 +32,28 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
-from opentelemetry.trace import Link, NonRecordingSpan, Span, SpanContext, SpanKind, TraceFlags
+from opentelemetry.trace import Link, NonRecordingSpan, Span, SpanKind
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from segue.trace_ids import order_context, order_trace_id, remote_context, traceparent_of
+
+__all__ = [
+    "configure_tracing",
+    "current_traceparent",
+    "enabled",
+    "ensure_configured",
+    "flush",
+    "inject",
+    "install",
+    "link_enclosing",
+    "log_fields",
+    "order_context",
+    "order_root",
+    "order_trace_id",
+    "record_published",
+    "span",
+    "traceparent_of",
+]
 
 ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
 _OFF: contextlib.nullcontext[None] = contextlib.nullcontext()
@@ -135,41 +154,6 @@ def flush(timeout_millis: int = 5_000) -> None:
         _provider.force_flush(timeout_millis)
 
 
-def _digest(order_id: str) -> bytes:
-    return hashlib.sha256(f"segue.order:{order_id}".encode()).digest()
-
-
-def order_trace_id(order_id: str) -> str:
-    """The order's trace id (32 hex digits), derived from its id: the same in every process.
-
-    :param order_id: the order (or any correlation id).
-    """
-    return _digest(order_id)[:16].hex()
-
-
-def order_context(order_id: str) -> SpanContext:
-    """The span context of the order's root span (trace and span id derived from the id).
-
-    :param order_id: the order.
-    """
-    digest = _digest(order_id)
-    return SpanContext(
-        int.from_bytes(digest[:16], "big") or 1,
-        int.from_bytes(digest[16:24], "big") or 1,
-        is_remote=True,
-        trace_flags=TraceFlags(TraceFlags.SAMPLED),
-    )
-
-
-def traceparent_of(span_context: SpanContext) -> str:
-    """The W3C ``traceparent`` naming ``span_context``.
-
-    :param span_context: a valid span context.
-    """
-    flags = int(span_context.trace_flags)
-    return f"00-{span_context.trace_id:032x}-{span_context.span_id:016x}-{flags:02x}"
-
-
 def current_traceparent(trace_id: str | None = None) -> str | None:
     """The ``traceparent`` of the span open now, if tracing is on and it is in ``trace_id``.
 
@@ -186,26 +170,9 @@ def current_traceparent(trace_id: str | None = None) -> str | None:
     return traceparent_of(context)
 
 
-def _remote(traceparent: str) -> SpanContext | None:
-    """The span context a W3C ``traceparent`` names (None if it is not one); cheaper than the
-    propagator's regex, since every handled message pays it.
-
-    :param traceparent: ``00-<trace>-<span>-<flags>``.
-    """
-    parts = traceparent.split("-")
-    if len(parts) != 4 or len(parts[1]) != 32 or len(parts[2]) != 16:
-        return None
-    try:
-        ids = int(parts[1], 16), int(parts[2], 16), int(parts[3], 16)
-    except ValueError:
-        return None
-    context = SpanContext(ids[0], ids[1], is_remote=True, trace_flags=TraceFlags(ids[2] & 1))
-    return context if context.is_valid else None
-
-
 def _parent(traceparent: str | None, order_id: str | None) -> Context | None:
     if traceparent:
-        remote = _remote(traceparent)
+        remote = remote_context(traceparent)
         if remote is not None:
             return trace.set_span_in_context(NonRecordingSpan(remote))
     if order_id:
@@ -315,22 +282,6 @@ def inject(headers: MutableMapping[str, str]) -> MutableMapping[str, str]:
     if _tracer is not None:
         _PROPAGATOR.inject(headers)
     return headers
-
-
-def server_span(
-    name: str, headers: Mapping[str, str], attributes: Mapping[str, Any] | None = None
-) -> contextlib.AbstractContextManager[Span | None]:
-    """A SERVER span for a request, the child of the caller's ``traceparent`` header.
-
-    :param name: e.g. ``POST /charges``.
-    :param headers: the request's headers.
-    :param attributes: span attributes.
-    """
-    if _tracer is None:
-        return _OFF
-    return span(
-        name, traceparent=headers.get("traceparent"), attributes=attributes, kind=SpanKind.SERVER
-    )
 
 
 def record_published(source: str, traceparents: Iterable[tuple[str, str]], start_ns: int) -> None:
