@@ -48,7 +48,6 @@ PIPELINE_STEPS = {"validate", "charge", "update_inventory", "send_receipt", "not
 def front_door(
     airflow_stack: AirflowStack,
     otlp: Receiver,
-    fresh_amqp_url: str,
     pg_url: str,
     gateway_url: str,
     engine: Engine,
@@ -61,7 +60,7 @@ def front_door(
     with start_services(
         PROCESSES,
         database_url=pg_url,
-        amqp_url=fresh_amqp_url,
+        amqp_url=airflow_stack.extra_env["SEGUE_AMQP_URL"],  # the vhost its tasks publish on
         gateway_url=gateway_url,
         log_dir=tmp_path / "services",
         extra_env={
