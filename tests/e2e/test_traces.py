@@ -28,7 +28,7 @@ from include.services.api_clients import create_client
 from include.services.front_door import route_everything_to
 from segue.store.engine import session_scope
 from segue.tracing import order_context, order_trace_id
-from tests.otlp_receiver import Receiver, assert_one_connected_trace
+from tests.otlp_receiver import ReceivedSpan, Receiver, assert_one_connected_trace
 from tools.airflow_api import AirflowApi
 from tools.airflow_stack import AirflowStack
 from tools.ports import unused_port
@@ -86,6 +86,15 @@ def place_on(engine: Engine, front_door: tuple[str, str], path: str, order: dict
     assert response.status_code == 202 and response.json()["path"] == path, response.text
 
 
+def finished(spans: list[ReceivedSpan], path: str) -> bool:
+    """True once the spans of every process and of the path's last step are in."""
+    if not {"intake", "airflow-handover", "airflow-task"} <= {span.service for span in spans}:
+        return False
+    if path == "saga":
+        return sum(span.name.startswith("saga ") for span in spans) >= 5
+    return any(span.attributes.get("segue.step") == "notify_shipping" for span in spans)
+
+
 def test_each_dag_saga_and_hybrid_order_is_one_connected_trace(
     front_door, airflow_api: AirflowApi, otlp: Receiver, engine: Engine, order_data
 ) -> None:
@@ -108,12 +117,9 @@ def test_each_dag_saga_and_hybrid_order_is_one_connected_trace(
 
     for path, order_id in orders.items():
         trace_id = order_trace_id(order_id)
-        otlp.wait_for(
-            lambda t=trace_id: (
-                any(s.name.endswith("notify_shipping") for s in otlp.trace(t))
-                or any(s.name.startswith("saga ") and "COMPLETED" in s.name for s in otlp.trace(t))
-            ),
-            what=f"the last step's span of the {path} order",
+        otlp.wait_for(  # task spans are exported as they end; the services' within 0.2 s
+            lambda t=trace_id, p=path: finished(otlp.trace(t), p),
+            what=f"the spans of the {path} order",
         )
         spans = otlp.trace(trace_id)
         assert_one_connected_trace(spans, f"{order_context(order_id).span_id:016x}")
