@@ -187,6 +187,7 @@ def test_required_services_exist(services: dict[str, Any]):
         "rabbitmq",
         "redis",
         "gateway",
+        "jaeger",
         *AIRFLOW_SERVICES,
         *EVENT_PATH_SERVICES,
     }
@@ -198,6 +199,7 @@ def test_required_services_exist(services: dict[str, Any]):
         ("postgres", "postgres:16"),
         ("rabbitmq", "rabbitmq:3.13-management"),
         ("redis", "redis:7.2-bookworm"),
+        ("jaeger", "jaegertracing/all-in-one:1.62.0"),
     ],
 )
 def test_infrastructure_images(services: dict[str, Any], service: str, image: str):
@@ -443,6 +445,15 @@ def test_segue_variables_name_real_settings(compose: dict[str, Any]):
     assert set(names) >= set(SEGUE_ENV)
     fields = set(SegueSettings.model_fields) | set(PaymentSettings.model_fields)
     assert {name.removeprefix("SEGUE_").lower() for name in names} <= fields
+
+
+def test_traces_go_to_jaeger_over_otlp_http(compose: dict[str, Any], services: dict[str, Any]):
+    """Task processes and the gateway export to Jaeger's OTLP/HTTP port; its UI on loopback."""
+    endpoint = "http://jaeger:4318"
+    assert compose["x-airflow-common"]["environment"]["OTEL_EXPORTER_OTLP_ENDPOINT"] == endpoint
+    assert services["gateway"]["environment"]["OTEL_EXPORTER_OTLP_ENDPOINT"] == endpoint
+    assert services["jaeger"]["environment"]["COLLECTOR_OTLP_ENABLED"] == "true"
+    assert services["jaeger"]["ports"] == ["127.0.0.1:16686:16686"]
 
 
 def test_api_server_listens_on_8080(services: dict[str, Any]):

@@ -18,6 +18,7 @@ from include.gateway.admin_auth import resolve_admin_token
 from include.gateway.app import create_app
 from include.gateway.faults import Distribution
 from include.gateway.settings import GatewaySettings
+from include.gateway.tracing import configure_tracing
 
 # (flag, settings field, type, help) for every setting the command line can override.
 _FLAGS: tuple[tuple[str, str, Any, str], ...] = (
@@ -72,6 +73,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         settings.port,
         settings.fault_config().model_dump_json(),
     )
+    configure_tracing()
     admin_token = resolve_admin_token(settings, write_file=True)
     uvicorn.run(
         create_app(settings, admin_token=admin_token),

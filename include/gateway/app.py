@@ -17,6 +17,7 @@ from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from include.gateway import tracing
 from include.gateway.admin_auth import resolve_admin_token
 from include.gateway.admin_routes import admin_router
 from include.gateway.bodies import IDEMPOTENCY_HEADER, idempotency_key, parse_body, read_body
@@ -210,6 +211,8 @@ def create_app(
     app.state.gateway = state
     app.state.admin_token = admin_token
     install_error_handlers(app)
+    if tracing.enabled():  # no middleware, no cost, while tracing is off
+        app.middleware("http")(tracing.traced_request)
     app.include_router(payments_router(state))
     app.include_router(admin_router(state, admin_token))
     return app

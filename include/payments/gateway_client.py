@@ -18,9 +18,11 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
+from opentelemetry.trace import SpanKind
 from pydantic import BaseModel, ConfigDict
 
 from include.payments.errors import CardDeclined, GatewayRejected, GatewayUnavailable
+from segue import tracing
 
 MODE_HEADER = "Gateway-Mode"
 PAGE_SIZE = 500  # charges per GET /charges page
@@ -201,7 +203,9 @@ class GatewayClient:
 
     def _get(self, path: str, params: dict[str, str]) -> httpx.Response:
         try:
-            return self._http.get(path, params=params, headers=self._headers)
+            with tracing.span(f"gateway GET {path}", kind=SpanKind.CLIENT):
+                headers = tracing.inject(dict(self._headers))
+                return self._http.get(path, params=params, headers=headers)
         except httpx.TransportError as exc:
             raise GatewayUnavailable(f"{path}: {type(exc).__name__}: {exc}") from exc
 
@@ -223,10 +227,11 @@ class GatewayClient:
         return body
 
     def _post(self, path: str, idempotency_key: str, body: dict[str, Any]) -> dict[str, Any]:
+        attributes = {"segue.idempotency_key": idempotency_key}
         try:
-            response = self._http.post(
-                path, json=body, headers={**self._headers, "Idempotency-Key": idempotency_key}
-            )
+            with tracing.span(f"gateway POST {path}", attributes=attributes, kind=SpanKind.CLIENT):
+                headers = tracing.inject({**self._headers, "Idempotency-Key": idempotency_key})
+                response = self._http.post(path, json=body, headers=headers)
         except httpx.TransportError as exc:  # timeouts, refused connections, resets
             raise GatewayUnavailable(f"{path}: {type(exc).__name__}: {exc}") from exc
         if response.status_code >= 500:

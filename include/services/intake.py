@@ -39,6 +39,7 @@ from include.payments.routing import (
     route_of,
 )
 from include.payments.tables import OrderPlacementRow
+from segue import tracing
 from segue.bus.outbox import add_to_outbox
 from segue.events.envelope import Envelope
 from segue.events.payload import EventPayload
@@ -123,7 +124,9 @@ def place_order(
     }
     if insert_if_absent(session, OrderPlacementRow.__table__, placement):
         record_route(session, order.order_id, path, batch=batch)
-        envelope = first_event(order, path, batch=batch)
+        with tracing.order_root(order.order_id, "order placed", {"segue.path": path}):
+            # its traceparent names the order's root span
+            envelope = first_event(order, path, batch=batch)
         if batched(path, batch):
             enqueue(session, order.order_id, BATCH_DAG_OF_PATH[path], conf_for(order))
         else:

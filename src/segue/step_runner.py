@@ -15,6 +15,8 @@ from typing import Any, TypeVar
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from segue import tracing
+from segue.logs import order_log_context
 from segue.store.dead_letters import record_dead_letter
 from segue.store.engine import session_scope
 
@@ -72,7 +74,32 @@ def run_step(
         "attempt": attempt,
         "max_attempts": max_attempts,
     }
-    log.info(
+    attributes = {"segue.workflow": workflow, "segue.step": step, "segue.attempt": attempt}
+    with (
+        tracing.span(f"{workflow} {step}", order_id=subject, attributes=attributes),
+        order_log_context(subject, **fields),  # fields of every line, Airflow's task log too
+    ):
+        return _run_logged(action, engine, fields, payload, on_abandon)
+
+
+def _run_logged(
+    action: Callable[[], T],
+    engine: Engine,
+    fields: dict[str, Any],
+    payload: Any | Callable[[], Any],
+    on_abandon: Callable[[Session, str], object] | None,
+) -> T:
+    """``run_step``'s body, inside its span.
+
+    :param action: the step's work.
+    :param engine: the dead-letter store.
+    :param fields: the log fields (workflow, step, correlation id, attempt, max attempts).
+    :param payload: what a human needs to replay the work (or a callable making it).
+    :param on_abandon: run in the dead-letter transaction on a final failure.
+    """
+    workflow, step, subject = fields["workflow"], fields["step"], fields["correlation_id"]
+    attempt, max_attempts = fields["attempt"], fields["max_attempts"]
+    log.info(  # extra= for stdlib handlers; Airflow's task log takes the bound context instead
         "step %s started for %s (attempt %d/%d)", step, subject, attempt, max_attempts, extra=fields
     )
     try:

@@ -14,6 +14,7 @@ import pytest
 from selenium import webdriver
 from selenium.webdriver.remote.webdriver import WebDriver
 
+from tests.otlp_receiver import Receiver, otlp_receiver
 from tools.airflow_api import AirflowApi
 from tools.airflow_stack import AirflowStack
 from tools.gateway import GatewayProcess
@@ -34,10 +35,24 @@ CHROMIUM_FLAGS = (
 
 
 @pytest.fixture(scope="session")
+def otlp() -> Iterator[Receiver]:
+    """Where the e2e Airflow's task processes (ours and Airflow's own tracing) send spans."""
+    with otlp_receiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture(scope="session")
 def airflow_stack(
-    tmp_path_factory: pytest.TempPathFactory, pg_url: str, gateway_process: GatewayProcess
+    tmp_path_factory: pytest.TempPathFactory,
+    pg_url: str,
+    gateway_process: GatewayProcess,
+    otlp: Receiver,
 ) -> Iterator[AirflowStack]:
     segue_env = {
+        # Order traces from every task to the test's receiver (Airflow's own tracing, [traces]
+        # otel_on, stays off: the whole e2e suite shares this Airflow).
+        "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.url,
+        "OTEL_BSP_SCHEDULE_DELAY": "500",
         "SEGUE_RETRIES": str(E2E_RETRIES),
         "SEGUE_RETRY_DELAY_SECONDS": "1",
         "SEGUE_MAX_RETRY_DELAY_SECONDS": "2",

@@ -15,6 +15,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from segue import tracing
 from segue.step_runner import StepAbandoned, run_step
 
 T = TypeVar("T")
@@ -31,6 +32,8 @@ def run_task_step(
 ) -> T:
     """Run ``action`` as this task's work; the attempt budget is the task's retries + 1."""
     ti = get_current_context()["ti"]
+    tracing.ensure_configured("airflow-task")
+    tracing.link_enclosing(subject)  # Airflow's task span points at the order's trace
     try:
         return run_step(
             action,
@@ -45,3 +48,5 @@ def run_task_step(
         )
     except StepAbandoned as exc:
         raise AirflowFailException(str(exc)) from exc
+    finally:
+        tracing.flush()  # the task process may end without running atexit hooks

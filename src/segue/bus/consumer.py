@@ -24,6 +24,7 @@ from kombu.message import Message
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from segue import tracing
 from segue.bus import inbox
 from segue.bus.batch import Conflict, Decoded, Outcome, ack_together
 from segue.bus.handlers import HandlerContext, NotYet, ServiceSpec, Unprocessable
@@ -224,7 +225,8 @@ class BatchHandler:
         """Run the message's handler in ``session``; the events it emitted."""
         envelope = item.envelope
         context = HandlerContext(self.spec.name, envelope, session)
-        item.handler(context, envelope.data)
+        with tracing.span(f"{self.spec.name} {envelope.type}", traceparent=envelope.traceparent):
+            item.handler(context, envelope.data)
         if log.isEnabledFor(logging.DEBUG):  # one line per message: too dear at INFO
             log.debug(
                 "handled %s, emitted %s",

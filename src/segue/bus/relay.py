@@ -27,10 +27,11 @@ from dataclasses import dataclass, field
 from kombu import Connection
 from sqlalchemy import BigInteger, Boolean, Engine, bindparam, delete, func, select
 
+from segue import tracing
 from segue.bus.outbox import OutboxRow
 from segue.bus.publisher import Publisher
 from segue.bus.topology import EVENTS, backlog
-from segue.events.amqp import AmqpMessage
+from segue.events.amqp import PREFIX, AmqpMessage
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +154,7 @@ class OutboxRelay:
                 self.paused = blocker is not None
                 if self.paused:
                     return 0
+            started = time.time_ns()
             self.publisher.publish_many(
                 [
                     AmqpMessage(row.routing_key, row.body, row.headers, row.properties)
@@ -160,6 +162,7 @@ class OutboxRelay:
                 ],
                 EVENTS,
             )  # in id order, all confirmed before the rows are deleted
+            tracing.record_published(self.source, map(traced, rows), started)
             connection.execute(delete(OutboxRow).where(OutboxRow.id.in_([row.id for row in rows])))
         if self.breaker is not None:
             self.breaker.record_published(len(rows))
@@ -171,6 +174,14 @@ class OutboxRelay:
         with self.engine.connect() as connection:
             query = select(func.count()).where(OutboxRow.source == self.source)
             return int(connection.execute(query).scalar_one())
+
+
+def traced(row: OutboxRow) -> tuple[str, str]:
+    """(event type, traceparent) of an outbox row, for its relay span.
+
+    :param row: a published row.
+    """
+    return row.routing_key, str(row.headers.get(PREFIX + "traceparent", ""))
 
 
 def queues_by_routing_key(bindings: Mapping[str, Sequence[str]]) -> Callable[[str], list[str]]:

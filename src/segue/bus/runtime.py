@@ -23,6 +23,7 @@ from kombu import Connection, Consumer
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
+from segue import tracing
 from segue.bus.connection import connect
 from segue.bus.consumer import BatchHandler
 from segue.bus.handlers import ServiceSpec
@@ -301,8 +302,10 @@ class ServiceRuntime:
 
 
 def prepare_process(service: str) -> None:
-    """JSON logs tagged with ``service``; ``kill -USR1 <pid>`` prints every thread's stack."""
+    """JSON logs tagged with ``service``, traces if an OTLP endpoint is configured;
+    ``kill -USR1 <pid>`` prints every thread's stack."""
     configure_json_logging(service)
+    tracing.configure_tracing(service)
     faulthandler.register(signal.SIGUSR1)
 
 

@@ -14,6 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from segue import tracing
 from segue.events.payload import EventPayload
 
 SPEC_VERSION = "1.0"
@@ -67,12 +68,18 @@ class Envelope(BaseModel):
         caused_by: Envelope | None = None,
         event_id: str | None = None,
     ) -> Envelope:
-        """A new event; ``caused_by`` passes on its correlation id and trace and is its cause."""
+        """A new event; ``caused_by`` passes on its correlation id and trace and is its cause.
+
+        An event with no cause is in the trace of its correlation id (the order's, derived from
+        it: :func:`segue.tracing.order_trace_id`). Its ``traceparent`` names the span open now
+        when that span is in the same trace (the handler's, the step's), else a new span id.
+        """
         if caused_by is not None:
             correlation_id = correlation_id or caused_by.correlationid
-            traceparent = new_traceparent(trace_id_of(caused_by.traceparent))
+            trace_id = trace_id_of(caused_by.traceparent)
         else:
-            traceparent = new_traceparent()
+            trace_id = tracing.order_trace_id(correlation_id or subject)
+        traceparent = tracing.current_traceparent(trace_id) or new_traceparent(trace_id)
         return cls(
             id=event_id or str(uuid.uuid4()),
             source=source,
@@ -95,4 +102,5 @@ class Envelope(BaseModel):
             "subject": self.subject,
             "correlation_id": self.correlationid,
             "causation_id": self.causationid or "",
+            "trace_id": trace_id_of(self.traceparent),
         }

@@ -15,9 +15,13 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any
 
+from opentelemetry.trace import Span
+
+from segue import tracing
 from segue.statemachine.machine import Machine
 from segue.statemachine.planner import COMPENSATION_RETRY, NO_RETRY, Planner
 from segue.statemachine.records import (
@@ -145,7 +149,8 @@ class SagaRunner:
                 return list(current.values())
             moves: list[tuple[Instance, Move]] = []
             for instance in ready:
-                move = self.planner.next_move(instance)
+                with self._span(instance):
+                    move = self.planner.next_move(instance)
                 if move is not None:
                     moves.append((instance, move))
             for (instance, _), saved in zip(
@@ -168,10 +173,26 @@ class SagaRunner:
 
         :param actor: who the transition is recorded as (default: this runner's actor).
         """
-        move = self.planner.next_move(instance)
-        if move is None:
-            return instance
-        return self.store.apply(instance, move, actor or self.actor)
+        with self._span(instance) as span:
+            move = self.planner.next_move(instance)
+            if move is None:
+                return instance
+            saved = self.store.apply(instance, move, actor or self.actor)
+            if span is not None:
+                span.set_attribute("segue.saga.to_state", saved.state)
+            return saved
+
+    def _span(self, instance: Instance) -> AbstractContextManager[Span | None]:
+        """The span of one transition of ``instance``, in the trace of its id (the order's).
+
+        :param instance: the instance about to move.
+        """
+        attributes = {
+            "segue.saga.machine": self.definition.name,
+            "segue.saga.state": instance.state,
+        }
+        name = f"saga {self.definition.name} {instance.state}"
+        return tracing.span(name, order_id=instance.id, attributes=attributes)
 
     def send(self, instance_id: str, event: str, data: Mapping[str, Any] | None = None) -> Instance:
         """Deliver an external event to an instance waiting in a ``wait`` state.

@@ -17,7 +17,9 @@ from typing import Any
 
 from airflow.sdk import BaseOperator, Context
 from airflow.sdk.exceptions import AirflowFailException
+from opentelemetry.trace import SpanKind
 
+from segue import tracing
 from segue.airflow.hooks.amqp import DEFAULT_CONN_ID, AmqpHook
 from segue.events.envelope import Envelope
 from segue.events.errors import InvalidEvent
@@ -102,6 +104,21 @@ class PublishEventOperator(BaseOperator):
         )
 
     def execute(self, context: Context) -> str:
+        order_id = str(self.correlation_id or self.subject)
+        tracing.ensure_configured("airflow-task")
+        tracing.link_enclosing(order_id)  # Airflow's task span points at the order's trace
+        name = f"{context['ti'].dag_id} {self.task_id}"
+        try:  # the event's traceparent names this span, the child of the order's root
+            with tracing.span(name, order_id=order_id, kind=SpanKind.PRODUCER):
+                return self._publish(context)
+        finally:
+            tracing.flush()  # the task process may end without running atexit hooks
+
+    def _publish(self, context: Context) -> str:
+        """Build, publish (with a reply queue when asked) and push the correlation id.
+
+        :param context: the task's Airflow context.
+        """
         envelope = self.build_envelope(context)
         with AmqpHook(self.amqp_conn_id) as hook:
             if self.await_reply_types:

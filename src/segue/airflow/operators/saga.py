@@ -14,6 +14,7 @@ from typing import Any
 from airflow.sdk import BaseOperator, Context
 from airflow.sdk.exceptions import AirflowFailException
 
+from segue import tracing
 from segue.airflow.triggers.saga import SagaProgressTrigger
 from segue.settings import get_settings
 from segue.statemachine.registry import machine_for
@@ -65,7 +66,12 @@ class RunSagaOperator(BaseOperator):
         return self._drive(self._runner(context), instance_id)
 
     def _drive(self, runner: SagaRunner, instance_id: str) -> dict[str, Any]:
-        instance = runner.run(instance_id)
+        tracing.ensure_configured("airflow-task")
+        tracing.link_enclosing(instance_id)  # Airflow's task span points at the order's trace
+        try:
+            instance = runner.run(instance_id)
+        finally:
+            tracing.flush()  # the task process may end without running atexit hooks
         if not instance.final:
             wake = instance.wake_at.isoformat() if instance.wake_at else None
             self.log.info(
