@@ -19,6 +19,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -203,7 +204,12 @@ def test_order_completes_on_a_celery_worker(
     finally:
         gateway.close()
     assert [charge.status for charge in attempts] == ["succeeded"]
-    assert ran_on_celery(celery_stack, dag_id, run_id) == []
+    # The worker stores a task's Celery result after the task reported success to Airflow: wait
+    # for the last one to land (a CI run read one task still STARTED).
+    deadline = time.monotonic() + 30
+    while (problems := ran_on_celery(celery_stack, dag_id, run_id)) and time.monotonic() < deadline:
+        time.sleep(1)
+    assert problems == []
 
 
 def test_the_worker_healthcheck_pings_the_worker(celery_stack: CeleryStack) -> None:

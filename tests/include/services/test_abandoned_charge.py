@@ -69,16 +69,20 @@ def test_a_charge_made_just_before_the_give_up_is_refunded_once(
     assert store.count(DeadLetter, subject=order.order_id) == 1
 
 
-def test_a_later_step_failing_leaves_a_recorded_charge_to_a_human(
+def test_a_later_step_failing_refunds_the_recorded_charge_once(
     bus, store, deps, make_order, order_placed, gateway_url
 ):
-    """The linear semantics stay: only an abandoned *charge* step undoes its charge."""
+    """A later step abandoned after the charge refunds it too: no charge outlives a failed order
+    (before December 2026 the linear path left it to a person)."""
     order = make_order()
     bus.deliver("validation", order_placed(order))
     bus.deliver("charge", charge_requested(order.order_id))
 
+    refunds_before = gateway_stats(gateway_url)["refunds"]
     dead_letter_failed_task(failed_task(order.order_id, "update_inventory"), deps)
+    dead_letter_failed_task(failed_task(order.order_id, "update_inventory"), deps)  # called again
 
-    assert gateway_stats(gateway_url)["refunds"] == 0
+    assert gateway_stats(gateway_url)["refunds"] == refunds_before + 1
+    assert store.count(RefundRow, order_id=order.order_id) == 1
     assert store.order(order.order_id).status == "failed"
     assert store.count(DeadLetter, subject=order.order_id, step="update_inventory") == 1
