@@ -17,8 +17,9 @@ from include.payments.database import COMPONENTS, payments_engine
 from include.payments.deps import PaymentDeps
 from include.payments.gateway_client import GatewayClient
 from include.payments.models import Order
+from include.services.front_door import route_everything_to
 from include.workflow import workflow_env
-from segue.store.engine import session_scope
+from segue.store.engine import build_engine, session_scope
 from tools.broker import fresh_vhost
 from tools.gateway import GatewayProcess, start_gateway
 from tools.sandbox import fresh_database
@@ -164,3 +165,18 @@ def intake_api(engine: Engine, gateway: GatewayClient, **options: object) -> Tes
         key = create_client(session, f"test-{uuid.uuid4().hex[:8]}")
     app = create_app(engine, None, gateway=gateway, **options)  # type: ignore[arg-type]
     return TestClient(app, headers={"Authorization": f"Bearer {key}"})
+
+
+def split_pinned_to(engine: Engine, path: str, reason: str) -> Engine:
+    """Send every new order to ``path`` (a new version of the traffic split) and return an
+    engine of its own for the front door to place orders with; the caller disposes of it.
+
+    Its own engine means a flag provider of its own: clean_db restarts version numbers at 1, and
+    a provider that cached an earlier test's version 1 would see nothing new.
+
+    :param engine: the business store.
+    :param path: the path every new order takes.
+    :param reason: why (recorded in the flag's history).
+    """
+    route_everything_to(engine, path, actor="test", reason=reason)
+    return build_engine(engine.url.render_as_string(hide_password=False))

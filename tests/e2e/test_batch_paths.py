@@ -18,10 +18,10 @@ from include.payments.gateway_client import GatewayClient
 from include.payments.routing import BatchOrderRow, OrderRouteRow
 from include.payments.settings import PaymentSettings
 from include.payments.tables import ChargeRow, OrderRow, RefundRow, ShippingNoticeRow
-from include.services.front_door import flag_router, route_everything_to
+from include.services.front_door import flag_router
 from segue.store.dead_letters import DeadLetter
-from segue.store.engine import build_engine, session_scope
-from tests.conftest import DECLINED_TOKEN, intake_api
+from segue.store.engine import session_scope
+from tests.conftest import DECLINED_TOKEN, intake_api, split_pinned_to
 
 pytestmark = pytest.mark.e2e
 TERMINAL = ("completed", "failed", "compensated")
@@ -29,10 +29,7 @@ TERMINAL = ("completed", "failed", "compensated")
 
 def place_batch(engine, gateway_url: str, order_data: Callable, path: str) -> list[str]:
     """POST a good order, a declined card, an order with no stock and another good one."""
-    route_everything_to(engine, path, actor="test", reason=f"batched {path} e2e")
-    # The intake gets an engine (so a flag provider) of its own: clean_db restarts version
-    # numbers at 1, and a provider that cached the previous test's version 1 sees nothing new.
-    engine = build_engine(engine.url.render_as_string(hide_password=False))
+    engine = split_pinned_to(engine, path, reason=f"batched {path} e2e")
     gateway = GatewayClient(gateway_url, timeout_seconds=5)
     settings = PaymentSettings(gateway_url=gateway_url, front_door_batch=True)
     client = intake_api(engine, gateway, settings=settings, route=flag_router())

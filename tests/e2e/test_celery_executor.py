@@ -9,8 +9,13 @@ and that each task instance of its run went through Celery: sent to this stack's
 Celery task id recorded by the scheduler, that task's SUCCESS in the result backend, and the
 worker's log line executing that very task instance.
 
+``payment_pipeline_batch`` takes its order as production feeds it: through the front door
+(``intake_http.place`` with batching on, the traffic split pinned to ``dag``) into the batch
+queue, where the triggerer's ``BatchReadyTrigger`` has a run created that claims it; the run
+checked is the one the order's ``batch_orders`` row names.
+
 A new DAG runs here by adding it to ``DAG_ORDERS`` (with ``trigger_with_conf`` when an order
-in the run's conf is how it takes one).
+in the run's conf is how it takes one, ``through_the_batch_queue`` for a batched DAG).
 """
 
 from __future__ import annotations
@@ -27,13 +32,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import Engine, create_engine, func, select, text
 
 from include.payments.catalog import seed_catalog
 from include.payments.database import payments_engine
 from include.payments.gateway_client import GatewayClient
+from include.payments.routing import BATCH_DAG_OF_PATH, BatchOrderRow
 from include.payments.tables import ChargeRow, OrderRow
+from include.services import intake_http
+from include.services.front_door import flag_router
 from segue.store.engine import session_scope
+from tests.conftest import order_of, split_pinned_to
+from tests.polling import wait_for
 from tools.airflow_api import AirflowApi
 from tools.airflow_celery import WORKER, CeleryOptions
 from tools.airflow_stack import AirflowStack
@@ -48,18 +58,46 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]
 NAME = f"celery-e2e-{os.getpid()}"
 RUN_TIMEOUT_SECONDS = 900
 
-# A DAG's way of taking one order: start it, return the run id.
-Place = Callable[[AirflowApi, str, dict[str, Any]], str]
+# A DAG's way of taking one order (through Airflow's API or the business store): start it,
+# return the run id.
+Place = Callable[[AirflowApi, Engine, str, dict[str, Any]], str]
 
 
-def trigger_with_conf(api: AirflowApi, dag_id: str, order: dict[str, Any]) -> str:
+def trigger_with_conf(api: AirflowApi, engine: Engine, dag_id: str, order: dict[str, Any]) -> str:
     """The order as the run's conf (the trigger form's way)."""
     return api.trigger_dag_run(dag_id, order)
 
 
+def through_the_batch_queue(
+    api: AirflowApi, engine: Engine, dag_id: str, order: dict[str, Any]
+) -> str:
+    """The front door's way (production's): the split pinned to the path whose batched DAG is
+    ``dag_id``, the order placed with batching on; the run that claimed it from the queue."""
+    path = next(path for path, batch_dag in BATCH_DAG_OF_PATH.items() if batch_dag == dag_id)
+    order_id = str(order["order_id"])
+    front_door = split_pinned_to(engine, path, reason=f"Celery e2e of {dag_id}")
+    try:
+        _, placed_on = intake_http.place(
+            front_door, order_of(order), NAME, flag_router(), batch=True
+        )
+    finally:
+        front_door.dispose()
+    assert placed_on == path, f"{order_id} went to {placed_on!r}, not {path!r}"
+
+    def claiming_run() -> str:
+        with session_scope(engine) as session:
+            row = session.get(BatchOrderRow, order_id)
+            return row.runs.split()[0] if row is not None and row.runs else ""
+
+    what = f"a {dag_id} run to claim {order_id} (batch_orders.runs still empty)"
+    return wait_for(claiming_run, timeout=RUN_TIMEOUT_SECONDS, what=what, interval=1)
+
+
+# The batched DAG last: its Place waits for a run to claim the order, while the others run.
 DAG_ORDERS: dict[str, Place] = {
     "payment_pipeline": trigger_with_conf,
     "payment_state_machine": trigger_with_conf,
+    "payment_pipeline_batch": through_the_batch_queue,
 }
 
 
@@ -96,7 +134,8 @@ def celery_stack(
     pg_url: str,
     gateway_process: GatewayProcess,
 ) -> Iterator[CeleryStack]:
-    with session_scope(payments_engine(pg_url)) as session:
+    engine = payments_engine(pg_url)
+    with session_scope(engine) as session:
         seed_catalog(session)
     home = tmp_path_factory.mktemp("celery-airflow-home")
     with (
@@ -140,7 +179,7 @@ def celery_stack(
                 assert unpaused.status_code == 200, unpaused.text
             for dag_id, place in DAG_ORDERS.items():
                 order = new_order()
-                runs[dag_id] = (place(api, dag_id, order), order)
+                runs[dag_id] = (place(api, engine, dag_id, order), order)
             yield CeleryStack(stack, api, options, runs)
             api.close()
         finally:
