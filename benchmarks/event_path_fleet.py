@@ -1,6 +1,6 @@
 """The fleet benchmarks/event_path.py measures: a fresh vhost and database, the gateway, the
 payment services, the event log and the intake, all started and ready; plus the warm-up and the
-idle reading that every run begins with."""
+idle reading that every run begins with, and paced HTTP load waited for to the end of the path."""
 
 from __future__ import annotations
 
@@ -10,9 +10,17 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from event_path_load import BENCHMARK_CLIENT, count_logged, events_of_order, place_batch, wait_for
+from event_path_load import (
+    BENCHMARK_CLIENT,
+    Placement,
+    count_logged,
+    events_of_order,
+    place_batch,
+    place_paced_http,
+    wait_for,
+)
 from event_path_probe import CpuMeter, pg_counters
 from event_path_profiled import profiled_services
 from sqlalchemy import Engine
@@ -71,6 +79,14 @@ class Fleet:
                 "circuit_opened": metrics.get("circuit_opened"),
             }
         return found
+
+
+class Intake(Protocol):
+    """What paced load needs of a fleet (``Fleet`` has it): its intake and its database."""
+
+    engine: Engine
+    intake_url: str
+    api_key: str
 
 
 @contextmanager
@@ -143,6 +159,49 @@ def warm_up(box: Fleet, orders: int = 20) -> dict[str, int]:
         what="warm-up orders",
     )
     return events_of_order(box.engine, "warm-0")
+
+
+def place_paced_http_and_wait(
+    box: Intake,
+    placement: Placement,
+    *,
+    rate: float,
+    seconds: float,
+    threads: int,
+    stalled_after: float,
+    what: str,
+    poisson: bool = False,
+    seed: int = 14,
+) -> None:
+    """Paced open-loop orders to ``box``'s intake over HTTP (``place_paced_http``), then wait
+    until every order placed has reached the end of the path (ShippingNotified logged).
+
+    :param box: the fleet.
+    :param placement: what is placed so far (its prefix names the orders).
+    :param rate: offered orders/s.
+    :param seconds: how long orders arrive.
+    :param threads: HTTP client threads.
+    :param stalled_after: give up when no order finished for this long (s).
+    :param what: the orders, as an error names them.
+    :param poisson: Poisson arrivals instead of evenly spaced ones.
+    :param seed: the Poisson schedule's seed.
+    """
+    place_paced_http(
+        box.intake_url,
+        placement,
+        api_key=box.api_key,
+        rate=rate,
+        seconds=seconds,
+        threads=threads,
+        poisson=poisson,
+        seed=seed,
+    )
+    wait_for(
+        lambda: count_logged(box.engine, placement.prefix) >= placement.placed,
+        lambda: count_logged(box.engine, placement.prefix),
+        stalled_after=stalled_after,
+        what=what,
+    )
 
 
 def idle_phase(box: Fleet, seconds: float = 5.0) -> dict[str, Any]:

@@ -7,7 +7,7 @@ import argparse
 import time
 from typing import Any
 
-from event_path_fleet import STALLED_AFTER, Fleet
+from event_path_fleet import STALLED_AFTER, Fleet, place_paced_http_and_wait
 from event_path_load import (
     Placement,
     count_logged,
@@ -15,7 +15,6 @@ from event_path_load import (
     distribution_ms,
     latencies,
     place_closed_loop,
-    place_paced_http,
     throughput,
     wait_for,
 )
@@ -34,17 +33,12 @@ def latency_phase(box: Fleet, rate: float, seconds: float, threads: int) -> dict
     with Monitor(
         box.services, lambda: (placement.placed, count_orders(box.engine, prefix)), label="latency"
     ) as monitor:
-        place_paced_http(
-            box.intake_url,
+        place_paced_http_and_wait(
+            box,
             placement,
-            api_key=box.api_key,
             rate=rate,
             seconds=seconds,
             threads=threads,
-        )
-        wait_for(
-            lambda: count_logged(box.engine, prefix) >= placement.placed,
-            lambda: count_logged(box.engine, prefix),
             stalled_after=STALLED_AFTER,
             what="latency orders",
         )

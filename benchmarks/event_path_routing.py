@@ -25,15 +25,13 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from event_path_fleet import Intake, place_paced_http_and_wait
 from event_path_load import (
     EXAMPLE_CARD,
     Placement,
-    count_logged,
     distribution_ms,
     latencies,
     order_data,
-    place_paced_http,
-    wait_for,
 )
 from event_path_probe import CpuMeter
 from openfeature.evaluation_context import EvaluationContext
@@ -51,13 +49,10 @@ WARM_UP_ORDERS = 20
 WITHIN = 1.05  # the issue's bar: routing within 5% of no routing
 
 
-class RoutedFleet(Protocol):
+class RoutedFleet(Intake, Protocol):
     """What the comparison needs of ``event_path.Fleet``."""
 
     services: dict[str, ServiceProcess]
-    engine: Engine
-    intake_url: str
-    api_key: str
 
     def meter(self) -> CpuMeter: ...
 
@@ -79,17 +74,12 @@ def use_router(box: RoutedFleet, router: str, stalled_after: float) -> None:
     intake.restart()
     prefix = f"rwarm-{router}-{time.monotonic_ns()}-"
     placement = Placement(prefix)
-    place_paced_http(
-        box.intake_url,
+    place_paced_http_and_wait(
+        box,
         placement,
-        api_key=box.api_key,
         rate=WARM_UP_ORDERS,
         seconds=1,
         threads=4,
-    )
-    wait_for(
-        lambda: count_logged(box.engine, prefix) >= placement.placed,
-        lambda: count_logged(box.engine, prefix),
         stalled_after=stalled_after,
         what=f"warm-up of the {router} intake",
     )
@@ -119,17 +109,12 @@ def measure_router(
         f"routing: {int(rate * seconds)} orders at {rate:g}/s, intake router {router}", flush=True
     )
     meter.start()
-    place_paced_http(
-        box.intake_url,
+    place_paced_http_and_wait(
+        box,
         placement,
-        api_key=box.api_key,
         rate=rate,
         seconds=seconds,
         threads=threads,
-    )
-    wait_for(
-        lambda: count_logged(box.engine, prefix) >= placement.placed,
-        lambda: count_logged(box.engine, prefix),
         stalled_after=stalled_after,
         what=f"orders of the {router} phase",
     )

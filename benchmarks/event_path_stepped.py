@@ -8,15 +8,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from event_path_fleet import STALLED_AFTER, Fleet
+from event_path_fleet import STALLED_AFTER, Fleet, place_paced_http_and_wait
 from event_path_load import (
     Placement,
-    count_logged,
     count_orders,
     distribution_ms,
     latencies,
-    place_paced_http,
-    wait_for,
 )
 from event_path_probe import Monitor
 
@@ -60,21 +57,16 @@ def one_rate(box: Fleet, rate: float, seconds: float, threads: int) -> dict[str,
     with Monitor(
         box.services, lambda: (placement.placed, count_orders(box.engine, prefix)), label=prefix
     ) as monitor:
-        place_paced_http(
-            box.intake_url,
+        place_paced_http_and_wait(
+            box,
             placement,
-            api_key=box.api_key,
             rate=rate,
             seconds=seconds,
             threads=threads,
-            poisson=True,
-            seed=int(rate),
-        )
-        wait_for(
-            lambda: count_logged(box.engine, prefix) >= placement.placed,
-            lambda: count_logged(box.engine, prefix),
             stalled_after=STALLED_AFTER,
             what=f"{prefix} orders",
+            poisson=True,
+            seed=int(rate),
         )
     cpu = meter.stop(placement.placed)
     found = latencies(box.engine, prefix)

@@ -21,28 +21,23 @@ from typing import Any
 from airflow.sdk import dag, task
 
 from include.batch_dags import (
-    batch_asset,
+    batch_dag_args,
     batch_default_args,
     claim_batch,
-    release_failed_run,
     report,
     run_step_over_batch,
 )
-from include.payments.settings import get_payment_settings
 
 DAG_ID = "payment_pipeline_batch"
 
 
 @dag(
-    dag_id=DAG_ID,
-    schedule=[batch_asset(DAG_ID)],
-    catchup=False,
-    is_paused_upon_creation=False,
-    max_active_runs=get_payment_settings().batch_max_active_runs,
-    doc_md=__doc__,
-    tags=["segue", "payments", "linear", "batch"],
-    on_failure_callback=release_failed_run,
-    default_args=batch_default_args(),
+    **batch_dag_args(
+        DAG_ID,
+        doc_md=__doc__,
+        tags=["segue", "payments", "linear", "batch"],
+        default_args=batch_default_args(),
+    )
 )
 def payment_pipeline_batch() -> None:
     @task

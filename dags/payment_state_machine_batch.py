@@ -17,29 +17,20 @@ from typing import Any
 
 from airflow.sdk import dag, task
 
-from include.batch_dags import (
-    batch_asset,
-    claim_saga_batch,
-    release_failed_run,
-    settle_sagas,
-)
+from include.batch_dags import batch_dag_args, claim_saga_batch, settle_sagas
 from include.payment_dags import SAGA_DEFAULT_ARGS
-from include.payments.settings import get_payment_settings
 from segue.airflow.operators.saga_batch import RunSagaBatchOperator
 
 DAG_ID = "payment_state_machine_batch"
 
 
 @dag(
-    dag_id=DAG_ID,
-    schedule=[batch_asset(DAG_ID)],
-    catchup=False,
-    is_paused_upon_creation=False,
-    max_active_runs=get_payment_settings().batch_max_active_runs,
-    doc_md=__doc__,
-    tags=["segue", "payments", "saga", "batch"],
-    on_failure_callback=release_failed_run,
-    default_args=SAGA_DEFAULT_ARGS,
+    **batch_dag_args(
+        DAG_ID,
+        doc_md=__doc__,
+        tags=["segue", "payments", "saga", "batch"],
+        default_args=SAGA_DEFAULT_ARGS,
+    )
 )
 def payment_state_machine_batch() -> None:
     @task

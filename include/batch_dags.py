@@ -1,5 +1,6 @@
-"""What the batched payment DAGs share: the queue's asset and its watcher, claiming a batch, a
-step over the batch, the per-order report, and releasing a failed run's orders.
+"""What the batched payment DAGs share: their ``@dag`` arguments, the queue's asset and its
+watcher, claiming a batch, a step over the batch, the per-order report, and releasing a failed
+run's orders.
 
 Airflow-facing glue kept out of ``include/payments`` (which stays free of Airflow imports). The
 work itself is ``include.payments.batch_steps`` and ``include.payments.batch_queue``.
@@ -42,6 +43,31 @@ def batch_asset(dag_id: str) -> Asset:
         uri=f"segue://payments/batch-queue/{dag_id}",
         watchers=[AssetWatcher(name=f"{dag_id}_ready", trigger=trigger)],
     )
+
+
+def batch_dag_args(
+    dag_id: str, *, doc_md: str | None, tags: list[str], default_args: dict[str, Any]
+) -> dict[str, Any]:
+    """The ``@dag`` arguments of a batched DAG: scheduled by its queue's asset, never paused or
+    caught up, at most ``SEGUE_BATCH_MAX_ACTIVE_RUNS`` runs at once, and a failed run's orders
+    put back in the queue.
+
+    :param dag_id: the batched DAG.
+    :param doc_md: its docs (the DAG file's module docstring).
+    :param tags: its tags.
+    :param default_args: its tasks' defaults (owner, retries).
+    """
+    return {
+        "dag_id": dag_id,
+        "schedule": [batch_asset(dag_id)],
+        "catchup": False,
+        "is_paused_upon_creation": False,
+        "max_active_runs": get_payment_settings().batch_max_active_runs,
+        "doc_md": doc_md,
+        "tags": tags,
+        "on_failure_callback": release_failed_run,
+        "default_args": default_args,
+    }
 
 
 def batch_default_args() -> dict[str, Any]:

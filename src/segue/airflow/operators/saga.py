@@ -11,23 +11,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from airflow.sdk import BaseOperator, Context
+from airflow.sdk import Context
 from airflow.sdk.exceptions import AirflowFailException
 
 from segue import tracing
+from segue.airflow.operators.saga_base import BaseSagaOperator
 from segue.airflow.triggers.saga import SagaProgressTrigger
-from segue.settings import get_settings
-from segue.statemachine.registry import machine_for
 from segue.statemachine.runner import SagaRunner
-from segue.statemachine.store import Instance, SagaStore
-from segue.store.engine import shared_engine
+from segue.statemachine.store import Instance
 
 
-class RunSagaOperator(BaseOperator):
+class RunSagaOperator(BaseSagaOperator):
     """Run the saga ``machine`` for ``data`` (its id is ``data[id_field]``) to completion."""
 
     template_fields: Sequence[str] = ("data",)
-    ui_color = "#e8d8f0"
 
     def __init__(
         self,
@@ -38,16 +35,15 @@ class RunSagaOperator(BaseOperator):
         poll_seconds: float = 2.0,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
-        self.machine = machine
-        self.data = data
-        self.id_field = id_field
-        self.poll_seconds = poll_seconds
+        """One instance of one machine.
 
-    def _runner(self, context: Context) -> SagaRunner:
-        store = SagaStore(shared_engine(get_settings().database_url))
-        actor = f"airflow:{context['dag'].dag_id}/{context['run_id']}/{self.task_id}"
-        return SagaRunner(machine_for(self.machine), store, actor=actor)
+        :param machine: the registered machine's name.
+        :param data: the instance's initial data (templated; e.g. an upstream XCom).
+        :param id_field: the key of the instance's id in its data.
+        :param poll_seconds: how often the deferred task's trigger reads the store.
+        """
+        super().__init__(machine=machine, id_field=id_field, poll_seconds=poll_seconds, **kwargs)
+        self.data = data
 
     def execute(self, context: Context) -> dict[str, Any]:
         instance_id = str(self.data[self.id_field])

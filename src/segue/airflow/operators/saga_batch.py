@@ -15,21 +15,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from airflow.sdk import BaseOperator, Context
+from airflow.sdk import Context
 
+from segue.airflow.operators.saga_base import BaseSagaOperator
 from segue.airflow.triggers.saga_batch import SagaBatchProgressTrigger
-from segue.settings import get_settings
-from segue.statemachine.registry import machine_for
 from segue.statemachine.runner import SagaRunner
-from segue.statemachine.store import Instance, SagaStore
-from segue.store.engine import shared_engine
+from segue.statemachine.store import Instance
 
 
-class RunSagaBatchOperator(BaseOperator):
+class RunSagaBatchOperator(BaseSagaOperator):
     """Run the saga ``machine`` for each of ``instances`` (id: ``data[id_field]``) to its end."""
 
     template_fields: Sequence[str] = ("instances",)
-    ui_color = "#e8d8f0"
 
     def __init__(
         self,
@@ -47,16 +44,8 @@ class RunSagaBatchOperator(BaseOperator):
         :param id_field: the key of each instance's id in its data.
         :param poll_seconds: how often the deferred task's trigger reads the store.
         """
-        super().__init__(**kwargs)
-        self.machine = machine
+        super().__init__(machine=machine, id_field=id_field, poll_seconds=poll_seconds, **kwargs)
         self.instances = instances
-        self.id_field = id_field
-        self.poll_seconds = poll_seconds
-
-    def _runner(self, context: Context) -> SagaRunner:
-        store = SagaStore(shared_engine(get_settings().database_url))
-        actor = f"airflow:{context['dag'].dag_id}/{context['run_id']}/{self.task_id}"
-        return SagaRunner(machine_for(self.machine), store, actor=actor)
 
     def _ids(self) -> list[str]:
         return [str(data[self.id_field]) for data in self.instances or []]
