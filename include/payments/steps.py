@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import bindparam, select
+from sqlalchemy import Table, Update, bindparam, exists, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
@@ -211,15 +211,25 @@ def notify_shipping(session: Session, order_id: str) -> dict[str, Any]:
     return notice
 
 
-_RECEIPT_RECORDED = select(ReceiptRow.id).where(ReceiptRow.order_id == bindparam("oid"))
-_SHIPPING_RECORDED = select(ShippingNoticeRow.id).where(
-    ShippingNoticeRow.order_id == bindparam("oid")
-)
-_SHADOW_RECEIPT_RECORDED = select(ShadowReceiptRow.id).where(
-    ShadowReceiptRow.order_id == bindparam("oid")
-)
-_SHADOW_SHIPPING_RECORDED = select(ShadowShippingNoticeRow.id).where(
-    ShadowShippingNoticeRow.order_id == bindparam("oid")
+def _completes_when_both_recorded(receipts: Table, notices: Table) -> Update:
+    """UPDATE the order to completed from an earlier status when both rows exist (one
+    statement instead of two existence checks and an advance)."""
+    orders = OrderRow.__table__
+    return (
+        update(orders)
+        .where(
+            orders.c.order_id == bindparam("oid"),
+            orders.c.status.in_(PROGRESS[:-1]),  # as advance_status: forward only
+            exists().where(receipts.c.order_id == bindparam("oid")),
+            exists().where(notices.c.order_id == bindparam("oid")),
+        )
+        .values(status="completed")
+    )
+
+
+_COMPLETE = _completes_when_both_recorded(ReceiptRow.__table__, ShippingNoticeRow.__table__)
+_COMPLETE_SHADOW = _completes_when_both_recorded(
+    ShadowReceiptRow.__table__, ShadowShippingNoticeRow.__table__
 )
 
 
@@ -231,19 +241,16 @@ def complete_when_done(session: Session, order_id: str) -> bool:
     and looks for the other's: the one that locks last sees both rows (READ COMMITTED reads
     a fresh snapshot after the lock wait), so exactly one of them completes the order and
     neither completes it alone. Returns True when this call completed the order.
+
+    The lock is its own statement on purpose: a single ``UPDATE .. WHERE EXISTS`` that waited
+    for the lock would keep the snapshot it took before waiting, miss the other writer's row,
+    and then neither writer would complete the order. Once the lock is held, the look and the
+    update are one statement.
     """
     if locked_status(session, order_id) in (*TERMINAL, None):
         return False
-    params = {"oid": order_id}
-    shadow = is_shadow(order_id)
-    receipt = _SHADOW_RECEIPT_RECORDED if shadow else _RECEIPT_RECORDED
-    if session.execute(receipt, params).first() is None:
-        return False
-    shipping = _SHADOW_SHIPPING_RECORDED if shadow else _SHIPPING_RECORDED
-    if session.execute(shipping, params).first() is None:
-        return False
-    advance_status(session, order_id, "completed")
-    return True
+    complete = _COMPLETE_SHADOW if is_shadow(order_id) else _COMPLETE
+    return session.execute(complete, {"oid": order_id}).rowcount == 1
 
 
 # --- compensations -------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from kombu import Connection
-from sqlalchemy import BigInteger, Boolean, Engine, bindparam, delete, func, select
+from sqlalchemy import BigInteger, Boolean, Engine, Select, bindparam, delete, func, select
 
 from segue import tracing
 from segue.bus.outbox import OutboxRow
@@ -130,23 +130,34 @@ class OutboxRelay:
         self.batch_size = batch_size
         self.published = 0
         self.paused = False
+        # Built once: building them per drain was 5-6% of a service's CPU at 10 orders/s.
+        self._next_rows = self._next_rows_statement(engine.dialect.name)
+        self._delete_rows = delete(OutboxRow).where(
+            OutboxRow.id.in_(bindparam("ids", expanding=True))
+        )
 
-    def drain_once(self) -> int:
-        """Publish and delete up to one batch; the number published (0: nothing or paused)."""
+    def _next_rows_statement(self, dialect: str) -> Select:
+        """The next batch of this source's rows in id order; on PostgreSQL only while this
+        transaction holds the source's advisory lock, taken in the same round trip (an
+        uncorrelated subquery runs once, before the scan: a one-time filter; not locked means
+        no rows)."""
         query = (
             select(OutboxRow)
             .where(OutboxRow.source == self.source)
             .order_by(OutboxRow.id)
             .limit(self.batch_size)
         )
+        if dialect == "postgresql":
+            key = bindparam("key", lock_key(self.source), type_=BigInteger)
+            query = query.where(
+                select(func.pg_try_advisory_xact_lock(key, type_=Boolean)).scalar_subquery()
+            )
+        return query
+
+    def drain_once(self) -> int:
+        """Publish and delete up to one batch; the number published (0: nothing or paused)."""
         with self.engine.begin() as connection:
-            if connection.dialect.name == "postgresql":
-                # The lock and the rows in one round trip: an uncorrelated subquery is run
-                # once, before the scan (a one-time filter); not locked means no rows.
-                key = bindparam("key", lock_key(self.source), type_=BigInteger)  # as before
-                locked = select(func.pg_try_advisory_xact_lock(key, type_=Boolean))
-                query = query.where(locked.scalar_subquery())
-            rows = connection.execute(query).all()
+            rows = connection.execute(self._next_rows).all()
             if not rows:
                 return 0
             if self.breaker is not None:
@@ -163,7 +174,7 @@ class OutboxRelay:
                 EVENTS,
             )  # in id order, all confirmed before the rows are deleted
             tracing.record_published(self.source, map(traced, rows), started)
-            connection.execute(delete(OutboxRow).where(OutboxRow.id.in_([row.id for row in rows])))
+            connection.execute(self._delete_rows, {"ids": [row.id for row in rows]})
         if self.breaker is not None:
             self.breaker.record_published(len(rows))
         self.published += len(rows)

@@ -15,7 +15,7 @@ from pathlib import Path
 from sqlalchemy import Engine, MetaData, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 from sqlalchemy.pool import ConnectionPoolEntry
 
 NAMING_CONVENTION = {
@@ -118,6 +118,8 @@ def session_scope(engine: Engine) -> Iterator[Session]:
 
     :param engine: the engine the session binds to (objects are not expired on commit).
     """
-    factory = sessionmaker(engine, expire_on_commit=False)
-    with factory() as session, session.begin():
+    # A Session, not a sessionmaker per call: each sessionmaker makes a new Session subclass,
+    # and SQLAlchemy then builds that class's event dispatcher on the first transaction (about
+    # 0.2 CPU-ms per transaction, 10% of a service's CPU in a py-spy profile at 10 orders/s).
+    with Session(engine, expire_on_commit=False) as session, session.begin():
         yield session
