@@ -180,3 +180,15 @@ def split_pinned_to(engine: Engine, path: str, reason: str) -> Engine:
     """
     route_everything_to(engine, path, actor="test", reason=reason)
     return build_engine(engine.url.render_as_string(hide_password=False))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Group the tests for pytest-xdist's ``--dist loadgroup`` (pyproject's addopts): each
+    module runs whole on one worker (its module fixtures are set up once), and every test under
+    tests/e2e runs on the same worker, which starts the one Airflow they share."""
+    for item in items:
+        if item.get_closest_marker("xdist_group") is not None:
+            continue
+        module = item.nodeid.split("::", 1)[0]
+        group = "e2e" if module.startswith("tests/e2e/") else module
+        item.add_marker(pytest.mark.xdist_group(group))

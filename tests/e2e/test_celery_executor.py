@@ -1,8 +1,9 @@
 """The DAG and saga paths on Airflow's CeleryExecutor, with a real ``airflow celery worker``.
 
 One Celery stack for the module (``AirflowStack(executor="celery")``): its own metadata
-database (also Celery's result backend), a RabbitMQ vhost of its own as Celery's broker, a
-queue of its own, and another vhost for the event path's ``segue_amqp``. Every DAG in
+database (also Celery's result backend), its own business store (the session's e2e Airflow
+watches the session's batch queue), a RabbitMQ vhost of its own as Celery's broker, a queue of
+its own, and another vhost for the event path's ``segue_amqp``. Every DAG in
 ``DAG_ORDERS`` gets one order at module start (their runs overlap, which keeps the module
 short); each test then checks its order's outcome in the business store and at the gateway,
 and that each task instance of its run went through Celery: sent to this stack's queue, a
@@ -125,24 +126,27 @@ class CeleryStack:
     stack: AirflowStack
     api: AirflowApi
     options: CeleryOptions
+    engine: Engine  # the stack's own business store
     runs: dict[str, tuple[str, dict[str, Any]]]  # DAG id -> (run id, order)
 
 
 @pytest.fixture(scope="module")
 def celery_stack(
     tmp_path_factory: pytest.TempPathFactory,
-    pg_url: str,
     gateway_process: GatewayProcess,
 ) -> Iterator[CeleryStack]:
-    engine = payments_engine(pg_url)
-    with session_scope(engine) as session:
-        seed_catalog(session)
     home = tmp_path_factory.mktemp("celery-airflow-home")
+    # A business store of its own: the session's e2e Airflow runs payment_pipeline_batch too,
+    # and its batch-queue watcher would claim this stack's orders from a shared queue.
     with (
+        fresh_database(f"{NAME}_business".replace("-", "_")) as business_url,
         fresh_database(NAME.replace("-", "_")) as metadata_url,
         fresh_vhost(NAME) as broker_url,
         fresh_vhost(f"{NAME}-events") as events_url,
     ):
+        engine = payments_engine(business_url)
+        with session_scope(engine) as session:
+            seed_catalog(session)
         options = CeleryOptions(
             broker_url=broker_url,
             queue=NAME,
@@ -158,7 +162,7 @@ def celery_stack(
             executor="celery",
             celery=options,
             extra_env={
-                "SEGUE_DATABASE_URL": pg_url,
+                "SEGUE_DATABASE_URL": business_url,
                 "SEGUE_GATEWAY_URL": gateway_process.url,
                 "SEGUE_AMQP_URL": events_url,
                 "SEGUE_RETRIES": "2",
@@ -180,10 +184,11 @@ def celery_stack(
             for dag_id, place in DAG_ORDERS.items():
                 order = new_order()
                 runs[dag_id] = (place(api, engine, dag_id, order), order)
-            yield CeleryStack(stack, api, options, runs)
+            yield CeleryStack(stack, api, options, engine, runs)
             api.close()
         finally:
             stack.stop()
+            engine.dispose()
 
 
 def ran_on_celery(celery: CeleryStack, dag_id: str, run_id: str) -> list[str]:
@@ -227,8 +232,9 @@ def ran_on_celery(celery: CeleryStack, dag_id: str, run_id: str) -> list[str]:
 
 @pytest.mark.parametrize("dag_id", list(DAG_ORDERS))
 def test_order_completes_on_a_celery_worker(
-    celery_stack: CeleryStack, dag_id: str, engine, gateway_process: GatewayProcess
+    celery_stack: CeleryStack, dag_id: str, gateway_process: GatewayProcess
 ) -> None:
+    engine = celery_stack.engine
     run_id, order = celery_stack.runs[dag_id]
     order_id = str(order["order_id"])
     run = celery_stack.api.wait_for_run(dag_id, run_id, timeout=RUN_TIMEOUT_SECONDS)

@@ -17,6 +17,7 @@ import threading
 import time
 import weakref
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from openfeature import api
@@ -25,7 +26,7 @@ from openfeature.evaluation_context import EvaluationContext
 from openfeature.exception import TargetingKeyMissingError, TypeMismatchError
 from openfeature.flag_evaluation import FlagResolutionDetails, Reason
 from openfeature.provider import AbstractProvider, Metadata
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, bindparam, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -43,11 +44,25 @@ _REASONS = {"killed": Reason.DISABLED, "weight": Reason.SPLIT, "default": Reason
 
 
 class _Cached:
-    __slots__ = ("checked_at", "compiled")
+    __slots__ = ("changed_at", "checked_at", "compiled")
 
-    def __init__(self, compiled: CompiledFlag | None, checked_at: float) -> None:
+    def __init__(
+        self, compiled: CompiledFlag | None, checked_at: float, changed_at: datetime | None = None
+    ) -> None:
         self.compiled = compiled
         self.checked_at = checked_at
+        self.changed_at = changed_at  # of the stored version: with its number, which one it is
+
+
+# The latest version's number and time of change. Both identify it: a number alone is not
+# enough once the versions were reset (a restored or emptied table starts again at 1, and a
+# provider would keep serving the old version 1 it had cached).
+_LATEST = (
+    select(FlagVersionRow.version, FlagVersionRow.changed_at)
+    .where(FlagVersionRow.flag_name == bindparam("flag"))
+    .order_by(FlagVersionRow.version.desc())
+    .limit(1)
+)
 
 
 class SegueProvider(AbstractProvider):
@@ -125,15 +140,17 @@ class SegueProvider(AbstractProvider):
 
     def _load(self, flag_key: str, cached: _Cached | None, now: float) -> _Cached:
         with self._lock, Session(self.engine) as session:
-            latest = session.execute(
-                select(func.max(FlagVersionRow.version)).where(FlagVersionRow.flag_name == flag_key)
-            ).scalar()
+            latest = session.execute(_LATEST, {"flag": flag_key}).first()
             if latest is None:
                 fresh = _Cached(None, now)
-            elif cached is not None and cached.compiled and cached.compiled.version == latest:
-                fresh = _Cached(cached.compiled, now)
+            elif (
+                cached is not None
+                and cached.compiled is not None
+                and (cached.compiled.version, cached.changed_at) == tuple(latest)
+            ):
+                fresh = _Cached(cached.compiled, now, cached.changed_at)
             else:
-                row = session.get(FlagVersionRow, (flag_key, latest))
+                row = session.get(FlagVersionRow, (flag_key, latest.version))
                 assert row is not None
                 fresh = _Cached(
                     CompiledFlag(
@@ -143,6 +160,7 @@ class SegueProvider(AbstractProvider):
                         Layout.model_validate(row.layout),
                     ),
                     now,
+                    row.changed_at,
                 )
             self._cache[flag_key] = fresh
             return fresh

@@ -7,11 +7,12 @@ import pytest
 from openfeature.evaluation_context import EvaluationContext
 from openfeature.exception import ErrorCode
 from openfeature.flag_evaluation import Reason
-from sqlalchemy import Engine
+from sqlalchemy import Engine, delete
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from segue.rollout import FlagSpec, SegueProvider, kill, rollout_client, set_split
+from segue.rollout.tables import FlagVersionRow
 from segue.store.engine import build_engine
 
 DOWN = "postgresql+psycopg://postgres@127.0.0.1:1/nowhere?connect_timeout=1"
@@ -64,3 +65,21 @@ def test_a_failed_version_check_keeps_the_known_version(engine: Engine, flag: Fl
     cold = SegueProvider(build_engine(DOWN))
     with pytest.raises(OperationalError):  # nothing known yet: no guess
         cold.evaluate(flag.name, flag.baseline, {"order_id": "o"})
+
+
+def test_versions_started_again_are_seen_as_new(engine: Engine, flag: FlagSpec) -> None:
+    """An emptied (or restored) table numbers versions from 1 again: a provider that cached the
+    old version 1 must not keep serving it."""
+    provider = SegueProvider(engine, refresh_seconds=0)
+    with Session(engine) as session:
+        set_split(session, flag, {"weights": {"saga": 100}, "baseline": "dag"}, "ada", "saga")
+        session.commit()
+    assert provider.evaluate(flag.name, flag.baseline, {"order_id": "o-1"}).path == "saga"
+    with Session(engine) as session:
+        session.execute(delete(FlagVersionRow).where(FlagVersionRow.flag_name == flag.name))
+        version = set_split(
+            session, flag, {"weights": {"events": 100}, "baseline": "dag"}, "ada", "events"
+        )
+        session.commit()
+        assert version.version == 1
+    assert provider.evaluate(flag.name, flag.baseline, {"order_id": "o-1"}).path == "events"
