@@ -14,8 +14,16 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import psutil
+from sqlalchemy import select
 
-from include.payments.routing import DAG_OF_PATH, dag_run_id_for
+from include.payments.routing import (
+    BATCH_DAG_OF_PATH,
+    DAG_OF_PATH,
+    BatchOrderRow,
+    OrderRouteRow,
+    dag_run_id_for,
+)
+from segue.store.engine import session_scope, shared_engine
 from tools.airflow_api import AirflowApi
 from tools.broker import rabbitmqctl
 from tools.chaos.stack import Stack
@@ -39,8 +47,40 @@ def task_process(ti_id: str) -> psutil.Process | None:
     return None
 
 
+def runs_of_orders(stack: Stack, order_ids: Iterable[str]) -> dict[str, set[str]]:
+    """The DAG runs that carry these orders so far, by DAG id.
+
+    An order goes to its path's per-order DAG (one run named after it) or, with the front
+    door's batching on, to the path's batched DAG, whose runs its queue row names once they
+    claimed it (``claimed_by``, ``runs``); ``order_routes.dag_id`` says which.
+
+    :param stack: the stack (its business store).
+    :param order_ids: the orders.
+    """
+    ids = list(order_ids)
+    runs: dict[str, set[str]] = {}
+    with session_scope(shared_engine(stack.database_url)) as session:
+        routes = session.execute(
+            select(OrderRouteRow.order_id, OrderRouteRow.dag_id).where(
+                OrderRouteRow.order_id.in_(ids)
+            )
+        ).all()
+        queued = session.execute(
+            select(BatchOrderRow.dag_id, BatchOrderRow.claimed_by, BatchOrderRow.runs).where(
+                BatchOrderRow.order_id.in_(ids)
+            )
+        ).all()
+    for order_id, dag_id in routes:
+        if dag_id is not None:
+            runs.setdefault(dag_id, set()).add(dag_run_id_for(order_id))
+    for dag_id, claimed_by, named in queued:
+        runs.setdefault(dag_id, set()).update({claimed_by, *named.split()} - {None})
+    return runs
+
+
 def kill_task(stack: Stack, path: str, order_ids: Iterable[str], timeout: float = 120.0) -> str:
-    """SIGKILL the process of the first running task of one of the orders' DAG runs.
+    """SIGKILL the process of the first running task of one of the orders' DAG runs (the
+    path's per-order DAG, or its batched DAG when the front door batches).
 
     :param stack: the stack (Airflow must run on this host).
     :param path: ``dag``, ``saga`` or ``hybrid``.
@@ -49,25 +89,26 @@ def kill_task(stack: Stack, path: str, order_ids: Iterable[str], timeout: float 
     """
     if stack.airflow_url is None or stack.airflow_password is None:
         raise NotApplicable("no Airflow login for this stack")
-    dag_id = DAG_OF_PATH[path]
-    runs = {dag_run_id_for(order_id) for order_id in order_ids}
+    order_ids = list(order_ids)
     api = AirflowApi(stack.airflow_url, stack.airflow_user, stack.airflow_password)
     try:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            page = api.get(f"/dags/{dag_id}/dagRuns/~/taskInstances", state=["running"])
-            for ti in page["task_instances"]:
-                process = task_process(ti["id"]) if ti["dag_run_id"] in runs else None
-                if process is not None:
-                    os.kill(process.pid, signal.SIGKILL)
-                    return (
-                        f"SIGKILLed the process of task {ti['task_id']} (try {ti['try_number']}) "
-                        f"of {dag_id} run {ti['dag_run_id']}"
-                    )
+            for dag_id, runs in runs_of_orders(stack, order_ids).items():
+                page = api.get(f"/dags/{dag_id}/dagRuns/~/taskInstances", state=["running"])
+                for ti in page["task_instances"]:
+                    process = task_process(ti["id"]) if ti["dag_run_id"] in runs else None
+                    if process is not None:
+                        os.kill(process.pid, signal.SIGKILL)
+                        return (
+                            f"SIGKILLed the process of task {ti['task_id']} (try "
+                            f"{ti['try_number']}) of {dag_id} run {ti['dag_run_id']}"
+                        )
             time.sleep(0.2)
     finally:
         api.close()
-    raise NotApplicable(f"no running task of {dag_id} found on this host within {timeout:.0f} s")
+    dags = " or ".join(sorted({DAG_OF_PATH[path], BATCH_DAG_OF_PATH.get(path, DAG_OF_PATH[path])}))
+    raise NotApplicable(f"no running task of {dags} found on this host within {timeout:.0f} s")
 
 
 def kill_service(stack: Stack, name: str, down_seconds: float = SERVICE_DOWN_SECONDS) -> str:
