@@ -140,7 +140,13 @@ class OutboxRelay:
         """The next batch of this source's rows in id order; on PostgreSQL only while this
         transaction holds the source's advisory lock, taken in the same round trip (an
         uncorrelated subquery runs once, before the scan: a one-time filter; not locked means
-        no rows)."""
+        no rows).
+
+        ``FOR UPDATE`` closes a race the lock alone leaves open: the statement's snapshot is
+        taken before the lock is tried, so a relay can win the lock the moment another commits
+        its batch's delete while still seeing those rows, and publish them again. Locking a row
+        re-reads it; rows deleted meanwhile are skipped (READ COMMITTED), and the limit takes
+        the next ones. No other transaction holds these rows' locks, so it never waits."""
         query = (
             select(OutboxRow)
             .where(OutboxRow.source == self.source)
@@ -151,7 +157,7 @@ class OutboxRelay:
             key = bindparam("key", lock_key(self.source), type_=BigInteger)
             query = query.where(
                 select(func.pg_try_advisory_xact_lock(key, type_=Boolean)).scalar_subquery()
-            )
+            ).with_for_update()
         return query
 
     def drain_once(self) -> int:
