@@ -37,6 +37,7 @@ def batch_asset(dag_id: str) -> Asset:
         probe_kwargs={"dag_id": dag_id},
         max_items=settings.batch_max_orders,
         max_wait_seconds=settings.batch_max_wait_seconds,
+        claim_timeout_seconds=settings.batch_claim_timeout_seconds,
     )
     return Asset(
         name=f"{dag_id}_queue",

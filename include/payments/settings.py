@@ -108,6 +108,12 @@ class PaymentSettings(BaseSettings):
         gt=0,
         description="A batch run starts once N orders are ready or the oldest waited this long.",
     )
+    batch_claim_timeout_seconds: float = Field(
+        default=20.0,
+        gt=0,
+        description="How long a batch may wait for the run it was announced to before its "
+        "queue's watcher announces it again (a lost event; a worker slow to start the run).",
+    )
     batch_lease_seconds: float = Field(
         default=900.0,
         gt=0,

@@ -10,10 +10,12 @@ and that each task instance of its run went through Celery: sent to this stack's
 Celery task id recorded by the scheduler, that task's SUCCESS in the result backend, and the
 worker's log line executing that very task instance.
 
-``payment_pipeline_batch`` takes its order as production feeds it: through the front door
-(``intake_http.place`` with batching on, the traffic split pinned to ``dag``) into the batch
-queue, where the triggerer's ``BatchReadyTrigger`` has a run created that claims it; the run
-checked is the one the order's ``batch_orders`` row names.
+The batched DAGs (``payment_pipeline_batch``, ``payment_state_machine_batch``) take their
+orders as production feeds them: through the front door (``intake_http.place`` with batching
+on, the traffic split pinned to the DAG's path) into the batch queue, where the triggerer's
+``BatchReadyTrigger`` has a run created that claims it; the run checked is the one the order's
+``batch_orders`` row names, and it is the DAG's only run (``SEGUE_BATCH_CLAIM_TIMEOUT_SECONDS``
+is raised for Celery's slower start, so a late claim makes no second, empty run).
 
 A new DAG runs here by adding it to ``DAG_ORDERS`` (with ``trigger_with_conf`` when an order
 in the run's conf is how it takes one, ``through_the_batch_queue`` for a batched DAG).
@@ -99,7 +101,9 @@ DAG_ORDERS: dict[str, Place] = {
     "payment_pipeline": trigger_with_conf,
     "payment_state_machine": trigger_with_conf,
     "payment_pipeline_batch": through_the_batch_queue,
+    "payment_state_machine_batch": through_the_batch_queue,
 }
+BATCHED = {"payment_pipeline_batch", "payment_state_machine_batch"}
 
 
 def new_order() -> dict[str, Any]:
@@ -168,6 +172,9 @@ def celery_stack(
                 "SEGUE_RETRIES": "2",
                 "SEGUE_RETRY_DELAY_SECONDS": "1",
                 "SEGUE_MAX_RETRY_DELAY_SECONDS": "2",
+                # A Celery worker can take longer than the default 20 s to start a batched run
+                # and claim its batch; the watcher would then announce it again (an empty run).
+                "SEGUE_BATCH_CLAIM_TIMEOUT_SECONDS": "180",
                 # Only the DAGs under test run (unpaused below): no scheduled runs competing.
                 "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
             },
@@ -239,6 +246,9 @@ def test_order_completes_on_a_celery_worker(
     order_id = str(order["order_id"])
     run = celery_stack.api.wait_for_run(dag_id, run_id, timeout=RUN_TIMEOUT_SECONDS)
     assert run["state"] == "success", celery_stack.api.task_states(dag_id, run_id)
+    if dag_id in BATCHED:  # one batch, one run: no second, empty run for a late claim
+        runs = celery_stack.api.get(f"/dags/{dag_id}/dagRuns")["dag_runs"]
+        assert [r["dag_run_id"] for r in runs] == [run_id]
     with session_scope(engine) as session:
         assert session.get(OrderRow, order_id).status == "completed"
         charges = select(func.count()).where(ChargeRow.order_id == order_id)

@@ -1,12 +1,15 @@
-"""The DAGs' first tasks refuse a card number typed where the payment method token belongs."""
+"""The DAGs' first tasks refuse a card number typed where the payment method token belongs;
+the batched DAGs' queue watcher follows the settings."""
 
 from __future__ import annotations
 
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
+from include.batch_dags import batch_asset
 from include.payment_dags import checked_order_from_params, refuse_order_card_number
 from include.payments.order_form import ORDER_FORM
+from include.payments.settings import get_payment_settings
 
 
 def context(**params: object) -> dict[str, object]:
@@ -37,3 +40,21 @@ def test_a_card_number_fails_the_task_at_once_without_repeating_it(typed: str) -
 def test_a_card_number_field_fails_the_task_too() -> None:
     with pytest.raises(AirflowFailException, match="card_number"):
         refuse_order_card_number({"payment_method": "pm_card_visa", "card_number": "4242"})
+
+
+def test_the_batch_queue_watcher_takes_its_timings_from_the_settings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SEGUE_BATCH_MAX_ORDERS", "50")
+    monkeypatch.setenv("SEGUE_BATCH_MAX_WAIT_SECONDS", "1.5")
+    monkeypatch.setenv("SEGUE_BATCH_CLAIM_TIMEOUT_SECONDS", "90")
+    get_payment_settings.cache_clear()
+    try:
+        (watcher,) = batch_asset("payment_pipeline_batch").watchers
+    finally:
+        monkeypatch.undo()
+        get_payment_settings.cache_clear()
+    _, kwargs = watcher.trigger.serialize()
+    assert kwargs["max_items"] == 50 and kwargs["max_wait_seconds"] == 1.5
+    assert kwargs["claim_timeout_seconds"] == 90.0
+    assert kwargs["probe_kwargs"] == {"dag_id": "payment_pipeline_batch"}
