@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -19,7 +20,8 @@ from include.payments.gateway_client import GatewayClient
 from include.payments.models import Order
 from include.services.front_door import route_everything_to
 from include.workflow import workflow_env
-from segue.store.engine import build_engine, session_scope
+from segue.rollout.provider import REFRESH_SECONDS
+from segue.store.engine import session_scope
 from tools.broker import fresh_vhost
 from tools.gateway import GatewayProcess, start_gateway
 from tools.sandbox import fresh_database
@@ -167,19 +169,16 @@ def intake_api(engine: Engine, gateway: GatewayClient, **options: object) -> Tes
     return TestClient(app, headers={"Authorization": f"Bearer {key}"})
 
 
-def split_pinned_to(engine: Engine, path: str, reason: str) -> Engine:
-    """Send every new order to ``path`` (a new version of the traffic split) and return an
-    engine of its own for the front door to place orders with; the caller disposes of it.
-
-    Its own engine means a flag provider of its own: clean_db restarts version numbers at 1, and
-    a provider that cached an earlier test's version 1 would see nothing new.
+def pin_split(engine: Engine, path: str, reason: str) -> None:
+    """Send every new order to ``path`` (a new version of the traffic split), then wait out the
+    flag provider's staleness bound, so this process's next decision follows the new version.
 
     :param engine: the business store.
     :param path: the path every new order takes.
     :param reason: why (recorded in the flag's history).
     """
     route_everything_to(engine, path, actor="test", reason=reason)
-    return build_engine(engine.url.render_as_string(hide_password=False))
+    time.sleep(REFRESH_SECONDS)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

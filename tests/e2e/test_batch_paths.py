@@ -21,7 +21,7 @@ from include.payments.tables import ChargeRow, OrderRow, RefundRow, ShippingNoti
 from include.services.front_door import flag_router
 from segue.store.dead_letters import DeadLetter
 from segue.store.engine import session_scope
-from tests.conftest import DECLINED_TOKEN, intake_api, split_pinned_to
+from tests.conftest import DECLINED_TOKEN, intake_api, pin_split
 
 pytestmark = pytest.mark.e2e
 TERMINAL = ("completed", "failed", "compensated")
@@ -29,7 +29,7 @@ TERMINAL = ("completed", "failed", "compensated")
 
 def place_batch(engine, gateway_url: str, order_data: Callable, path: str) -> list[str]:
     """POST a good order, a declined card, an order with no stock and another good one."""
-    engine = split_pinned_to(engine, path, reason=f"batched {path} e2e")
+    pin_split(engine, path, reason=f"batched {path} e2e")
     gateway = GatewayClient(gateway_url, timeout_seconds=5)
     settings = PaymentSettings(gateway_url=gateway_url, front_door_batch=True)
     client = intake_api(engine, gateway, settings=settings, route=flag_router())

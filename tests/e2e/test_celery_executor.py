@@ -45,7 +45,7 @@ from include.payments.tables import ChargeRow, OrderRow
 from include.services import intake_http
 from include.services.front_door import flag_router
 from segue.store.engine import session_scope
-from tests.conftest import order_of, split_pinned_to
+from tests.conftest import order_of, pin_split
 from tests.polling import wait_for
 from tools.airflow_api import AirflowApi
 from tools.airflow_celery import WORKER, CeleryOptions
@@ -78,13 +78,8 @@ def through_the_batch_queue(
     ``dag_id``, the order placed with batching on; the run that claimed it from the queue."""
     path = next(path for path, batch_dag in BATCH_DAG_OF_PATH.items() if batch_dag == dag_id)
     order_id = str(order["order_id"])
-    front_door = split_pinned_to(engine, path, reason=f"Celery e2e of {dag_id}")
-    try:
-        _, placed_on = intake_http.place(
-            front_door, order_of(order), NAME, flag_router(), batch=True
-        )
-    finally:
-        front_door.dispose()
+    pin_split(engine, path, reason=f"Celery e2e of {dag_id}")
+    _, placed_on = intake_http.place(engine, order_of(order), NAME, flag_router(), batch=True)
     assert placed_on == path, f"{order_id} went to {placed_on!r}, not {path!r}"
 
     def claiming_run() -> str:
