@@ -8,7 +8,7 @@ One relay drains one source's rows at a time (a PostgreSQL advisory lock per sou
 order's events leave in the order they were written, even with several replicas of a service
 each running a relay: the others find the lock taken, skip, and poll. (``SKIP LOCKED`` batches
 would not do: two relays could publish one order's later event before its earlier one.)
-A crash between the confirm and the delete publishes the rows again: duplicates are allowed and
+A crash between the confirm and the commit publishes the rows again: duplicates are allowed and
 the consumers' inboxes absorb them.
 
 Circuit breaker: before a batch, the relay looks at the backlog of the queues it publishes into;
