@@ -253,9 +253,11 @@ class ServiceRuntime:
 
     def _fill(self, connection: Connection, buffer: list[Any]) -> None:
         """Wait briefly for a message, then for more until the batch window closes (at least
-        whatever else is already there)."""
+        whatever else is already there). Messages may be in ``buffer`` already: deliveries read
+        while the last batch awaited confirms on this connection (a retry or a park publishes
+        there), which must not wait out the 0.2 s."""
         try:
-            connection.drain_events(timeout=0.2)
+            connection.drain_events(timeout=ALREADY_THERE_SECONDS if buffer else 0.2)
             closes = time.monotonic() + self.batch_window
             while len(buffer) < BATCH_MAX:
                 wait = max(closes - time.monotonic(), ALREADY_THERE_SECONDS)

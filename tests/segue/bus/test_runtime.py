@@ -18,6 +18,7 @@ from sqlalchemy import Engine, func, select
 
 from include.payments.events import PAYMENT_EVENTS, OrderInvalidated, ReceiptSent
 from segue.bus import inbox
+from segue.bus.connection import connect
 from segue.bus.handlers import HandlerContext, NotYet, ServiceSpec
 from segue.bus.outbox import OutboxRow
 from segue.bus.parking import PARKED_BY, PARKED_CODE, PARKED_REASON
@@ -73,6 +74,23 @@ def test_emits_through_the_outbox_with_correlation_and_causation(
     assert seen == ["o-1"]
     with session_scope(clean_db) as session:
         wait_for(lambda: session.scalar(select(func.count()).select_from(OutboxRow)) == 0)
+
+
+def test_messages_read_while_awaiting_confirms_are_handled_without_waiting_for_more(
+    clean_db: Engine, fresh_amqp_url: str
+) -> None:
+    """A retry or a park awaits its confirm on the consumer's connection, which reads the next
+    deliveries into the buffer meanwhile; filling the next batch must not then block 0.2 s."""
+    runtime = ServiceRuntime(toy_service([]), engine=clean_db, amqp_url=fresh_amqp_url)
+    with connect(fresh_amqp_url) as connection:
+        for buffer in ([], ["a delivery read during a confirm wait"]):
+            started = time.monotonic()
+            runtime._fill(connection, buffer)
+            waited = time.monotonic() - started
+            if buffer:
+                assert waited < 0.15, f"waited {waited:.3f} s with a message in hand"
+            else:
+                assert waited >= 0.19  # nothing in hand: it waits for a message
 
 
 def test_the_same_event_twice_has_one_effect(
