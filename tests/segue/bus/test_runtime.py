@@ -82,6 +82,7 @@ def test_messages_read_while_awaiting_confirms_are_handled_without_waiting_for_m
     """A retry or a park awaits its confirm on the consumer's connection, which reads the next
     deliveries into the buffer meanwhile; filling the next batch must not then block 0.2 s."""
     runtime = ServiceRuntime(toy_service([]), engine=clean_db, amqp_url=fresh_amqp_url)
+    runtime.health.server.server_close()  # not started: only its _fill is used
     with connect(fresh_amqp_url) as connection:
         for buffer in ([], ["a delivery read during a confirm wait"]):
             started = time.monotonic()
