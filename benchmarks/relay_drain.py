@@ -4,9 +4,10 @@ Each round queues ``--rows`` outbox rows in their own transaction (as a service'
 then times the drain that publishes them (thread CPU, real PostgreSQL and RabbitMQ, confirms
 on), ``--drains`` times; the best round's CPU-µs per drain is kept. With ``--against DIR`` the
 same measurement runs, round by round in turn, on the code of the checkout in ``DIR`` (its
-``src`` on ``PYTHONPATH``), and the ratio is printed.
+``src`` on ``PYTHONPATH``, with this checkout's interpreter and packages), and the ratio is
+printed.
 
-    git worktree add /tmp/base <commit> && (cd /tmp/base && make install)
+    git worktree add /tmp/base <commit>
     .venv/bin/python benchmarks/relay_drain.py --against /tmp/base --rows 1,20 --rounds 5
 """
 

@@ -288,7 +288,7 @@ class ServiceRuntime:
         heartbeat_at = counted_at = time.monotonic()
         while not self.stopping.is_set():
             # Cleared before the drain: a commit after this point wakes the next round, one
-            # before it is seen by this drain's SELECT.
+            # before it is seen by this drain's statement.
             self.relay_wakeup.clear()
             published = relay.drain_once()
             self.counts["published"] += published
