@@ -136,6 +136,12 @@ def main() -> int:
     parser.add_argument(
         "--give-up-ms", type=float, default=2000.0, help="stop stepping past this p99"
     )
+    parser.add_argument(
+        "--spy",
+        action="store_true",
+        help="py-spy records every service during each step: CPU-ms per order by part of the "
+        "code (the profiler's own CPU counts in that run's figures)",
+    )
     parser.add_argument("--celery-rates", default="50", help="offered orders/s, Celery chain")
     parser.add_argument("--celery-concurrency", type=int, default=4, help="Celery pool size")
     parser.add_argument("--results", default="event_path.json", help="under benchmarks/results")
@@ -235,6 +241,7 @@ def run_phases(
                 args.step_seconds,
                 args.step_threads,
                 give_up_above_ms=args.give_up_ms,
+                spy_dir=log_dir / "py-spy" if args.spy else None,
             )
         if "celery" in phases:
             result["celery_chain"] = celery_phase(

@@ -5,6 +5,7 @@ stays within the target."""
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from event_path_load import (
     latencies,
 )
 from event_path_probe import Monitor
+from event_path_spy import breakdown, print_breakdown, spying
 
 TARGET_P99_MS = 250.0
 # Shared processes: PostgreSQL's and RabbitMQ's other work is counted in "all processes";
@@ -41,22 +43,31 @@ def cpu_per_1000(cpu: dict[str, Any]) -> dict[str, float]:
     return {"all_processes": round(every, 2), "fleet_and_our_db_backends": round(own, 2)}
 
 
-def one_rate(box: Fleet, rate: float, seconds: float, threads: int) -> dict[str, Any]:
+def one_rate(
+    box: Fleet, rate: float, seconds: float, threads: int, spy_dir: Path | None = None
+) -> dict[str, Any]:
     """Poisson arrivals at ``rate``/s over HTTP for ``seconds``, then the drain; its figures.
 
     :param box: the fleet.
     :param rate: offered orders/s.
     :param seconds: how long orders arrive.
     :param threads: HTTP client threads.
+    :param spy_dir: py-spy records every service while orders arrive, its files go here, and
+        the step gains CPU-ms per order by part of the code (None: no profiler).
     """
     prefix = f"step{rate:g}-"
     placement = Placement(prefix)
     meter = box.meter()
     print(f"stepped: {rate:g} orders/s offered over HTTP (Poisson) for {seconds:g}s", flush=True)
+    pids = {name: service.pid for name, service in box.services.items()}
+    spies = spying(pids, seconds, spy_dir, f"{rate:g}") if spy_dir else nullcontext({})
     meter.start()
-    with Monitor(
-        box.services, lambda: (placement.placed, count_orders(box.engine, prefix)), label=prefix
-    ) as monitor:
+    with (
+        spies as profiles,
+        Monitor(
+            box.services, lambda: (placement.placed, count_orders(box.engine, prefix)), label=prefix
+        ) as monitor,
+    ):
         place_paced_http_and_wait(
             box,
             placement,
@@ -70,6 +81,11 @@ def one_rate(box: Fleet, rate: float, seconds: float, threads: int) -> dict[str,
         )
     cpu = meter.stop(placement.placed)
     found = latencies(box.engine, prefix)
+    spied = {}
+    if profiles:  # CPU-s per 1,000 orders is CPU-ms per order
+        per_order = cpu["cpu_seconds_per_1000_orders"]
+        spied = {"py_spy": breakdown(profiles, per_order, NOT_SUMMED)}
+        print_breakdown(rate, spied["py_spy"])
     return {
         "offered_orders_per_second": rate,
         "seconds": seconds,
@@ -84,6 +100,7 @@ def one_rate(box: Fleet, rate: float, seconds: float, threads: int) -> dict[str,
         "max_total_backlog": monitor.peaks.max_total_backlog,
         "loadavg_at_end": loadavg(),
         "cpu": cpu,
+        **spied,
     }
 
 
@@ -94,6 +111,7 @@ def stepped_phase(
     threads: int,
     *,
     give_up_above_ms: float = 2000.0,
+    spy_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Each offered rate in turn; stops after a rate whose p99 passed ``give_up_above_ms``
     (higher rates would only queue more).
@@ -103,10 +121,11 @@ def stepped_phase(
     :param seconds: arrivals per step.
     :param threads: HTTP client threads.
     :param give_up_above_ms: the p99 past which higher rates are skipped.
+    :param spy_dir: profile every step with py-spy, files here (see ``one_rate``).
     """
     steps = []
     for rate in rates:
-        step = one_rate(box, rate, seconds, threads)
+        step = one_rate(box, rate, seconds, threads, spy_dir)
         steps.append(step)
         p99 = step["order_placed_to_shipping_notified"].get("p99_ms", float("inf"))
         print(
