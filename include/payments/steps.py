@@ -39,6 +39,7 @@ from include.payments.order_rows import (
     lock_order,
     locked_status,
     record_failed_order,
+    status_in,
 )
 from include.payments.shadow import (
     ShadowReceiptRow,
@@ -219,7 +220,7 @@ def _completes_when_both_recorded(receipts: Table, notices: Table) -> Update:
         update(orders)
         .where(
             orders.c.order_id == bindparam("oid"),
-            orders.c.status.in_(PROGRESS[:-1]),  # as advance_status: forward only
+            status_in(PROGRESS[:-1]),  # as advance_status: forward only
             exists().where(receipts.c.order_id == bindparam("oid")),
             exists().where(notices.c.order_id == bindparam("oid")),
         )

@@ -15,7 +15,7 @@ import secrets
 from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import select
+from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.orm import Session
 
 from include.payments.tables import ApiClientRow
@@ -25,6 +25,10 @@ from segue.store.inserts import insert_if_absent
 KEY_PREFIX = "sk_"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 SHOWN_PREFIX_CHARS = 10
+# Built once: the intake runs it for every request.
+_ACTIVE_CLIENT_OF_HASH = select(ApiClientRow.name).where(
+    ApiClientRow.key_hash == bindparam("key_hash"), ApiClientRow.revoked_at.is_(None)
+)
 
 
 class ClientError(ValueError):
@@ -138,15 +142,12 @@ def revoke_client(session: Session, name: str) -> bool:
     return True
 
 
-def client_of_key(session: Session, key: str) -> str | None:
+def client_of_key(reader: Session | Connection, key: str) -> str | None:
     """The name of the active client whose key is ``key``; None for unknown or revoked keys.
 
-    :param session: the business store's session.
+    :param reader: a session or a connection of the business store (one SELECT).
     :param key: the key the caller sent.
     """
     if not key.startswith(KEY_PREFIX):
         return None
-    query = select(ApiClientRow.name).where(
-        ApiClientRow.key_hash == hash_key(key), ApiClientRow.revoked_at.is_(None)
-    )
-    return session.scalar(query)
+    return reader.scalar(_ACTIVE_CLIENT_OF_HASH, {"key_hash": hash_key(key)})

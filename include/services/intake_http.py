@@ -59,7 +59,7 @@ from segue.bus.runtime import ServiceRuntime, prepare_process
 from segue.events.envelope import Envelope
 from segue.rollout import RolloutError
 from segue.settings import SegueSettings, get_settings
-from segue.store.engine import session_scope
+from segue.store.engine import session_scope, single_statement
 
 log = logging.getLogger(__name__)
 
@@ -328,8 +328,8 @@ def lookup_client(engine: Engine, key: str) -> str:
     :param engine: the business store.
     :param key: the key the caller sent.
     """
-    with session_scope(engine) as session:
-        client = client_of_key(session, key)
+    with single_statement(engine) as connection:  # a read: no BEGIN, no COMMIT
+        client = client_of_key(connection, key)
     if client is None:
         log.warning("refused an unknown or revoked API key %s...", key[:SHOWN_PREFIX_CHARS])
         raise unauthorized("unknown or revoked API key", error="invalid_token")

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 
-from sqlalchemy import Engine, MetaData, create_engine, event
+from sqlalchemy import Connection, Engine, MetaData, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session
@@ -123,3 +123,19 @@ def session_scope(engine: Engine) -> Iterator[Session]:
     # 0.2 CPU-ms per transaction, 10% of a service's CPU in a py-spy profile at 10 orders/s).
     with Session(engine, expire_on_commit=False) as session, session.begin():
         yield session
+
+
+@contextmanager
+def single_statement(engine: Engine) -> Iterator[Connection]:
+    """A connection for statements that need no transaction of their own (autocommit: each
+    statement is its own transaction, as a lone read is anyway).
+
+    psycopg opens a transaction with a ``BEGIN`` round trip before the first statement and
+    ends it with a ``COMMIT`` round trip: for a one-statement lookup that is three round trips
+    where one does. A key lookup per request cost 685 CPU-µs in a ``session_scope`` and 225
+    here (``benchmarks/statement_costs.py``).
+
+    :param engine: the engine to take a pooled connection from.
+    """
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        yield connection
