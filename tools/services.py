@@ -13,11 +13,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from include.workflow import workflow_env
 from tools.ports import unused_port
-from tools.processes import ChildProcess, ProcessStartError, answers_as, python_env, python_module
+from tools.processes import (
+    LOCAL_HTTP,
+    ChildProcess,
+    ProcessStartError,
+    answers_as,
+    python_env,
+    python_module,
+)
 
 READY_TIMEOUT_SECONDS = 60.0
 
@@ -67,7 +72,7 @@ class ServiceProcess(ChildProcess):
 
     def metrics(self) -> dict[str, Any]:
         """The counters the service's ``/metrics`` reports."""
-        return dict(httpx.get(f"{self.health_url}/metrics", timeout=2.0).json())
+        return dict(LOCAL_HTTP.get(f"{self.health_url}/metrics", timeout=2.0).json())
 
     def peak_rss_kib(self) -> int:
         """The process's peak resident memory (VmHWM) in KiB."""
