@@ -4,11 +4,11 @@ the samples into CPU-ms per order per part of the code.
 
 Each process's samples (py-spy ``--format raw``, ``--gil``: only the thread holding the GIL, so
 a thread waiting for PostgreSQL's answer or for a CPU does not count; ``--nonblocking``) are
-sorted into parts by the frames on their stack (:data:`ROLES`), and each
-part's share of the process's samples is multiplied by the CPU-ms per order the step's meter
-measured for that process. PostgreSQL and RabbitMQ are not Python: they appear as a whole. The
-profiler costs CPU itself (about 2-4% of a core per process sampled at 100 Hz), so a step run
-with ``--spy`` is for the shares, not for the figures of the clean runs.
+sorted into parts by the frames on their stack (:data:`ROLES`), and each part's share of the
+process's samples is multiplied by the CPU-ms per order the step's meter measured for that
+process. PostgreSQL and RabbitMQ are not Python: they appear as a whole. The profilers run
+beside the fleet on the same cores, so a step run with ``--spy`` is for the shares, not for
+the figures of the clean runs.
 
 Offline, on files recorded by hand (``py-spy record --format raw -o FILE --pid PID``)::
 
@@ -27,10 +27,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from py_spy_shares import frame_name
+
 PY_SPY = Path(sys.executable).with_name("py-spy")
 SAMPLES_PER_SECOND = 100
 
-# Each role is recognised by a frame on the stack (a frame reads "function file.py path"); within
+# Each role is recognised by a frame on the stack (a frame reads "function file.py"); within
 # a role, the first part with one of its frames on the stack takes the sample, and a part without
 # frames takes the rest. Specific before general: a relay's publish before its drain, a
 # handler's inbox claim before its transaction.
@@ -78,22 +80,12 @@ ROLES: tuple[tuple[str, str, tuple[tuple[str, tuple[str, ...]], ...]], ...] = (
 OTHER = "other (interpreter, thread switches, unattributed)"
 
 
-def frame_names(stack: str) -> list[str]:
-    """``function file.py path`` of each frame of a raw py-spy stack."""
-    names = []
-    for frame in stack.split(";"):
-        function, _, where = frame.partition(" (")
-        path = where.split(":")[0]
-        names.append(f"{function} {path.rsplit('/', 1)[-1]} {path}")
-    return names
-
-
 def part_of(stack: str) -> str:
     """The part of the code a sampled stack belongs to (:data:`ROLES`, else :data:`OTHER`).
 
     :param stack: ``frame;frame;...`` as py-spy's raw format writes it (outermost first).
     """
-    frames = frame_names(stack)
+    frames = [frame_name(frame) for frame in stack.split(";")]
 
     def on_stack(markers: tuple[str, ...]) -> bool:
         return any(marker in frame for frame in frames for marker in markers)
@@ -199,15 +191,15 @@ def spying(pids: Mapping[str, int], seconds: float, out_dir: Path, label: str) -
                 spy.kill()
 
 
-def print_breakdown(rate: float, parts: Mapping[str, Any], top: int = 25) -> None:
+def print_breakdown(what: str, parts: Mapping[str, Any], top: int = 25) -> None:
     """The step's CPU-ms per order by part, largest first.
 
-    :param rate: the step's offered orders/s.
+    :param what: what was profiled (e.g. "10 orders/s").
     :param parts: ``breakdown``'s result.
     :param top: how many parts to print.
     """
     by_part = parts["cpu_ms_per_order_by_part"]
-    print(f"\nwhere an order's CPU goes at {rate:g} orders/s (py-spy, CPU-ms per order):")
+    print(f"\nwhere an order's CPU goes, {what} (py-spy, CPU-ms per order):")
     for part, ms in list(by_part.items())[:top]:
         print(f"  {ms:7.2f}  {part}")
     print(f"  {sum(by_part.values()):7.2f}  all")
@@ -224,7 +216,7 @@ def main() -> int:
     cpu = {name: float(ms) for name, _, ms in (c.partition("=") for c in args.cpu_ms)}
     for name in profiles:
         cpu.setdefault(name, 1.0)  # without a figure: shares of one
-    print_breakdown(0, breakdown(profiles, cpu))
+    print_breakdown("offline", breakdown(profiles, cpu))
     return 0
 
 

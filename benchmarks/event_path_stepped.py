@@ -85,7 +85,7 @@ def one_rate(
     if profiles:  # CPU-s per 1,000 orders is CPU-ms per order
         per_order = cpu["cpu_seconds_per_1000_orders"]
         spied = {"py_spy": breakdown(profiles, per_order, NOT_SUMMED)}
-        print_breakdown(rate, spied["py_spy"])
+        print_breakdown(f"{rate:g} orders/s", spied["py_spy"])
     return {
         "offered_orders_per_second": rate,
         "seconds": seconds,
