@@ -23,7 +23,8 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import bindparam, update
+from sqlalchemy import Executable, bindparam, update
+from sqlalchemy.orm import Session
 
 from include.payments.database import payments_engine
 from include.payments.order_rows import PROGRESS, status_in
@@ -88,7 +89,7 @@ def main() -> int:
             with single_statement(engine) as connection:
                 return client_of_key(connection, key)
 
-        def update_with(statement: object) -> Callable[[int], object]:
+        def update_with(session: Session, statement: Executable) -> Callable[[int], object]:
             def run(index: int) -> object:  # nothing matches: the orders are completed
                 return session.execute(statement, {"oid": f"o-{index % 100}"})
 
@@ -102,10 +103,10 @@ def main() -> int:
         with session_scope(engine) as session:
             figures["UPDATE .. WHERE status IN (fixed statuses)"] = {
                 "usual: in_(tuple), expanding": cpu_us_per_call(
-                    update_with(expanding), args.statements, args.rounds
+                    update_with(session, expanding), args.statements, args.rounds
                 ),
                 "new: status_in, bound once": cpu_us_per_call(
-                    update_with(fixed), args.statements, args.rounds
+                    update_with(session, fixed), args.statements, args.rounds
                 ),
             }
         engine.dispose()
