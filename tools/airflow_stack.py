@@ -26,7 +26,7 @@ from include.workflow import workflow_env
 from segue.settings import get_settings
 from tools.airflow_api import AirflowApi
 from tools.airflow_celery import CeleryOptions, celery_env, supervisor_command, worker_ready
-from tools.processes import LOCAL_HTTP, read_pid, spawn_detached, stop_detached
+from tools.processes import local_http, read_pid, spawn_detached, stop_detached
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 COMPONENTS = ("metadatabase", "scheduler", "triggerer", "dag_processor")
@@ -214,7 +214,7 @@ class AirflowStack:
 
     def _health(self) -> dict[str, str]:
         try:
-            data = LOCAL_HTTP.get(f"{self.url}/api/v2/monitor/health", timeout=5).json()
+            data = local_http().get(f"{self.url}/api/v2/monitor/health", timeout=5).json()
         except (httpx.HTTPError, ValueError):
             return {}
         return {name: (part or {}).get("status", "?") for name, part in data.items()}

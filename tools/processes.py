@@ -14,6 +14,7 @@ health endpoint names its pid, so another server on the same port cannot stand i
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import signal
 import subprocess
@@ -30,10 +31,6 @@ import httpx
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 STOP_TIMEOUT_SECONDS = 20.0
 PORT_TAKEN = "address already in use"
-# One client for the polls of local health endpoints: ``httpx.get`` builds a client, and with it
-# an SSL context, per call (about 10 CPU-ms): 60% of the event path benchmark's own CPU went
-# there (py-spy). No keep-alive: a polled process may be killed between two polls.
-LOCAL_HTTP = httpx.Client(limits=httpx.Limits(max_keepalive_connections=0))
 
 
 class ProcessStartError(RuntimeError):
@@ -58,6 +55,17 @@ def python_module(module: str, *args: str) -> list[str]:
     return [sys.executable, "-m", module, *args]
 
 
+@functools.cache
+def local_http() -> httpx.Client:
+    """The one client for polls of local health endpoints, made on first use.
+
+    ``httpx.get`` builds a client, and with it an SSL context, per call: 60% of the event path
+    benchmark's own CPU went there (py-spy). No keep-alive: a polled process may be killed
+    between two polls.
+    """
+    return httpx.Client(limits=httpx.Limits(max_keepalive_connections=0))
+
+
 def answers_as(url: str, pid: int, timeout: float = 1.0) -> bool:
     """True when ``url`` answers 200 with JSON naming ``pid`` (that process, not another).
 
@@ -66,7 +74,7 @@ def answers_as(url: str, pid: int, timeout: float = 1.0) -> bool:
     :param timeout: seconds to wait for the answer.
     """
     try:
-        response = LOCAL_HTTP.get(url, timeout=timeout)
+        response = local_http().get(url, timeout=timeout)
         return response.status_code == 200 and response.json().get("pid") == pid
     except (httpx.HTTPError, ValueError, AttributeError):
         return False

@@ -16,10 +16,10 @@ from typing import Any
 from include.workflow import workflow_env
 from tools.ports import unused_port
 from tools.processes import (
-    LOCAL_HTTP,
     ChildProcess,
     ProcessStartError,
     answers_as,
+    local_http,
     python_env,
     python_module,
 )
@@ -72,7 +72,7 @@ class ServiceProcess(ChildProcess):
 
     def metrics(self) -> dict[str, Any]:
         """The counters the service's ``/metrics`` reports."""
-        return dict(LOCAL_HTTP.get(f"{self.health_url}/metrics", timeout=2.0).json())
+        return dict(local_http().get(f"{self.health_url}/metrics", timeout=2.0).json())
 
     def peak_rss_kib(self) -> int:
         """The process's peak resident memory (VmHWM) in KiB."""
