@@ -12,7 +12,12 @@ from pathlib import Path
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import NoSuchElementException, WebDriverException
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.remote.webelement import WebElement
+from selenium.webdriver.support.wait import WebDriverWait
 
 from tests.otlp_receiver import Receiver, otlp_receiver
 from tools.airflow_api import AirflowApi
@@ -95,3 +100,39 @@ def browser(tmp_path: Path) -> Iterator[WebDriver]:
     )
     yield driver
     driver.quit()
+
+
+def log_in(
+    browser: WebDriver, airflow_stack: AirflowStack, username: str = "admin", page: str = "/"
+) -> None:
+    """Log ``username`` in through Airflow's own login page, opened by going to ``page`` (Airflow
+    sends the browser there, and back to ``page`` afterwards); returns once Airflow set ``_token``.
+
+    :param browser: the browser.
+    :param airflow_stack: the Airflow whose generated password ``username`` has.
+    :param username: one of its users (admin, viewer).
+    :param page: the path to start from.
+    """
+    browser.get(f"{airflow_stack.url}{page}")
+    field = WebDriverWait(browser, 30).until(login_field)
+    field.send_keys(username)
+    password = browser.find_element(By.NAME, "password")
+    password.send_keys(airflow_stack.password_of(username))
+    password.send_keys(Keys.ENTER)
+    WebDriverWait(browser, 30).until(lambda d: d.get_cookie("_token") is not None)
+
+
+def login_field(browser: WebDriver) -> WebElement | bool:
+    """The login form's username field, or False while it is not there yet.
+
+    The page reaches the login form by a navigation in the browser: a lookup made while it is
+    under way fails with chromedriver's "aborted by navigation", which means "not yet" too.
+    """
+    try:
+        return browser.find_element(By.NAME, "username")
+    except NoSuchElementException:
+        return False
+    except WebDriverException as exc:
+        if "aborted by navigation" in str(exc.msg):
+            return False
+        raise

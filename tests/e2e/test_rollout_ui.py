@@ -16,7 +16,6 @@ import uuid
 import httpx
 import pytest
 from selenium.webdriver.common.by import By
-from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.wait import WebDriverWait
@@ -24,24 +23,11 @@ from sqlalchemy.orm import Session
 
 from include.workflow import ROLLOUT_BASELINE, ROLLOUT_FLAG, ROLLOUT_PATHS
 from segue.rollout import FlagSpec, current
+from tests.e2e.conftest import log_in
 from tools.airflow_api import AirflowApi
 
 pytestmark = pytest.mark.e2e
 FLAG = FlagSpec(name=ROLLOUT_FLAG, paths=ROLLOUT_PATHS, baseline=ROLLOUT_BASELINE)
-
-
-def password_of(airflow_stack, username: str) -> str:
-    """The password Airflow generated for ``username`` (conftest asks for admin and viewer)."""
-    return json.loads(airflow_stack.password_file.read_text())[username]
-
-
-def log_in(browser: WebDriver, airflow_stack, username: str) -> None:
-    browser.get(f"{airflow_stack.url}/")
-    field = WebDriverWait(browser, 30).until(ec.presence_of_element_located((By.NAME, "username")))
-    field.send_keys(username)
-    browser.find_element(By.NAME, "password").send_keys(password_of(airflow_stack, username))
-    browser.find_element(By.NAME, "password").send_keys(Keys.ENTER)
-    WebDriverWait(browser, 30).until(lambda d: d.get_cookie("_token") is not None)
 
 
 def text_of(browser: WebDriver, element_id: str) -> str:
@@ -111,7 +97,7 @@ def test_admin_changes_the_split_and_kills_it_and_a_viewer_only_reads(
     assert text_of(browser, "error-title") == "403"
     browser.save_screenshot(str(artifacts / "rollout-viewer-refused.png"))
 
-    viewer = AirflowApi(airflow_stack.url, "viewer", password_of(airflow_stack, "viewer"))
+    viewer = AirflowApi(airflow_stack.url, "viewer", airflow_stack.password_of("viewer"))
     try:
         headers = {"Authorization": f"Bearer {viewer.token()}"}
         api = f"{airflow_stack.url}/segue/api/rollout"

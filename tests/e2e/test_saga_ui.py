@@ -17,7 +17,6 @@ from pathlib import Path
 import httpx
 import pytest
 from selenium.webdriver.common.by import By
-from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.select import Select
@@ -28,6 +27,7 @@ from include.payments.gateway_client import GatewayClient
 from include.payments.saga import payment_machine
 from segue.statemachine.runner import SagaRunner
 from segue.statemachine.store import SagaStore
+from tests.e2e.conftest import log_in
 
 pytestmark = pytest.mark.e2e
 
@@ -62,18 +62,6 @@ def sagas(airflow_stack, engine, gateway_url, order_data, gateway_admin) -> Iter
         if not store.load(instance_id).final:
             saga_engine.compensate_now(instance_id, actor="test-teardown")
     client.close()
-
-
-def log_in(browser: WebDriver, airflow_stack) -> None:
-    """Through Airflow's own login page, as the other UI test does; Airflow sets ``_token``."""
-    browser.get(f"{airflow_stack.url}/")
-    username = WebDriverWait(browser, 30).until(
-        ec.presence_of_element_located((By.NAME, "username"))
-    )
-    username.send_keys("admin")
-    browser.find_element(By.NAME, "password").send_keys(airflow_stack.admin_password())
-    browser.find_element(By.NAME, "password").send_keys(Keys.ENTER)
-    WebDriverWait(browser, 30).until(lambda d: d.get_cookie("_token") is not None)
 
 
 def snapshot(browser: WebDriver, path: Path) -> None:

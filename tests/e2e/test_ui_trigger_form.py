@@ -20,6 +20,7 @@ from selenium.webdriver.support.wait import WebDriverWait
 
 from include.payments.tables import OrderRow
 from segue.store.engine import session_scope
+from tests.e2e.conftest import log_in
 
 pytestmark = pytest.mark.e2e
 
@@ -43,13 +44,7 @@ def fill(driver: WebDriver, element_id: str, value: str) -> None:
 def test_order_placed_from_the_trigger_form(
     browser, artifacts, airflow_stack, airflow_api, engine, gateway_url
 ):
-    browser.get(f"{airflow_stack.url}/dags/payment_pipeline")
-    username = WebDriverWait(browser, 30).until(
-        ec.presence_of_element_located((By.NAME, "username"))
-    )
-    username.send_keys("admin")
-    browser.find_element(By.NAME, "password").send_keys(airflow_stack.admin_password())
-    browser.find_element(By.NAME, "password").send_keys(Keys.ENTER)
+    log_in(browser, airflow_stack, page="/dags/payment_pipeline")
 
     button(browser, "Trigger", timeout=40).click()
     card = WebDriverWait(browser, 20).until(
