@@ -17,6 +17,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
+from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.wait import WebDriverWait
 
 from tests.otlp_receiver import Receiver, otlp_receiver
@@ -136,3 +137,30 @@ def login_field(browser: WebDriver) -> WebElement | bool:
         if "aborted by navigation" in str(exc.msg):
             return False
         raise
+
+
+def text_of(browser: WebDriver, element_id: str) -> str:
+    """The text of the element ``element_id``, once the page has it (up to 20 s).
+
+    :param browser: the browser.
+    :param element_id: the element's id.
+    """
+    located = ec.presence_of_element_located((By.ID, element_id))
+    return WebDriverWait(browser, 20).until(located).text
+
+
+def submit(browser: WebDriver, button_id: str, *, confirm: bool = False) -> None:
+    """Press a form's submit button and wait for the page the post leads to.
+
+    Until that page is there, the old one's elements are still found: a flash read too soon is
+    the previous action's, or goes stale while it is read.
+
+    :param browser: the browser.
+    :param button_id: the submit button's id.
+    :param confirm: accept the confirmation dialog the button opens first.
+    """
+    old_page = browser.find_element(By.TAG_NAME, "html")
+    browser.find_element(By.ID, button_id).click()
+    if confirm:
+        WebDriverWait(browser, 10).until(ec.alert_is_present()).accept()
+    WebDriverWait(browser, 30).until(ec.staleness_of(old_page))

@@ -17,23 +17,15 @@ import httpx
 import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
-from selenium.webdriver.support import expected_conditions as ec
-from selenium.webdriver.support.wait import WebDriverWait
 from sqlalchemy.orm import Session
 
 from include.workflow import ROLLOUT_BASELINE, ROLLOUT_FLAG, ROLLOUT_PATHS
 from segue.rollout import FlagSpec, current
-from tests.e2e.conftest import log_in
+from tests.e2e.conftest import log_in, submit, text_of
 from tools.airflow_api import AirflowApi
 
 pytestmark = pytest.mark.e2e
 FLAG = FlagSpec(name=ROLLOUT_FLAG, paths=ROLLOUT_PATHS, baseline=ROLLOUT_BASELINE)
-
-
-def text_of(browser: WebDriver, element_id: str) -> str:
-    return (
-        WebDriverWait(browser, 20).until(ec.presence_of_element_located((By.ID, element_id))).text
-    )
 
 
 def fill(browser: WebDriver, element_id: str, value: str) -> None:
@@ -60,7 +52,7 @@ def test_admin_changes_the_split_and_kills_it_and_a_viewer_only_reads(
     for path, weight in (("dag", "90"), ("saga", "0"), ("hybrid", "0"), ("events", "10")):
         fill(browser, f"weight-{path}", weight)
     fill(browser, "reason", reason)
-    browser.find_element(By.ID, "split-button").click()
+    submit(browser, "split-button")
     assert text_of(browser, "flash").startswith(f"Version {before + 1} by admin")
     assert text_of(browser, "version") == str(before + 1)
     assert text_of(browser, "share-events") == "10%" and text_of(browser, "share-dag") == "90%"
@@ -71,8 +63,7 @@ def test_admin_changes_the_split_and_kills_it_and_a_viewer_only_reads(
     browser.save_screenshot(str(artifacts / "rollout-events-10.png"))
 
     fill(browser, "kill-reason", "events path misbehaving")
-    browser.find_element(By.ID, "kill-button").click()
-    WebDriverWait(browser, 10).until(ec.alert_is_present()).accept()
+    submit(browser, "kill-button", confirm=True)
     assert "Killed by admin" in text_of(browser, "flash")
     assert text_of(browser, "version") == str(before + 2)
     assert text_of(browser, "killed-state").startswith("ON")
@@ -93,7 +84,7 @@ def test_admin_changes_the_split_and_kills_it_and_a_viewer_only_reads(
     fill(browser, "weight-dag", "50")
     fill(browser, "weight-events", "50")
     fill(browser, "reason", "a viewer tries")
-    browser.find_element(By.ID, "split-button").click()
+    submit(browser, "split-button")
     assert text_of(browser, "error-title") == "403"
     browser.save_screenshot(str(artifacts / "rollout-viewer-refused.png"))
 
@@ -125,7 +116,7 @@ def test_admin_starts_a_guarded_rollout_from_the_page_and_aborts_it(
     browser.get(f"{airflow_stack.url}/segue/rollout")
     assert text_of(browser, "guarded-none") == "No guarded rollout yet."
     browser.find_element(By.ID, "plan-text").send_keys(json.dumps(plan))
-    browser.find_element(By.ID, "start-button").click()
+    submit(browser, "start-button")
     assert "started by admin: events at 20%" in text_of(browser, "flash")
     assert text_of(browser, "guarded-state").startswith("running step 1 of 2")
     assert text_of(browser, "share-events") == "20%"
@@ -134,7 +125,7 @@ def test_admin_starts_a_guarded_rollout_from_the_page_and_aborts_it(
     browser.save_screenshot(str(artifacts / "rollout-guarded-running.png"))
 
     fill(browser, "abort-reason", "tried it from the page")
-    browser.find_element(By.ID, "abort-button").click()
+    submit(browser, "abort-button")
     assert "aborted at step 1 (20%)" in text_of(browser, "flash")
     assert text_of(browser, "guarded-state").startswith("aborted")
     assert text_of(browser, "killed-state").startswith("ON")

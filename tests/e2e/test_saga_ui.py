@@ -27,7 +27,7 @@ from include.payments.gateway_client import GatewayClient
 from include.payments.saga import payment_machine
 from segue.statemachine.runner import SagaRunner
 from segue.statemachine.store import SagaStore
-from tests.e2e.conftest import log_in
+from tests.e2e.conftest import log_in, submit, text_of
 
 pytestmark = pytest.mark.e2e
 
@@ -72,12 +72,6 @@ def snapshot(browser: WebDriver, path: Path) -> None:
     browser.set_window_size(width, max(height, full + 140))
     browser.save_screenshot(str(path))
     browser.set_window_size(width, height)
-
-
-def text_of(browser: WebDriver, element_id: str) -> str:
-    return (
-        WebDriverWait(browser, 20).until(ec.presence_of_element_located((By.ID, element_id))).text
-    )
 
 
 def listed_ids(browser: WebDriver) -> set[str]:
@@ -163,7 +157,7 @@ def test_a_person_filters_inspects_retries_and_compensates(
     assert "retry" in trail and "CHARGING: " in trail  # the gateway's 503, as the runner saw it
     snapshot(browser, artifacts / "saga-instance-parked.png")
 
-    browser.find_element(By.ID, "retry-button").click()
+    submit(browser, "retry-button")
     flash = text_of(browser, "flash")
     assert flash == "Retried from the current state by admin: now SUCCEEDED (succeeded)."
     assert text_of(browser, "status") == "succeeded"
@@ -173,8 +167,7 @@ def test_a_person_filters_inspects_retries_and_compensates(
     assert (instance.state, instance.status) == ("SUCCEEDED", "succeeded")
 
     browser.get(f"{url}/sagas/{sagas.to_compensate}")
-    browser.find_element(By.ID, "compensate-button").click()
-    WebDriverWait(browser, 10).until(ec.alert_is_present()).accept()
+    submit(browser, "compensate-button", confirm=True)
     flash = text_of(browser, "flash")
     assert flash.startswith("Compensation requested by admin: now ")
     instance = sagas.store.load(sagas.to_compensate)
